@@ -1,0 +1,144 @@
+"""The exception tree.
+
+A failed *candidate* (parse error, wrong signature, compile error, panic during a check) is data:
+a record fed back to the LLM. Exceptions are for a broken *setup* or for the caller of a native
+function. Every exception symbiont raises derives from :class:`SymbiontError`::
+
+    SymbiontError
+     +-- DeclarationError     the declared Rust source cannot be used (also ValueError)
+     +-- ConfigError          an unknown or invalid option (also ValueError)
+     +-- ToolchainError       rustc is missing or cannot build a trivial library
+     +-- BuildError           a build the setup depends on failed (revision 0, the trampoline)
+     +-- RevisionError        an unknown or unloaded revision (also LookupError)
+     +-- AgentError           the LLM could not be reached or answered unusably
+     |    +-- TransientAgentError   retried by the loop: connection, timeout, 408/425/429/5xx
+     |    +-- ContextOverflowError  the conversation no longer fits: the loop restarts it
+     +-- EvolveError          an evolution lane ended without a revision (carries its trace)
+     +-- PanicError           native code panicked (also RuntimeError)
+     +-- TimeoutError         a stage or a native call passed its deadline (also builtins.TimeoutError)
+
+Third-party exceptions are translated at the boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from symbiont.evolve._trace import AttemptTrace, Trace
+
+
+class SymbiontError(Exception):
+    """Base class of every exception symbiont raises."""
+
+
+class DeclarationError(SymbiontError, ValueError):
+    """The declared Rust source cannot be used; the message names the item and the problem."""
+
+
+class ConfigError(SymbiontError, ValueError):
+    """An unknown or invalid option; the message lists the valid ones."""
+
+
+class ToolchainError(SymbiontError):
+    """rustc is missing or broken; the message names the fix."""
+
+
+class BuildError(SymbiontError):
+    """A build the setup depends on failed. ``diagnostics`` holds the compiler's errors."""
+
+    def __init__(self, message: str, *, diagnostics: str = "") -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+class RevisionError(SymbiontError, LookupError):
+    """An unknown revision number, or a revision that can no longer be loaded."""
+
+
+class AgentError(SymbiontError):
+    """The LLM could not be reached or answered in a way the loop cannot use.
+
+    ``status`` is the HTTP status when there was one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientAgentError(AgentError):
+    """A failure worth retrying unchanged: connection, timeout, 408/425/429/5xx.
+
+    ``retry_after`` is the server's requested delay in seconds, when it sent one.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class ContextOverflowError(AgentError):
+    """The conversation is longer than the model's context window."""
+
+
+class EvolveError(SymbiontError):
+    """An evolution lane ended without registering a revision.
+
+    ``trace`` holds every attempt of the lane; ``last_failure`` is the last candidate failure
+    fed back to the LLM (or ``None`` when the lane ended on an agent error, which is then the
+    ``__cause__``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        trace: Trace,
+        last_failure: Any = None,
+        lane: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.trace = trace
+        self.last_failure = last_failure
+        self.lane = lane
+
+    @property
+    def attempts(self) -> tuple[AttemptTrace, ...]:
+        return self.trace.attempts
+
+
+class PanicError(SymbiontError, RuntimeError):
+    """A native function panicked. The host process is intact.
+
+    ``message`` is the panic message, ``file``/``line``/``column`` its location (``file`` is
+    ``"candidate.rs"`` for code the LLM wrote, lines counted in that code), ``function`` the
+    declared function that was called and ``revision`` the revision that ran.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: str,
+        revision: int | None,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        where = f" at {file}:{line}:{column}" if file else ""
+        rev = f" (revision {revision})" if revision is not None else ""
+        super().__init__(f"{function}{rev} panicked{where}: {message}")
+        self.message = message
+        self.function = function
+        self.revision = revision
+        self.file = file
+        self.line = line
+        self.column = column
+
+
+class TimeoutError(SymbiontError, builtins.TimeoutError):  # noqa: A001
+    """A stage (LLM request, build, check) or a native call passed its deadline."""

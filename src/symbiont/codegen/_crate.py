@@ -1,0 +1,232 @@
+"""The generated crate: prelude + candidate + runtime support + one CPython entry per function.
+
+Layout of a generated crate (all files in one build directory)::
+
+    lib.rs        lint allowances, `mod __symbiont_prelude { include!("prelude.rs") }`,
+                  `include!("candidate.rs")` at the crate root, the runtime support module and
+                  the exported entry points
+    prelude.rs    the declaration's non-function items, made `pub` so the root can glob-import
+                  them (a candidate may shadow a prelude item instead of clashing with it)
+    candidate.rs  the code under test, verbatim: compiler spans and panic locations already
+                  point at the lines the LLM wrote
+    rt.rs         conversions, buffer views, panic capture (see rt.rs)
+
+Only the entry points (``__symbiont_entry_<i>``) and ``__symbiont_init`` are exported. The
+candidate's own functions keep mangled, local symbols, so a helper named ``qsort`` can never
+preempt libc's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+from symbiont.decl import Declarations, FunctionDecl
+from symbiont.decl import _syntax as syn
+
+# Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
+# symbiont.load: cached libraries built by another glue version are then never reused.
+GLUE_ABI = 1
+ENTRY_PREFIX = "__symbiont_entry_"
+INIT_SYMBOL = "__symbiont_init"
+
+_LINTS = (
+    "dead_code, unused, non_snake_case, non_camel_case_types, non_upper_case_globals, "
+    "unreachable_code, unused_must_use, clippy::all"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrateSource:
+    """The files of one generated crate and the exported entry symbol of each function."""
+
+    files: dict[str, str]
+    entries: tuple[str, ...]
+    candidate: str
+
+    def digest(self, normalised_candidate: str) -> str:
+        """Content hash of everything but the candidate's layout and comments."""
+        h = hashlib.sha256()
+        h.update(f"glue-abi={GLUE_ABI}\n".encode())
+        for name in sorted(self.files):
+            if name == "candidate.rs":
+                continue
+            h.update(name.encode() + b"\0" + self.files[name].encode() + b"\0")
+        h.update(b"candidate\0" + normalised_candidate.encode())
+        return h.hexdigest()
+
+
+def _rt_source() -> str:
+    return resources.files("symbiont.codegen").joinpath("rt.rs").read_text(encoding="utf-8")
+
+
+def public_prelude(prelude: str) -> str:
+    """The prelude with `pub` added where it is missing, so the crate root can glob-import it."""
+    if not prelude.strip():
+        return ""
+    tree = syn.parse(prelude)
+    inserts: list[int] = []
+
+    def needs_pub(node_children: list[str]) -> bool:
+        return "visibility_modifier" not in node_children
+
+    for item in tree.root_node.named_children:
+        kinds = [c.type for c in item.children]
+        if item.type in ("line_comment", "block_comment", "attribute_item"):
+            continue
+        if item.type == "impl_item":
+            if item.child_by_field_name("trait") is not None:
+                continue
+            body = item.child_by_field_name("body")
+            for member in body.named_children if body else []:
+                if member.type in ("function_item", "const_item") and needs_pub(
+                    [c.type for c in member.children]
+                ):
+                    inserts.append(member.start_byte)
+            continue
+        if needs_pub(kinds) and item.type not in ("macro_invocation", "foreign_mod_item"):
+            inserts.append(item.start_byte)
+        if item.type == "struct_item":
+            body = item.child_by_field_name("body")
+            if body is None:
+                continue
+            if body.type == "field_declaration_list":
+                for field in body.named_children:
+                    if field.type == "field_declaration" and needs_pub(
+                        [c.type for c in field.children]
+                    ):
+                        inserts.append(field.start_byte)
+            elif body.type == "ordered_field_declaration_list":
+                prev_vis = False
+                for child in body.children:
+                    if child.type == "visibility_modifier":
+                        prev_vis = True
+                    elif child.is_named and child.type not in ("attribute_item",):
+                        if not prev_vis:
+                            inserts.append(child.start_byte)
+                        prev_vis = False
+    raw = bytearray(prelude.encode("utf-8"))
+    for pos in sorted(inserts, reverse=True):
+        raw[pos:pos] = b"pub "
+    return raw.decode("utf-8")
+
+
+def _entry(index: int, f: FunctionDecl) -> str:
+    """One exported METH_FASTCALL entry point; `k` is the library's Python keeper object."""
+    n = len(f.params)
+    lines = [
+        "#[no_mangle]",
+        f"pub unsafe extern \"C\" fn {ENTRY_PREFIX}{index}(",
+        "    k: rt::Obj, args: *const rt::Obj, nargs: isize,",
+        ") -> rt::Obj {",
+        "    let mut pin = rt::Pin::new(k);",
+        f"    if nargs != {n} {{ return rt::arity(&mut pin, {index}, nargs); }}",
+    ]
+    call_args: list[str] = []
+    spans: list[str] = []
+    write_backs: list[str] = []
+    for pi, p in enumerate(f.params):
+        o = f"*args.add({pi})"
+        t = p.type
+        err = "Err(()) => return std::ptr::null_mut()"
+        if t.kind == "scalar":
+            lines.append(
+                f"    let a{pi}: {t.rust} = match rt::arg(&mut pin, {index}, {pi}, {o}) "
+                f"{{ Ok(v) => v, {err} }};"
+            )
+            call_args.append(f"a{pi}")
+        elif t.kind == "str":
+            lines.append(
+                f"    let a{pi}: &str = match rt::str_arg(&mut pin, {index}, {pi}, {o}) "
+                f"{{ Ok(v) => v, {err} }};"
+            )
+            call_args.append(f"a{pi}")
+        elif t.kind == "slice":
+            assert t.elem is not None
+            fn = "slice_mut" if t.mutable else "slice"
+            lines.append("    let mut v%d = rt::View::new();" % pi)
+            lines.append(
+                f"    let a{pi}: {t.rust} = match rt::{fn}::<{t.elem.rust}>(&mut pin, {index}, {pi}, "
+                f"{o}, &mut v{pi}) {{ Ok(v) => v, {err} }};"
+            )
+            spans.append(f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})")
+            call_args.append(f"a{pi}")
+        elif t.kind == "mut_ref":
+            assert t.elem is not None
+            e = t.elem.rust
+            lines.append(f"    let mut v{pi} = rt::View::new();")
+            lines.append(f"    let mut t{pi}: {e} = Default::default();")
+            lines.append(
+                f"    let a{pi}: &mut {e} = match rt::mut_ref::<{e}>(&mut pin, {index}, {pi}, {o}, "
+                f"&mut v{pi}, &mut t{pi}) {{ Ok(v) => v, {err} }};"
+            )
+            spans.append(f"({pi}, v{pi}.bytes(), true)")
+            call_args.append(f"a{pi}")
+            write_backs.append(
+                f"    if !rt::cell_back(&mut pin, {index}, {pi}, {o}, &v{pi}, t{pi}) "
+                "{ return std::ptr::null_mut(); }"
+            )
+        else:  # pragma: no cover - decl rejects these
+            raise AssertionError(t)
+    if len(spans) > 1:
+        lines.append(
+            f"    if rt::overlap(&mut pin, {index}, &[{', '.join(spans)}]) "
+            "{ return std::ptr::null_mut(); }"
+        )
+    call = f"crate::{f.name}({', '.join(call_args)})"
+    lines.append(f"    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {call}));")
+    if write_backs:
+        lines.append("    if r.is_ok() {")
+        lines.extend("    " + w for w in write_backs)
+        lines.append("    }")
+    lines.append(f"    rt::finish(&mut pin, {index}, r)")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def generate(decls: Declarations, candidate: str) -> CrateSource:
+    """The crate for ``candidate`` (Rust source defining every declared function)."""
+    entries = tuple(f"{ENTRY_PREFIX}{i}" for i in range(len(decls.functions)))
+    glue = "\n\n".join(_entry(i, f) for i, f in enumerate(decls.functions))
+    lib = f"""// generated by symbiont: do not edit
+#![allow({_LINTS})]
+
+#[doc(hidden)]
+mod __symbiont_prelude {{
+    #![allow(unused_imports)]
+    include!("prelude.rs");
+}}
+#[allow(unused_imports)]
+use __symbiont_prelude::*;
+
+include!("candidate.rs");
+
+#[doc(hidden)]
+mod __symbiont_rt {{
+    include!("rt.rs");
+}}
+
+#[doc(hidden)]
+mod __symbiont_glue {{
+    use super::__symbiont_rt as rt;
+
+    #[no_mangle]
+    pub extern "C" fn {INIT_SYMBOL}() -> u32 {{
+        rt::init();
+        {GLUE_ABI}
+    }}
+
+{glue}
+}}
+"""
+    return CrateSource(
+        files={
+            "lib.rs": lib,
+            "prelude.rs": public_prelude(decls.prelude),
+            "candidate.rs": candidate if candidate.endswith("\n") else candidate + "\n",
+            "rt.rs": _rt_source(),
+        },
+        entries=entries,
+        candidate=candidate,
+    )

@@ -1,0 +1,701 @@
+// symbiont runtime support, compiled into every generated library as `mod __symbiont_rt`.
+//
+// The generated library is its own CPython glue: the few C-API items it needs are declared by
+// hand (stable-ABI subset, non-free-threaded object header), so building needs nothing but
+// rustc. Fast paths stay in Rust; every error path calls back into the library's Python keeper
+// object (`_coerce`, `_arity`, `_panic`, ...), which formats messages with full knowledge of the
+// declaration.
+//
+// Pinning. The dispatcher jumps straight into an entry point without touching the keeper `k`
+// (a reference count round trip there costs ~10% of a call). That is safe because a library is
+// only unloaded by symbiont's reaper, from Python code, after its keeper has died: a call that
+// runs no Python code and keeps the GIL cannot interleave with the reaper. So before anything
+// that may run Python code (a keeper callback, `__index__`/`__float__` of a non-exact type, a
+// buffer exporter, allocation of a GC-tracked container, releasing the GIL) an entry pins `k`
+// with `Pin::hold`; the pin is dropped when the entry returns. Exact int/float/str/bool fast
+// paths and scalar/str results never run Python code and stay unpinned.
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_int, c_long, c_void};
+use std::ptr::{addr_of_mut, null_mut};
+
+pub type Ssize = isize;
+
+#[repr(C)]
+pub struct PyObject {
+    pub ob_refcnt: Ssize,
+    pub ob_type: *mut c_void,
+}
+
+pub type Obj = *mut PyObject;
+
+/// A C object whose layout is never read: only its address is used.
+#[repr(C)]
+pub struct Opaque {
+    _p: [u8; 0],
+}
+
+#[inline(always)]
+unsafe fn is_exact(o: Obj, t: *mut Opaque) -> bool {
+    (*o).ob_type == t as *mut c_void
+}
+
+/// Keeps the library's keeper alive from the first operation that may run Python code until
+/// the entry point returns (see "Pinning" above).
+pub struct Pin {
+    pub k: Obj,
+    held: bool,
+}
+
+impl Pin {
+    #[inline(always)]
+    pub fn new(k: Obj) -> Pin {
+        Pin { k, held: false }
+    }
+    #[inline(always)]
+    pub fn hold(&mut self) -> Obj {
+        if !self.held {
+            unsafe { Py_IncRef(self.k) };
+            self.held = true;
+        }
+        self.k
+    }
+}
+
+impl Drop for Pin {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.held {
+            unsafe { Py_DecRef(self.k) };
+        }
+    }
+}
+
+#[repr(C)]
+pub struct PyBuffer {
+    pub buf: *mut c_void,
+    pub obj: Obj,
+    pub len: Ssize,
+    pub itemsize: Ssize,
+    pub readonly: c_int,
+    pub ndim: c_int,
+    pub format: *mut c_char,
+    pub shape: *mut Ssize,
+    pub strides: *mut Ssize,
+    pub suboffsets: *mut Ssize,
+    pub internal: *mut c_void,
+}
+
+const PYBUF_WRITABLE: c_int = 0x0001;
+const PYBUF_FORMAT: c_int = 0x0004;
+const PYBUF_C_CONTIGUOUS: c_int = 0x0020 | 0x0010 | 0x0008;
+
+extern "C" {
+    fn PyLong_FromLong(v: i64) -> Obj;
+    fn PyLong_FromUnsignedLongLong(v: u64) -> Obj;
+    fn PyLong_AsLongLong(o: Obj) -> i64;
+    fn PyLong_AsUnsignedLongLong(o: Obj) -> u64;
+    fn PyFloat_FromDouble(v: f64) -> Obj;
+    fn PyFloat_AsDouble(o: Obj) -> f64;
+    fn PyBool_FromLong(v: c_long) -> Obj;
+    fn PyUnicode_FromStringAndSize(s: *const c_char, n: Ssize) -> Obj;
+    fn PyUnicode_AsUTF8AndSize(o: Obj, n: *mut Ssize) -> *const c_char;
+    fn PyUnicode_GetLength(o: Obj) -> Ssize;
+    fn PyUnicode_ReadChar(o: Obj, i: Ssize) -> u32;
+    fn PyUnicode_FromOrdinal(c: c_int) -> Obj;
+    fn PyErr_Occurred() -> Obj;
+    fn PyErr_Clear();
+    fn PyErr_SetString(t: Obj, msg: *const c_char);
+    fn PyObject_GetBuffer(o: Obj, view: *mut PyBuffer, flags: c_int) -> c_int;
+    fn PyBuffer_Release(view: *mut PyBuffer);
+    fn PyObject_CallMethod(o: Obj, name: *const c_char, fmt: *const c_char, ...) -> Obj;
+    fn Py_IncRef(o: Obj);
+    fn Py_DecRef(o: Obj);
+    fn PyTuple_New(n: Ssize) -> Obj;
+    fn PyTuple_SetItem(t: Obj, i: Ssize, v: Obj) -> c_int;
+    fn PyList_New(n: Ssize) -> Obj;
+    fn PyList_SetItem(l: Obj, i: Ssize, v: Obj) -> c_int;
+    static mut PyLong_Type: Opaque;
+    static mut PyFloat_Type: Opaque;
+    static mut PyUnicode_Type: Opaque;
+    static mut _Py_NoneStruct: PyObject;
+    static mut _Py_TrueStruct: PyObject;
+    static mut _Py_FalseStruct: PyObject;
+    static mut PyExc_RuntimeError: Obj;
+}
+
+// ---------------------------------------------------------------- panics
+
+thread_local! {
+    // (file ptr, file len, line, column) of the last panic on this thread. Plain `Copy` data
+    // and a const initialiser: a TLS value with a destructor would pin the library in memory
+    // (glibc refuses to unmap a library with live TLS destructors).
+    static LOCATION: Cell<(usize, usize, u32, u32)> = const { Cell::new((0, 0, 0, 0)) };
+}
+
+/// Installs the silent panic hook. The default hook prints to stderr and, with
+/// RUST_BACKTRACE=1, symbolises the whole stack (about 70 ms per panic).
+pub fn init() {
+    std::panic::set_hook(Box::new(|info| {
+        if let Some(loc) = info.location() {
+            let file = loc.file();
+            LOCATION.with(|c| c.set((file.as_ptr() as usize, file.len(), loc.line(), loc.column())));
+        }
+    }));
+}
+
+#[inline(never)]
+pub unsafe fn panicked(pin: &mut Pin, fi: Ssize, payload: Box<dyn std::any::Any + Send>) -> Obj {
+    let k = pin.hold();
+    let msg: &str = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.as_str()
+    } else {
+        "Box<dyn Any>"
+    };
+    let (fp, fl, line, col) = LOCATION.with(|c| c.replace((0, 0, 0, 0)));
+    let file: &[u8] = if fp == 0 { b"" } else { std::slice::from_raw_parts(fp as *const u8, fl) };
+    let r = PyObject_CallMethod(
+        k,
+        c"_panic".as_ptr(),
+        c"nNNII".as_ptr(),
+        fi,
+        PyUnicode_FromStringAndSize(msg.as_ptr() as *const c_char, msg.len() as Ssize),
+        PyUnicode_FromStringAndSize(file.as_ptr() as *const c_char, file.len() as Ssize),
+        line as u32,
+        col as u32,
+    );
+    drop(payload);
+    unexpected(r)
+}
+
+/// A keeper callback that should have raised returned a value instead.
+unsafe fn unexpected(r: Obj) -> Obj {
+    if !r.is_null() {
+        Py_DecRef(r);
+        PyErr_SetString(PyExc_RuntimeError, c"symbiont: error callback did not raise".as_ptr());
+    }
+    null_mut()
+}
+
+#[inline(never)]
+pub unsafe fn arity(pin: &mut Pin, fi: Ssize, nargs: Ssize) -> Obj {
+    let k = pin.hold();
+    unexpected(PyObject_CallMethod(k, c"_arity".as_ptr(), c"nn".as_ptr(), fi, nargs))
+}
+
+unsafe fn arg_error(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) {
+    let k = pin.hold();
+    unexpected(PyObject_CallMethod(k, c"_coerce".as_ptr(), c"nnOi".as_ptr(), fi, pi, o, 0 as c_int));
+}
+
+// ---------------------------------------------------------------- scalar arguments
+
+pub trait FromPy: Sized {
+    /// Converts an object of the exact expected type without running any Python code; returns
+    /// None (with no Python error pending) for anything else.
+    unsafe fn fast(o: Obj) -> Option<Self>;
+    /// Converts any acceptable object; may run Python code (`__index__`, `__float__`).
+    unsafe fn from_py(o: Obj) -> Option<Self> {
+        Self::fast(o)
+    }
+}
+
+macro_rules! signed {
+    ($($t:ty),*) => {$(
+        impl FromPy for $t {
+            #[inline(always)]
+            unsafe fn fast(o: Obj) -> Option<$t> {
+                if !is_exact(o, addr_of_mut!(PyLong_Type)) {
+                    return None;
+                }
+                Self::from_py(o)
+            }
+            #[inline(always)]
+            unsafe fn from_py(o: Obj) -> Option<$t> {
+                let v = PyLong_AsLongLong(o);
+                if v == -1 && !PyErr_Occurred().is_null() {
+                    PyErr_Clear();
+                    return None;
+                }
+                <$t>::try_from(v).ok()
+            }
+        }
+    )*};
+}
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(
+        impl FromPy for $t {
+            #[inline(always)]
+            unsafe fn fast(o: Obj) -> Option<$t> {
+                if !is_exact(o, addr_of_mut!(PyLong_Type)) {
+                    return None;
+                }
+                Self::from_py(o)
+            }
+            #[inline(always)]
+            unsafe fn from_py(o: Obj) -> Option<$t> {
+                let v = PyLong_AsUnsignedLongLong(o);
+                if v == u64::MAX && !PyErr_Occurred().is_null() {
+                    PyErr_Clear();
+                    return None;
+                }
+                <$t>::try_from(v).ok()
+            }
+        }
+    )*};
+}
+signed!(i8, i16, i32, i64, isize);
+unsigned!(u8, u16, u32, u64, usize);
+
+impl FromPy for f64 {
+    #[inline(always)]
+    unsafe fn fast(o: Obj) -> Option<f64> {
+        if !is_exact(o, addr_of_mut!(PyFloat_Type)) {
+            return None;
+        }
+        Self::from_py(o)
+    }
+    #[inline(always)]
+    unsafe fn from_py(o: Obj) -> Option<f64> {
+        let v = PyFloat_AsDouble(o);
+        if v == -1.0 && !PyErr_Occurred().is_null() {
+            PyErr_Clear();
+            return None;
+        }
+        Some(v)
+    }
+}
+
+#[inline(always)]
+fn narrow(v: f64) -> Option<f32> {
+    let n = v as f32;
+    // A finite value beyond f32's range would silently become infinity.
+    if v.is_finite() && n.is_infinite() { None } else { Some(n) }
+}
+
+impl FromPy for f32 {
+    #[inline(always)]
+    unsafe fn fast(o: Obj) -> Option<f32> {
+        narrow(f64::fast(o)?)
+    }
+    unsafe fn from_py(o: Obj) -> Option<f32> {
+        narrow(f64::from_py(o)?)
+    }
+}
+
+impl FromPy for bool {
+    #[inline(always)]
+    unsafe fn fast(o: Obj) -> Option<bool> {
+        if o == addr_of_mut!(_Py_TrueStruct) {
+            Some(true)
+        } else if o == addr_of_mut!(_Py_FalseStruct) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+impl FromPy for char {
+    #[inline(always)]
+    unsafe fn fast(o: Obj) -> Option<char> {
+        if !is_exact(o, addr_of_mut!(PyUnicode_Type)) {
+            return None;
+        }
+        Self::from_py(o)
+    }
+    unsafe fn from_py(o: Obj) -> Option<char> {
+        let n = PyUnicode_GetLength(o);
+        if n != 1 {
+            if n < 0 {
+                PyErr_Clear();
+            }
+            return None;
+        }
+        char::from_u32(PyUnicode_ReadChar(o, 0))
+    }
+}
+
+/// A scalar argument; on failure asks the keeper to normalise the object (numpy scalars,
+/// objects with `__index__`) and tries once more, or lets the keeper raise the error.
+#[inline(always)]
+pub unsafe fn arg<T: FromPy>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Result<T, ()> {
+    if let Some(v) = T::fast(o) {
+        return Ok(v);
+    }
+    arg_slow(pin, fi, pi, o)
+}
+
+#[inline(never)]
+unsafe fn arg_slow<T: FromPy>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Result<T, ()> {
+    let k = pin.hold();
+    let n = PyObject_CallMethod(k, c"_coerce".as_ptr(), c"nnOi".as_ptr(), fi, pi, o, 1 as c_int);
+    if n.is_null() {
+        return Err(());
+    }
+    let r = T::from_py(n);
+    Py_DecRef(n);
+    match r {
+        Some(v) => Ok(v),
+        None => {
+            arg_error(pin, fi, pi, o);
+            Err(())
+        }
+    }
+}
+
+/// `&str`: borrowed from the argument, which outlives the call. No normalisation.
+#[inline(always)]
+pub unsafe fn str_arg<'a>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Result<&'a str, ()> {
+    if !is_exact(o, addr_of_mut!(PyUnicode_Type)) {
+        pin.hold(); // a str subclass may run Python code while encoding
+    }
+    let mut n: Ssize = 0;
+    let p = PyUnicode_AsUTF8AndSize(o, &mut n);
+    if p.is_null() {
+        PyErr_Clear();
+        arg_error(pin, fi, pi, o);
+        return Err(());
+    }
+    Ok(std::str::from_utf8_unchecked(std::slice::from_raw_parts(p as *const u8, n as usize)))
+}
+
+// ---------------------------------------------------------------- buffers
+
+pub trait Elem: Sized {
+    fn format_ok(code: u8, itemsize: Ssize) -> bool;
+}
+
+macro_rules! elem {
+    ($t:ty, $codes:expr) => {
+        impl Elem for $t {
+            #[inline(always)]
+            fn format_ok(code: u8, itemsize: Ssize) -> bool {
+                itemsize as usize == std::mem::size_of::<$t>() && $codes.contains(&code)
+            }
+        }
+    };
+}
+elem!(i8, b"bhilqn");
+elem!(i16, b"bhilqn");
+elem!(i32, b"bhilqn");
+elem!(i64, b"bhilqn");
+elem!(isize, b"bhilqn");
+elem!(u8, b"BHILQN");
+elem!(u16, b"BHILQN");
+elem!(u32, b"BHILQN");
+elem!(u64, b"BHILQN");
+elem!(usize, b"BHILQN");
+elem!(f32, b"f");
+elem!(f64, b"d");
+elem!(bool, b"?");
+
+/// A held buffer view, released on drop (also when the call panics).
+pub struct View {
+    view: PyBuffer,
+    held: bool,
+}
+
+impl View {
+    #[inline(always)]
+    pub fn new() -> View {
+        View { view: unsafe { std::mem::zeroed() }, held: false }
+    }
+    pub fn bytes(&self) -> (usize, usize) {
+        if self.held { (self.view.buf as usize, self.view.len as usize) } else { (0, 0) }
+    }
+}
+
+impl Drop for View {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.held {
+            unsafe { PyBuffer_Release(&mut self.view) };
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn format_code(fmt: *const c_char) -> Option<u8> {
+    if fmt.is_null() {
+        return Some(b'B');
+    }
+    let mut p = fmt as *const u8;
+    // '@' native, '=' and '<' standard little-endian: all mean native on the targets we build.
+    if matches!(*p, b'@' | b'=' | b'<') {
+        p = p.add(1);
+    }
+    let c = *p;
+    if c == 0 || *p.add(1) != 0 { None } else { Some(c) }
+}
+
+/// Acquires a C-contiguous buffer of `T`; returns its start and element count.
+#[inline(always)]
+unsafe fn acquire<T: Elem>(
+    pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &mut View, writable: bool,
+) -> Result<(*mut T, usize), ()> {
+    pin.hold(); // exporters may run Python code
+    let flags = PYBUF_FORMAT | PYBUF_C_CONTIGUOUS | if writable { PYBUF_WRITABLE } else { 0 };
+    if PyObject_GetBuffer(o, &mut v.view, flags) != 0 {
+        PyErr_Clear();
+        arg_error(pin, fi, pi, o);
+        return Err(());
+    }
+    v.held = true;
+    let ok = match format_code(v.view.format) {
+        Some(c) => T::format_ok(c, v.view.itemsize),
+        None => false,
+    };
+    let p = v.view.buf as *mut T;
+    if !ok || (p as usize) % std::mem::align_of::<T>() != 0 {
+        arg_error(pin, fi, pi, o);
+        return Err(());
+    }
+    let n = v.view.len as usize / std::mem::size_of::<T>();
+    let p = if n == 0 { std::ptr::NonNull::<T>::dangling().as_ptr() } else { p };
+    Ok((p, n))
+}
+
+#[inline(always)]
+pub unsafe fn slice<'a, T: Elem>(
+    pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &mut View,
+) -> Result<&'a [T], ()> {
+    let (p, n) = acquire::<T>(pin, fi, pi, o, v, false)?;
+    Ok(std::slice::from_raw_parts(p, n))
+}
+
+#[inline(always)]
+pub unsafe fn slice_mut<'a, T: Elem>(
+    pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &mut View,
+) -> Result<&'a mut [T], ()> {
+    let (p, n) = acquire::<T>(pin, fi, pi, o, v, true)?;
+    Ok(std::slice::from_raw_parts_mut(p, n))
+}
+
+/// `&mut T`: a writable one-element buffer (written in place) or a `symbiont.Cell`, whose value
+/// is read here into `tmp` and written back by `cell_back` after a successful call.
+#[inline(always)]
+pub unsafe fn mut_ref<'a, T: Elem + FromPy>(
+    pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &mut View, tmp: &'a mut T,
+) -> Result<&'a mut T, ()> {
+    let k = pin.hold();
+    let flags = PYBUF_FORMAT | PYBUF_C_CONTIGUOUS | PYBUF_WRITABLE;
+    if PyObject_GetBuffer(o, &mut v.view, flags) == 0 {
+        v.held = true;
+        let ok = match format_code(v.view.format) {
+            Some(c) => T::format_ok(c, v.view.itemsize),
+            None => false,
+        };
+        let p = v.view.buf as *mut T;
+        if !ok
+            || v.view.len as usize != std::mem::size_of::<T>()
+            || (p as usize) % std::mem::align_of::<T>() != 0
+        {
+            arg_error(pin, fi, pi, o);
+            return Err(());
+        }
+        return Ok(&mut *p);
+    }
+    PyErr_Clear();
+    let val = PyObject_CallMethod(k, c"_cell_get".as_ptr(), c"nnO".as_ptr(), fi, pi, o);
+    if val.is_null() {
+        return Err(());
+    }
+    let r = T::from_py(val);
+    Py_DecRef(val);
+    match r {
+        Some(x) => {
+            *tmp = x;
+            Ok(tmp)
+        }
+        None => {
+            arg_error(pin, fi, pi, o);
+            Err(())
+        }
+    }
+}
+
+/// Writes a Cell's new value back (no-op when the argument was a buffer).
+#[inline(always)]
+pub unsafe fn cell_back<T: Ret>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &View, value: T) -> bool {
+    if v.held {
+        return true;
+    }
+    let k = pin.hold();
+    let py = value.into_py();
+    if py.is_null() {
+        return false;
+    }
+    let r = PyObject_CallMethod(k, c"_cell_set".as_ptr(), c"nnOO".as_ptr(), fi, pi, o, py);
+    Py_DecRef(py);
+    if r.is_null() {
+        return false;
+    }
+    Py_DecRef(r);
+    true
+}
+
+/// Two arguments whose memory overlaps while one of them is `&mut` would alias a mutable
+/// reference: undefined behaviour in Rust, so it is refused.
+pub unsafe fn overlap(pin: &mut Pin, fi: Ssize, spans: &[(Ssize, (usize, usize), bool)]) -> bool {
+    let k = pin.k; // buffers are held, so the pin is too
+    for (i, &(pi, (a, an), am)) in spans.iter().enumerate() {
+        for &(pj, (b, bn), bm) in &spans[i + 1..] {
+            if (am || bm) && an > 0 && bn > 0 && a < b + bn && b < a + an {
+                unexpected(PyObject_CallMethod(k, c"_alias".as_ptr(), c"nnn".as_ptr(), fi, pi, pj));
+                return true;
+            }
+        }
+    }
+    false
+}
+
+// ---------------------------------------------------------------- returns
+
+pub trait Ret {
+    /// Building the result allocates a GC-tracked container, which may run a collection and
+    /// with it arbitrary finalizers: the entry must be pinned first.
+    const CONTAINER: bool = false;
+    /// A new reference, or null with a Python error set.
+    unsafe fn into_py(self) -> Obj;
+}
+
+macro_rules! ret_int {
+    ($f:ident, $w:ty; $($t:ty),*) => {$(
+        impl Ret for $t {
+            #[inline(always)]
+            unsafe fn into_py(self) -> Obj { $f(self as $w) }
+        }
+    )*};
+}
+// `long` is 64-bit on the LP64 targets symbiont builds for; PyLong_FromLong is the shortest
+// path into CPython's small-int cache, so unsigned values that fit take it too.
+ret_int!(PyLong_FromLong, i64; i8, i16, i32, i64, isize, u8, u16, u32);
+
+macro_rules! ret_u64 {
+    ($($t:ty),*) => {$(
+        impl Ret for $t {
+            #[inline(always)]
+            unsafe fn into_py(self) -> Obj {
+                let v = self as u64;
+                if v <= i64::MAX as u64 { PyLong_FromLong(v as i64) } else { PyLong_FromUnsignedLongLong(v) }
+            }
+        }
+    )*};
+}
+ret_u64!(u64, usize);
+
+impl Ret for f64 {
+    #[inline(always)]
+    unsafe fn into_py(self) -> Obj { PyFloat_FromDouble(self) }
+}
+impl Ret for f32 {
+    #[inline(always)]
+    unsafe fn into_py(self) -> Obj { PyFloat_FromDouble(self as f64) }
+}
+impl Ret for bool {
+    #[inline(always)]
+    unsafe fn into_py(self) -> Obj { PyBool_FromLong(self as c_long) }
+}
+impl Ret for char {
+    #[inline(always)]
+    unsafe fn into_py(self) -> Obj { PyUnicode_FromOrdinal(self as u32 as c_int) }
+}
+impl Ret for () {
+    #[inline(always)]
+    unsafe fn into_py(self) -> Obj {
+        let none = addr_of_mut!(_Py_NoneStruct);
+        Py_IncRef(none);
+        none
+    }
+}
+impl Ret for String {
+    unsafe fn into_py(self) -> Obj {
+        PyUnicode_FromStringAndSize(self.as_ptr() as *const c_char, self.len() as Ssize)
+    }
+}
+impl<T: Ret> Ret for Option<T> {
+    const CONTAINER: bool = T::CONTAINER;
+    unsafe fn into_py(self) -> Obj {
+        match self {
+            Some(v) => v.into_py(),
+            None => ().into_py(),
+        }
+    }
+}
+impl<T: Ret> Ret for Vec<T> {
+    const CONTAINER: bool = true;
+    unsafe fn into_py(self) -> Obj {
+        let list = PyList_New(self.len() as Ssize);
+        if list.is_null() {
+            return list;
+        }
+        for (i, v) in self.into_iter().enumerate() {
+            let item = v.into_py();
+            if item.is_null() {
+                Py_DecRef(list);
+                return null_mut();
+            }
+            PyList_SetItem(list, i as Ssize, item);
+        }
+        list
+    }
+}
+
+unsafe fn tuple(items: &[Obj]) -> Obj {
+    if items.iter().any(|o| o.is_null()) {
+        for &o in items {
+            if !o.is_null() {
+                Py_DecRef(o);
+            }
+        }
+        return null_mut();
+    }
+    let t = PyTuple_New(items.len() as Ssize);
+    if t.is_null() {
+        for &o in items {
+            Py_DecRef(o);
+        }
+        return t;
+    }
+    for (i, &o) in items.iter().enumerate() {
+        PyTuple_SetItem(t, i as Ssize, o);
+    }
+    t
+}
+
+macro_rules! ret_tuple {
+    ($($n:ident),+) => {
+        impl<$($n: Ret),+> Ret for ($($n,)+) {
+            const CONTAINER: bool = true;
+            #[allow(non_snake_case)]
+            unsafe fn into_py(self) -> Obj {
+                let ($($n,)+) = self;
+                tuple(&[$($n.into_py()),+])
+            }
+        }
+    };
+}
+ret_tuple!(A);
+ret_tuple!(A, B);
+ret_tuple!(A, B, C);
+ret_tuple!(A, B, C, D);
+ret_tuple!(A, B, C, D, E);
+ret_tuple!(A, B, C, D, E, F);
+ret_tuple!(A, B, C, D, E, F, G);
+ret_tuple!(A, B, C, D, E, F, G, H);
+
+#[inline(always)]
+pub unsafe fn finish<R: Ret>(pin: &mut Pin, fi: Ssize, r: std::thread::Result<R>) -> Obj {
+    match r {
+        Ok(v) => {
+            if R::CONTAINER {
+                pin.hold();
+            }
+            v.into_py()
+        }
+        Err(payload) => panicked(pin, fi, payload),
+    }
+}

@@ -1,0 +1,187 @@
+"""Boundary types: the Rust types that can cross between Python and a native function.
+
+| Rust                         | Python                                                      |
+|------------------------------|-------------------------------------------------------------|
+| i8..i64, u8..u64, isize/usize | int (range-checked)                                         |
+| f32, f64                     | float (or int)                                              |
+| bool                         | bool                                                        |
+| char                         | 1-character str                                             |
+| &[T], &mut [T] (numeric T)   | any C-contiguous buffer of T: numpy, array.array, bytes...  |
+| &mut T (scalar T)            | symbiont.Cell, or a writable 1-element buffer of T          |
+| &str (argument)              | str                                                         |
+| String (return)              | str                                                         |
+| () / no return               | None                                                        |
+| Option<T>, tuples (return)   | None or T, tuple                                            |
+| Vec<T> (return, scalar T)    | list                                                        |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import tree_sitter as ts
+
+INTEGERS: dict[str, tuple[int, int]] = {
+    "i8": (-(2**7), 2**7 - 1),
+    "i16": (-(2**15), 2**15 - 1),
+    "i32": (-(2**31), 2**31 - 1),
+    "i64": (-(2**63), 2**63 - 1),
+    "isize": (-(2**63), 2**63 - 1),
+    "u8": (0, 2**8 - 1),
+    "u16": (0, 2**16 - 1),
+    "u32": (0, 2**32 - 1),
+    "u64": (0, 2**64 - 1),
+    "usize": (0, 2**64 - 1),
+}
+FLOATS = ("f32", "f64")
+SCALARS = (*INTEGERS, *FLOATS, "bool", "char")
+NUMERIC = (*INTEGERS, *FLOATS)
+
+# Size in bytes and the buffer-protocol format characters accepted for each element type.
+# Integer codes are accepted by signedness and size, so numpy's 'l' for int64 on Linux matches.
+ELEMENT_SIZE: dict[str, int] = {
+    "i8": 1, "u8": 1, "i16": 2, "u16": 2, "i32": 4, "u32": 4, "f32": 4,
+    "i64": 8, "u64": 8, "isize": 8, "usize": 8, "f64": 8, "bool": 1,
+}  # fmt: skip
+NUMPY_DTYPE: dict[str, str] = {
+    "i8": "int8", "u8": "uint8", "i16": "int16", "u16": "uint16", "i32": "int32",
+    "u32": "uint32", "i64": "int64", "u64": "uint64", "isize": "int64", "usize": "uint64",
+    "f32": "float32", "f64": "float64", "bool": "bool",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RustType:
+    """A boundary type.
+
+    ``kind`` is one of ``scalar`` (``name`` is the primitive), ``slice`` (``elem`` scalar,
+    ``mutable``), ``mut_ref`` (``&mut`` scalar), ``str`` (``&str``), ``string``, ``unit``,
+    ``option`` (``elem``), ``tuple`` (``items``), ``vec`` (``elem``).
+    """
+
+    kind: Literal["scalar", "slice", "mut_ref", "str", "string", "unit", "option", "tuple", "vec"]
+    name: str = ""
+    elem: RustType | None = None
+    items: tuple[RustType, ...] = ()
+    mutable: bool = False
+
+    @property
+    def rust(self) -> str:
+        """Canonical Rust spelling."""
+        match self.kind:
+            case "scalar":
+                return self.name
+            case "slice":
+                assert self.elem is not None
+                return f"&{'mut ' if self.mutable else ''}[{self.elem.rust}]"
+            case "mut_ref":
+                assert self.elem is not None
+                return f"&mut {self.elem.rust}"
+            case "str":
+                return "&str"
+            case "string":
+                return "String"
+            case "unit":
+                return "()"
+            case "option":
+                assert self.elem is not None
+                return f"Option<{self.elem.rust}>"
+            case "vec":
+                assert self.elem is not None
+                return f"Vec<{self.elem.rust}>"
+            case "tuple":
+                inner = ", ".join(t.rust for t in self.items)
+                return f"({inner},)" if len(self.items) == 1 else f"({inner})"
+        raise AssertionError(self.kind)
+
+    def __str__(self) -> str:
+        return self.rust
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.kind == "scalar"
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind == "scalar" and self.name in NUMERIC
+
+
+def scalar(name: str) -> RustType:
+    return RustType("scalar", name=name)
+
+
+_SUPPORTED_PARAMS = (
+    "integers (i8..i64, u8..u64, isize, usize), f32, f64, bool, char, &str, "
+    "&[T] and &mut [T] for numeric T, &mut T for scalar T"
+)
+_SUPPORTED_RETURNS = (
+    "integers, f32, f64, bool, char, String, (), Option<T>, tuples, Vec<T> of scalars"
+)
+
+
+class UnsupportedType(Exception):
+    """Raised by the converters below; turned into a DeclarationError by the caller."""
+
+
+def param_type(node: ts.Node, rendered: str) -> RustType:
+    """The boundary type of a parameter's type node."""
+    t = node.type
+    if t == "primitive_type":
+        if rendered in SCALARS:
+            return scalar(rendered)
+        if rendered == "str":
+            raise UnsupportedType("a bare `str` is unsized: take `&str`")
+    if t == "reference_type":
+        if any(c.type == "lifetime" for c in node.children):
+            raise UnsupportedType("explicit lifetimes are not supported: write the reference bare")
+        mutable = any(c.type == "mutable_specifier" for c in node.children)
+        inner = node.child_by_field_name("type")
+        if inner is not None:
+            inner_text = inner.text.decode() if inner.text else ""
+            if inner.type == "array_type" and inner.child_by_field_name("length") is None:
+                elem_node = inner.child_by_field_name("element")
+                elem = elem_node.text.decode() if elem_node and elem_node.text else ""
+                if elem in NUMERIC or elem == "bool":
+                    return RustType("slice", elem=scalar(elem), mutable=mutable)
+                raise UnsupportedType(f"slices must hold a numeric type or bool, not `{elem}`")
+            if inner.type == "primitive_type" and inner_text == "str" and not mutable:
+                return RustType("str")
+            if inner.type == "primitive_type" and inner_text in SCALARS and mutable:
+                return RustType("mut_ref", elem=scalar(inner_text))
+            if inner.type == "primitive_type" and inner_text in SCALARS:
+                raise UnsupportedType(f"take `{inner_text}` by value instead of `&{inner_text}`")
+    raise UnsupportedType(f"`{rendered}` cannot be a parameter; supported: {_SUPPORTED_PARAMS}")
+
+
+def return_type(node: ts.Node | None, rendered: str) -> RustType:
+    """The boundary type of a return type node (``None`` for no return type)."""
+    if node is None:
+        return RustType("unit")
+    t = node.type
+    if t == "unit_type":
+        return RustType("unit")
+    if t == "primitive_type" and rendered in SCALARS:
+        return scalar(rendered)
+    if t == "type_identifier" and rendered == "String":
+        return RustType("string")
+    if t == "tuple_type":
+        items = [c for c in node.named_children]
+        return RustType(
+            "tuple", items=tuple(return_type(c, c.text.decode() if c.text else "") for c in items)
+        )
+    if t == "generic_type":
+        base = node.child_by_field_name("type")
+        args = node.child_by_field_name("type_arguments")
+        base_text = base.text.decode() if base and base.text else ""
+        arg_nodes = [c for c in args.named_children] if args else []
+        if base_text in ("Option", "Vec") and len(arg_nodes) == 1:
+            arg = arg_nodes[0]
+            inner = return_type(arg, arg.text.decode() if arg.text else "")
+            if base_text == "Option":
+                return RustType("option", elem=inner)
+            if inner.is_scalar:
+                return RustType("vec", elem=inner)
+            raise UnsupportedType(f"`Vec` returns must hold a scalar type, not `{inner.rust}`")
+    raise UnsupportedType(f"`{rendered}` cannot be returned; supported: {_SUPPORTED_RETURNS}")

@@ -1,0 +1,26 @@
+"""Loading revisions, the stable dispatchers, the revision registry and unloading.
+
+Knows nothing of LLMs.
+"""
+
+from symbiont.load._boundary import Cell
+from symbiont.load._library import Library, loaded_count, reap
+from symbiont.load._revisions import (
+    Functions,
+    Revision,
+    RevisionHandle,
+    RevisionTable,
+)
+from symbiont.load._trampoline import trampoline
+
+__all__ = [
+    "Cell",
+    "Functions",
+    "Library",
+    "Revision",
+    "RevisionHandle",
+    "RevisionTable",
+    "loaded_count",
+    "reap",
+    "trampoline",
+]

@@ -1,0 +1,209 @@
+"""The revision registry, stable dispatchers and revision handles."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from symbiont._errors import RevisionError
+from symbiont.decl import Declarations, FunctionDecl
+from symbiont.load._library import Library
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Revision:
+    """A registered revision: the code, where its library lives and where it came from."""
+
+    number: int
+    code: str
+    key: str
+    library: Path
+    created: float
+    parent: int | None
+    lane: int | None
+    build_seconds: float
+
+
+class Functions:
+    """Native callables, one attribute per declared function (``fns.step(...)``).
+
+    Each attribute is a real builtin function; iterate for the names, index by name.
+    """
+
+    def __init__(self, callables: dict[str, Callable[..., Any]], label: str) -> None:
+        self.__dict__.update(callables)
+        object.__setattr__(self, "_Functions__names", tuple(callables))
+        object.__setattr__(self, "_Functions__label", label)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"no declared function {name!r}; declared: {', '.join(self.__names)}"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the functions of a runtime are fixed; use rt.activate() to swap")
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        if name not in self.__names:
+            self.__getattr__(name)
+        fn: Callable[..., Any] = self.__dict__[name]
+        return fn
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__names)
+
+    def __len__(self) -> int:
+        return len(self.__names)
+
+    def __dir__(self) -> list[str]:
+        return list(self.__names)
+
+    def __repr__(self) -> str:
+        return f"<symbiont functions {', '.join(self.__names)} ({self.__label})>"
+
+
+def _doc(f: FunctionDecl) -> str:
+    params = ", ".join(p.name for p in f.params)
+    text_signature = f"{f.name}({params}, /)" if params else f"{f.name}()"
+    doc = f"\n\n{f.doc}" if f.doc else ""
+    return f"{text_signature}\n--\n\nNative Rust function `{f.signature}`.{doc}"
+
+
+def make_callables(
+    tramp: ModuleType, decls: Declarations, module: str
+) -> dict[str, Callable[..., Any]]:
+    return {f.name: tramp.new(f.name, _doc(f), module) for f in decls.functions}
+
+
+def point(tramp: ModuleType, callables: dict[str, Callable[..., Any]], lib: Library) -> None:
+    for fn, entry in zip(callables.values(), lib.entries, strict=True):
+        tramp.retarget(fn, entry, lib)
+
+
+class RevisionHandle:
+    """The functions of one revision, pinned: they never follow later activations."""
+
+    def __init__(self, revision: Revision, fns: Functions) -> None:
+        self.revision = revision
+        self.fns = fns
+
+    @property
+    def number(self) -> int:
+        return self.revision.number
+
+    @property
+    def code(self) -> str:
+        return self.revision.code
+
+    def __repr__(self) -> str:
+        return f"<symbiont revision {self.revision.number}>"
+
+
+class RevisionTable:
+    """Registered revisions, their loaded libraries and the stable dispatchers.
+
+    Thread-safe: activation and registration may come from any thread; dispatchers read their
+    target under the GIL, so a call sees either the old or the new revision, never a mix.
+    """
+
+    def __init__(self, decls: Declarations, tramp: ModuleType, module: str) -> None:
+        self.decls = decls
+        self._tramp = tramp
+        self._module = module
+        self._lock = threading.RLock()
+        self._revisions: dict[int, Revision] = {}
+        self._libraries: dict[int, Library] = {}
+        self._by_key: dict[str, int] = {}
+        self._active: int | None = None
+        self._dispatchers = make_callables(tramp, decls, module)
+        self.fns = Functions(self._dispatchers, "stable dispatchers")
+
+    @property
+    def active(self) -> int | None:
+        return self._active
+
+    def __len__(self) -> int:
+        return len(self._revisions)
+
+    def numbers(self) -> list[int]:
+        with self._lock:
+            return sorted(self._revisions)
+
+    def by_key(self, key: str) -> Revision | None:
+        with self._lock:
+            n = self._by_key.get(key)
+            return None if n is None else self._revisions[n]
+
+    def register(
+        self,
+        *,
+        code: str,
+        key: str,
+        library: Library,
+        parent: int | None,
+        lane: int | None,
+        build_seconds: float,
+    ) -> tuple[Revision, bool]:
+        """Registers a loaded library; returns the revision and whether it is new.
+
+        A library whose key is already registered returns the existing revision.
+        """
+        with self._lock:
+            existing = self._by_key.get(key)
+            if existing is not None:
+                return self._revisions[existing], False
+            number = len(self._revisions)
+            rev = Revision(
+                number=number,
+                code=code,
+                key=key,
+                library=library.path,
+                created=time.time(),
+                parent=parent,
+                lane=lane,
+                build_seconds=build_seconds,
+            )
+            library.revision = number
+            self._revisions[number] = rev
+            self._libraries[number] = library
+            self._by_key[key] = number
+            return rev, True
+
+    def get(self, number: int) -> Revision:
+        with self._lock:
+            try:
+                return self._revisions[number]
+            except (KeyError, TypeError):
+                known = ", ".join(map(str, sorted(self._revisions))) or "none"
+                raise RevisionError(f"no revision {number!r}; registered: {known}") from None
+
+    def library(self, number: int) -> Library:
+        with self._lock:
+            self.get(number)
+            return self._libraries[number]
+
+    def activate(self, number: int) -> Revision:
+        with self._lock:
+            rev = self.get(number)
+            point(self._tramp, self._dispatchers, self._libraries[number])
+            self._active = number
+            return rev
+
+    def handle(self, number: int) -> RevisionHandle:
+        with self._lock:
+            rev = self.get(number)
+            lib = self._libraries[number]
+        callables = make_callables(self._tramp, self.decls, self._module)
+        point(self._tramp, callables, lib)
+        return RevisionHandle(rev, Functions(callables, f"pinned to revision {number}"))
+
+    def pinned(self, library: Library, label: str) -> Functions:
+        """Functions bound to a library that is not (or not yet) registered."""
+        callables = make_callables(self._tramp, self.decls, self._module)
+        point(self._tramp, callables, library)
+        return Functions(callables, label)
