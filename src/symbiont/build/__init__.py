@@ -1,0 +1,30 @@
+"""rustc invocation, flags per profile, the content-hash cache and diagnostics.
+
+Knows nothing of loading or LLMs.
+"""
+
+from symbiont.build._builder import (
+    DEFAULT_BUILD_TIMEOUT,
+    PROFILES,
+    Builder,
+    BuildResult,
+    default_cache_dir,
+    library_suffix,
+)
+from symbiont.build._diagnostics import CANDIDATE_FILE, Diagnostic, Diagnostics, parse_rustc_json
+from symbiont.build._toolchain import Toolchain, find_toolchain
+
+__all__ = [
+    "CANDIDATE_FILE",
+    "DEFAULT_BUILD_TIMEOUT",
+    "PROFILES",
+    "BuildResult",
+    "Builder",
+    "Diagnostic",
+    "Diagnostics",
+    "Toolchain",
+    "default_cache_dir",
+    "find_toolchain",
+    "library_suffix",
+    "parse_rustc_json",
+]
