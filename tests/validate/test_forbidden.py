@@ -1,0 +1,233 @@
+"""Forbidden constructs: each is refused with its own feedback, line and construct."""
+
+import pytest
+
+from symbiont.decl import evolvable
+from symbiont.validate import Candidate, Rejection, validate, validate_code
+
+DECLS = evolvable("fn score(xs: &[f64]) -> f64 { 0.0 }")
+SCORE = "fn score(xs: &[f64]) -> f64 {\n    xs.iter().sum()\n}\n"
+
+
+def forbidden(code: str, construct: str, line: int) -> Rejection:
+    result = validate_code(code, DECLS)
+    assert isinstance(result, Rejection), result
+    assert result.kind == "forbidden", result.message
+    assert result.construct == construct
+    assert result.line == line
+    assert f"line {line}: " in result.message
+    assert construct in result.message
+    return result
+
+
+def test_unsafe_block() -> None:
+    code = "fn score(xs: &[f64]) -> f64 {\n    unsafe { *xs.get_unchecked(0) }\n}\n"
+    rejection = forbidden(code, "unsafe block", 2)
+    assert "Write safe Rust" in rejection.message
+
+
+def test_unsafe_helper_fn() -> None:
+    code = SCORE + "unsafe fn first(xs: &[f64]) -> f64 {\n    xs[0]\n}\n"
+    forbidden(code, "unsafe fn", 4)
+
+
+def test_unsafe_impl() -> None:
+    forbidden(SCORE + "struct P(*mut u8);\nunsafe impl Send for P {}\n", "unsafe impl", 5)
+
+
+def test_unsafe_trait() -> None:
+    forbidden(SCORE + "unsafe trait Raw {}\n", "unsafe trait", 4)
+
+
+def test_unsafe_extern_block() -> None:
+    rejection = forbidden(
+        SCORE + 'unsafe extern "C" {\n    fn abs(x: i32) -> i32;\n}\n', "unsafe extern", 4
+    )
+    assert "extern block" in rejection.message
+
+
+def test_unsafe_attribute() -> None:
+    code = SCORE + "#[unsafe(no_mangle)]\nfn helper() {}\n"
+    rejection = forbidden(code, "#[unsafe(...)]", 4)
+    assert "#[no_mangle]" in rejection.message
+
+
+def test_unsafe_inside_macro_call() -> None:
+    code = (
+        "fn score(xs: &[f64]) -> f64 {\n"
+        '    println!("{}", unsafe { *xs.as_ptr() });\n'
+        "    xs[0]\n}\n"
+    )
+    rejection = forbidden(code, "unsafe", 2)
+    assert "inside a macro call" in rejection.message
+
+
+def test_extern_block() -> None:
+    code = SCORE + 'extern "C" {\n    fn getpid() -> i32;\n}\n'
+    rejection = forbidden(code, "extern block", 4)
+    assert "Remove it" in rejection.message
+
+
+def test_extern_crate() -> None:
+    forbidden("extern crate alloc;\n" + SCORE, "extern crate", 1)
+
+
+def test_static_item() -> None:
+    rejection = forbidden("static LIMIT: f64 = 1.0;\n" + SCORE, "static", 1)
+    assert "`const`" in rejection.message
+
+
+def test_static_inside_function_body() -> None:
+    code = "fn score(xs: &[f64]) -> f64 {\n    static SEEN: usize = 0;\n    xs[SEEN]\n}\n"
+    forbidden(code, "static", 2)
+
+
+def test_static_mut() -> None:
+    forbidden(SCORE + "static mut CALLS: u64 = 0;\n", "static mut", 4)
+
+
+def test_thread_local() -> None:
+    code = SCORE + "thread_local! {\n    static CACHE: Vec<f64> = Vec::new();\n}\n"
+    forbidden(code, "thread_local!", 4)
+
+
+def test_macro_rules() -> None:
+    forbidden("macro_rules! sq {\n    ($x:expr) => { $x * $x };\n}\n" + SCORE, "macro_rules!", 1)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "name"),
+    [
+        ("no_mangle", "no_mangle"),
+        ('export_name = "score2"', "export_name"),
+        ('link_section = ".init_array"', "link_section"),
+        ('link(name = "m")', "link"),
+        ("used", "used"),
+        ("global_allocator", "global_allocator"),
+        ("panic_handler", "panic_handler"),
+        ("alloc_error_handler", "alloc_error_handler"),
+        ("start", "start"),
+        ("naked", "naked"),
+    ],
+)
+def test_symbol_and_runtime_hook_attributes(attribute: str, name: str) -> None:
+    code = SCORE + f"#[{attribute}]\nfn helper() {{}}\n"
+    rejection = forbidden(code, f"#[{name}]", 4)
+    assert "Remove it" in rejection.message
+
+
+@pytest.mark.parametrize(
+    ("call", "construct"),
+    [
+        ("std::panic::set_hook(Box::new(|_| {}));", "std::panic::set_hook"),
+        ("let _ = std::panic::take_hook();", "std::panic::take_hook"),
+        ("std::panic::update_hook(|prev, info| prev(info));", "std::panic::update_hook"),
+        ("std::panic::always_abort();", "std::panic::always_abort"),
+        ("std::alloc::set_alloc_error_hook(|_| {});", "std::alloc::set_alloc_error_hook"),
+    ],
+)
+def test_panic_hook_tampering(call: str, construct: str) -> None:
+    code = f"fn score(xs: &[f64]) -> f64 {{\n    {call}\n    xs[0]\n}}\n"
+    rejection = forbidden(code, construct, 2)
+    assert "panic" in rejection.message
+
+
+def test_panic_hook_through_use() -> None:
+    code = "use std::panic;\n" + SCORE + "fn quiet() {\n    panic::set_hook(Box::new(|_| {}));\n}\n"
+    rejection = forbidden(code, "std::panic::set_hook", 6)
+    assert "`panic::set_hook` (that is `std::panic::set_hook`)" in rejection.message
+
+
+def test_panic_hook_through_alloc_spelling() -> None:
+    code = SCORE + "fn hook() {\n    alloc::alloc::set_alloc_error_hook(|_| {});\n}\n"
+    forbidden(code, "std::alloc::set_alloc_error_hook", 5)
+
+
+@pytest.mark.parametrize(
+    ("call", "construct"),
+    [
+        ('include!("data.rs")', "include!"),
+        ('include_str!("/etc/passwd")', "include_str!"),
+        ('include_bytes!("weights.bin")', "include_bytes!"),
+        ('env!("HOME")', "env!"),
+        ('option_env!("HOME")', "option_env!"),
+        ('std::include_str!("secret.txt")', "include_str!"),
+    ],
+)
+def test_denied_macros(call: str, construct: str) -> None:
+    code = f"fn score(xs: &[f64]) -> f64 {{\n    let _data = {call};\n    xs[0]\n}}\n"
+    rejection = forbidden(code, construct, 2)
+    assert "compile time" in rejection.message
+
+
+def test_denied_macro_nested_in_another_macro() -> None:
+    code = 'fn score(xs: &[f64]) -> f64 {\n    println!("{}", env!("USER"));\n    xs[0]\n}\n'
+    forbidden(code, "env!", 2)
+
+
+def test_other_crate_attributes_are_forbidden() -> None:
+    rejection = forbidden("#![no_std]\n" + SCORE, "#![no_std]", 1)
+    assert "crate-level attributes" in rejection.message
+    forbidden(SCORE + "#![feature(portable_simd)]\n", "#![feature]", 4)
+
+
+def test_all_findings_are_reported_in_source_order() -> None:
+    code = (
+        "static mut N: u64 = 0;\n"
+        "fn score(xs: &[f64]) -> f64 {\n"
+        "    unsafe { N += 1; }\n"
+        "    std::process::exit(0)\n"
+        "}\n"
+        "extern crate core;\n"
+    )
+    rejection = forbidden(code, "static mut", 1)
+    lines = [line for line in rejection.message.splitlines() if line.startswith("- line")]
+    assert [line.split(":")[0] for line in lines] == [
+        "- line 1",
+        "- line 3",
+        "- line 4",
+        "- line 6",
+    ]
+
+
+def test_many_findings_are_capped() -> None:
+    body = "".join(f"    std::process::exit({i});\n" for i in range(8))
+    code = f"fn score(xs: &[f64]) -> f64 {{\n{body}    xs[0]\n}}\n"
+    rejection = forbidden(code, "std::process::exit", 2)
+    assert rejection.message.count("- line") == 5
+    assert "(and 3 more)" in rejection.message
+
+
+def test_forbidden_construct_in_a_reply_counts_lines_in_the_extracted_code() -> None:
+    reply = f"Here:\n\n```rust\n{SCORE}static mut N: u64 = 0;\n```\n"
+    rejection = validate(reply, DECLS)
+    assert isinstance(rejection, Rejection)
+    assert rejection.kind == "forbidden"
+    assert rejection.line == 4
+    assert rejection.code == SCORE + "static mut N: u64 = 0;\n"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        '    let s = "unsafe { std::process::exit(0) }";\n',
+        '    let s = r#"static X: i32 = 0; #[no_mangle] include_str!("x")"#;\n',
+        "    // unsafe { call() } and std::fs::remove_file are fine in a comment\n",
+        "    /* static mut X; extern crate foo; */\n",
+        "    let c = '#';\n",
+    ],
+)
+def test_words_in_strings_and_comments_are_not_constructs(code: str) -> None:
+    source = f"fn score(xs: &[f64]) -> f64 {{\n{code}    xs[0]\n}}\n"
+    assert isinstance(validate_code(source, DECLS), Candidate)
+
+
+def test_harmless_attributes_lifetimes_and_helpers_are_accepted() -> None:
+    code = (
+        "#[derive(Debug, Clone, Copy)]\nstruct P { x: f64 }\n"
+        "const NAMES: &'static [&'static str] = &[\"a\"];\n"
+        "#[inline(always)]\n#[must_use]\n"
+        "fn first<'a>(v: &'a [f64]) -> &'a f64 { &v[0] }\n"
+        '#[allow(unused)]\nextern "C" fn callback(x: i32) -> i32 { x }\n' + SCORE
+    )
+    assert isinstance(validate_code(code, DECLS), Candidate)
