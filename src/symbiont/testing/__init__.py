@@ -1,0 +1,47 @@
+"""Test doubles for code that talks to LLMs: symbiont's own tests and its users' tests.
+
+- :class:`ScriptedAgent`: an in-process :class:`~symbiont.agents.Agent` replaying a script of
+  replies, exceptions and callables, recording every request.
+- :class:`OpenAITestServer`: a real HTTP server on 127.0.0.1 speaking the OpenAI
+  chat-completions protocol, answering from a script of :class:`Text`, :class:`Status`,
+  :class:`Malformed`, :class:`Drop` and :class:`Hang` items (or plain strings, or callables),
+  so tests exercise a real client over a real socket, faults included.
+
+Example::
+
+    from symbiont.agents import OpenAIAgent
+    from symbiont.testing import OpenAITestServer, Status
+
+    with OpenAITestServer([Status(503), "fn answer() -> u32 { 42 }"]) as server:
+        agent = OpenAIAgent(base_url=server.base_url, model="test")
+        ...  # first request: TransientAgentError(status=503); second: the reply
+"""
+
+from __future__ import annotations
+
+from symbiont.testing._scripted import ScriptedAgent, ScriptedItem
+from symbiont.testing._server import (
+    Drop,
+    Hang,
+    Malformed,
+    OpenAITestServer,
+    ServerItem,
+    ServerReply,
+    Status,
+    Text,
+    rough_token_count,
+)
+
+__all__ = [
+    "Drop",
+    "Hang",
+    "Malformed",
+    "OpenAITestServer",
+    "ScriptedAgent",
+    "ScriptedItem",
+    "ServerItem",
+    "ServerReply",
+    "Status",
+    "Text",
+    "rough_token_count",
+]

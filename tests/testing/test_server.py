@@ -1,0 +1,195 @@
+"""OpenAITestServer over raw HTTP (http.client), independent of any OpenAI client."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from symbiont.testing import Drop, Hang, Malformed, OpenAITestServer, Status, Text
+
+
+def post(
+    server: OpenAITestServer, body: object, path: str = "/v1/chat/completions"
+) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request(
+            "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def chat(content: str = "hello world") -> dict[str, Any]:
+    return {"model": "client-model", "messages": [{"role": "user", "content": content}]}
+
+
+def test_completion_has_openai_shape() -> None:
+    with OpenAITestServer(["fn a() {}"]) as server:
+        assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
+        status, headers, raw = post(server, chat("three words here"))
+        assert server.requests == [chat("three words here")]
+        assert server.request_count == 1
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    body = json.loads(raw)
+    assert body["object"] == "chat.completion"
+    assert body["id"].startswith("chatcmpl-")
+    assert isinstance(body["created"], int)
+    assert body["model"] == "client-model"
+    assert body["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "fn a() {}"},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ]
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+
+
+def test_text_options() -> None:
+    item = Text("partial", finish_reason="length", prompt_tokens=50, completion_tokens=7)
+    with OpenAITestServer([item]) as server:
+        body = json.loads(post(server, chat())[2])
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"] == {"prompt_tokens": 50, "completion_tokens": 7, "total_tokens": 57}
+
+
+def test_models_endpoint() -> None:
+    with OpenAITestServer(model="served-model") as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", "/v1/models")
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+    assert response.status == 200
+    assert body["object"] == "list"
+    assert [m["id"] for m in body["data"]] == ["served-model"]
+
+
+def test_status_has_openai_error_body_and_headers() -> None:
+    item = Status(429, message="slow down", error_code="rate_limit", headers={"Retry-After": "2"})
+    with OpenAITestServer([item, Status(503)]) as server:
+        status, headers, raw = post(server, chat())
+        second_status, _, second_raw = post(server, chat())
+    assert status == 429
+    assert headers["retry-after"] == "2"
+    error = json.loads(raw)["error"]
+    assert error["message"] == "slow down"
+    assert error["code"] == "rate_limit"
+    assert error["type"]
+    assert second_status == 503
+    assert json.loads(second_raw)["error"]["message"] == "Service Unavailable"
+
+
+def test_malformed_body_is_sent_verbatim() -> None:
+    with OpenAITestServer([Malformed("{oops", status=502, content_type="text/plain")]) as server:
+        status, headers, raw = post(server, chat())
+    assert (status, headers["content-type"], raw) == (502, "text/plain", b"{oops")
+
+
+def test_drop_closes_without_an_answer() -> None:
+    with OpenAITestServer([Drop()]) as server:
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            post(server, chat())
+        assert server.request_count == 1
+
+
+def test_hang_sends_nothing_until_closed() -> None:
+    with OpenAITestServer([Hang(30.0)]) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=0.3)
+        connection.request("POST", "/v1/chat/completions", body=json.dumps(chat()))
+        with pytest.raises(TimeoutError):
+            connection.getresponse()
+        connection.close()
+
+
+def test_callable_items_compute_the_answer() -> None:
+    def by_request(body: dict[str, Any]) -> str | Status:
+        content = body["messages"][-1]["content"]
+        return Status(400, message="refused") if content == "bad" else content[::-1]
+
+    def broken(body: dict[str, Any]) -> str:
+        raise RuntimeError("scripted bug")
+
+    with OpenAITestServer([by_request, by_request, broken]) as server:
+        ok = json.loads(post(server, chat("abc"))[2])
+        refused = post(server, chat("bad"))
+        crashed = post(server, chat())
+    assert ok["choices"][0]["message"]["content"] == "cba"
+    assert refused[0] == 400
+    assert crashed[0] == 500
+    assert "scripted bug" in json.loads(crashed[2])["error"]["message"]
+
+
+def test_exhausted_script_answers_500_and_says_so() -> None:
+    with OpenAITestServer(["only"]) as server:
+        post(server, chat())
+        status, _, raw = post(server, chat())
+        assert server.request_count == 2
+    assert status == 500
+    assert "script exhausted after 1 replies" in json.loads(raw)["error"]["message"]
+
+
+def test_bad_requests() -> None:
+    with OpenAITestServer(["unused"]) as server:
+        assert post(server, chat(), path="/v1/completions")[0] == 404
+        assert post(server, ["not", "an", "object"])[0] == 400
+        assert server.request_count == 0
+
+
+def test_pause_refuses_connections_on_the_same_port() -> None:
+    with OpenAITestServer(["one", "two"]) as server:
+        port = server.port
+        server.pause()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        server.resume()
+        assert post(server, chat())[0] == 200
+
+        server.pause(0.2)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        assert server.wait_until_serving(5.0)
+        assert server.port == port
+        assert post(server, chat())[0] == 200
+
+
+def test_delayed_answers_overlap() -> None:
+    results: list[int] = []
+    with OpenAITestServer([Text("x", delay=0.5) for _ in range(4)]) as server:
+
+        def one() -> None:
+            results.append(post(server, chat())[0])
+
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    assert results == [200] * 4
+    assert elapsed < 1.5
+
+
+def test_start_and_close_without_context_manager() -> None:
+    server = OpenAITestServer(["hi"])
+    with pytest.raises(RuntimeError):
+        _ = server.base_url
+    server.start()
+    try:
+        assert post(server, chat())[0] == 200
+    finally:
+        server.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
