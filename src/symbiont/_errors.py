@@ -13,9 +13,11 @@ function. Every exception symbiont raises derives from :class:`SymbiontError`::
      +-- AgentError           the LLM could not be reached or answered unusably
      |    +-- TransientAgentError   retried by the loop: connection, timeout, 408/425/429/5xx
      |    +-- ContextOverflowError  the conversation no longer fits: the loop restarts it
+     +-- CandidateError       hand-written code given to Runtime.register was rejected
      +-- EvolveError          an evolution lane ended without a revision (carries its trace)
      +-- PanicError           native code panicked (also RuntimeError)
-     +-- TimeoutError         a stage or a native call passed its deadline (also builtins.TimeoutError)
+     +-- TimeoutError         a stage or a native call passed its deadline
+                              (also builtins.TimeoutError)
 
 Third-party exceptions are translated at the boundary with ``raise ... from exc``.
 """
@@ -85,6 +87,15 @@ class ContextOverflowError(AgentError):
     """The conversation is longer than the model's context window."""
 
 
+class CandidateError(SymbiontError, ValueError):
+    """Code handed to ``Runtime.register`` was rejected; ``failure`` says why (the same record
+    an LLM would have received as feedback)."""
+
+    def __init__(self, failure: Any) -> None:
+        super().__init__(f"{failure.kind}: {failure.feedback}")
+        self.failure = failure
+
+
 class EvolveError(SymbiontError):
     """An evolution lane ended without registering a revision.
 
@@ -140,5 +151,5 @@ class PanicError(SymbiontError, RuntimeError):
         self.column = column
 
 
-class TimeoutError(SymbiontError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(SymbiontError, builtins.TimeoutError):
     """A stage (LLM request, build, check) or a native call passed its deadline."""

@@ -103,7 +103,8 @@ def parse_rustc_json(stderr: str) -> Diagnostics:
     if not errors and stray:
         text = "\n".join(stray[-40:])
         errors.append(
-            Diagnostic(message=stray[-1], code=None, file=None, line=None, column=None,
-                       rendered=text)
+            Diagnostic(
+                message=stray[-1], code=None, file=None, line=None, column=None, rendered=text
+            )
         )
     return Diagnostics(errors=tuple(errors), warnings=warnings, raw=stderr)

@@ -47,9 +47,7 @@ def find_toolchain(rustc: str | None = None) -> Toolchain:
     if path is None:
         raise ToolchainError(f"rustc not found ({name!r}): {_INSTALL_HINT}")
     try:
-        out = subprocess.run(
-            [path, "-vV"], capture_output=True, text=True, timeout=60, check=False
-        )
+        out = subprocess.run([path, "-vV"], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ToolchainError(f"{path} -vV failed ({exc}): {_INSTALL_HINT}") from exc
     if out.returncode != 0:

@@ -117,7 +117,7 @@ def _entry(index: int, f: FunctionDecl) -> str:
     n = len(f.params)
     lines = [
         "#[no_mangle]",
-        f"pub unsafe extern \"C\" fn {ENTRY_PREFIX}{index}(",
+        f'pub unsafe extern "C" fn {ENTRY_PREFIX}{index}(',
         "    k: rt::Obj, args: *const rt::Obj, nargs: isize,",
         ") -> rt::Obj {",
         "    let mut pin = rt::Pin::new(k);",
@@ -145,10 +145,10 @@ def _entry(index: int, f: FunctionDecl) -> str:
         elif t.kind == "slice":
             assert t.elem is not None
             fn = "slice_mut" if t.mutable else "slice"
-            lines.append("    let mut v%d = rt::View::new();" % pi)
+            lines.append(f"    let mut v{pi} = rt::View::new();")
             lines.append(
-                f"    let a{pi}: {t.rust} = match rt::{fn}::<{t.elem.rust}>(&mut pin, {index}, {pi}, "
-                f"{o}, &mut v{pi}) {{ Ok(v) => v, {err} }};"
+                f"    let a{pi}: {t.rust} = match rt::{fn}::<{t.elem.rust}>(&mut pin, {index}, "
+                f"{pi}, {o}, &mut v{pi}) {{ Ok(v) => v, {err} }};"
             )
             spans.append(f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})")
             call_args.append(f"a{pi}")

@@ -391,6 +391,8 @@ elem!(usize, b"BHILQN");
 elem!(f32, b"f");
 elem!(f64, b"d");
 elem!(bool, b"?");
+// `&mut char` is passed through a Cell only: no buffer format means "Rust char".
+elem!(char, b"");
 
 /// A held buffer view, released on drop (also when the call panics).
 pub struct View {

@@ -56,9 +56,7 @@ class FunctionDecl:
         """The item as compiled into revision 0."""
         if self.has_default:
             return self.source
-        stub = (
-            f'{{ unimplemented!("`{self.name}` has no default body yet: evolve it first") }}'
-        )
+        stub = f'{{ unimplemented!("`{self.name}` has no default body yet: evolve it first") }}'
         head = self.source.rstrip().removesuffix(";").rstrip()
         return f"{head} {stub}"
 
@@ -187,7 +185,9 @@ def evolvable(source: str) -> Declarations:
     every revision. Raises :class:`DeclarationError` naming the function and the problem.
     """
     if not isinstance(source, str):
-        raise DeclarationError(f"evolvable() takes Rust source as a str, got {type(source).__name__}")
+        raise DeclarationError(
+            f"evolvable() takes Rust source as a str, got {type(source).__name__}"
+        )
     tree = syn.parse(source)
     problems = syn.syntax_problems(tree, source)
     if problems:
@@ -207,7 +207,7 @@ def evolvable(source: str) -> Declarations:
             functions.append(_function(source, node, item_src))
         elif node.type == "inner_attribute_item":
             raise _fail(source, node, "inner attributes (`#![...]`) cannot be declared")
-        elif node.type == "macro_invocation" or node.type == "macro_definition":
+        elif node.type in ("macro_invocation", "macro_definition"):
             raise _fail(source, node, "macros cannot be declared in the prelude")
         else:
             prelude_parts.append(item_src)

@@ -133,7 +133,9 @@ def syntax_problems(tree: ts.Tree, source: str, limit: int = 5) -> list[SyntaxPr
                 stack.extend(reversed(node.children))
             continue
         # Errors nested inside this one are the same problem seen again: children not pushed.
-        problems.append(SyntaxProblem(line=row + 1, column=col + 1, message=message, excerpt=excerpt))
+        problems.append(
+            SyntaxProblem(line=row + 1, column=col + 1, message=message, excerpt=excerpt)
+        )
     return problems
 
 

@@ -27,9 +27,7 @@ class Cell:
 
     def __init__(self, value: Any = 0, rust_type: str | None = None) -> None:
         if rust_type is not None and rust_type not in SCALARS:
-            raise ValueError(
-                f"Cell type must be one of {', '.join(SCALARS)}, got {rust_type!r}"
-            )
+            raise ValueError(f"Cell type must be one of {', '.join(SCALARS)}, got {rust_type!r}")
         self.value = value
         self.rust_type = rust_type
 
@@ -114,7 +112,7 @@ class ArgumentChecker:
         if name in INTEGERS:
             if isinstance(obj, float):
                 raise TypeError(f"{where} expects {name} (an int), got float {obj!r}: "
-                                "convert explicitly, floats are never truncated silently")  # fmt: skip
+                                "convert explicitly, floats are never truncated")  # fmt: skip
             try:
                 value = operator.index(obj)
             except TypeError:
@@ -129,20 +127,24 @@ class ArgumentChecker:
             ):
                 raise TypeError(f"{where} expects {name} (a float), got {describe(obj)}")
             try:
-                value = float(obj)
+                number = float(obj)
             except OverflowError:
                 raise OverflowError(f"{where} expects {name}, got {obj!r}: too large for a "
                                     "float") from None  # fmt: skip
-            if name == "f32" and math.isfinite(value) and abs(value) > 3.4028234663852886e38:
-                raise OverflowError(f"{where} expects f32, got {value!r}: beyond f32's range")
-            return value
+            if name == "f32" and math.isfinite(number) and abs(number) > 3.4028234663852886e38:
+                raise OverflowError(f"{where} expects f32, got {number!r}: beyond f32's range")
+            return number
         if name == "bool":
+            if obj is True or obj is False:
+                return obj
             np = sys.modules.get("numpy")
             if np is not None and isinstance(obj, np.bool_):
                 return bool(obj)
             raise TypeError(f"{where} expects bool (True or False), got {describe(obj)}")
         if name == "char":
             if isinstance(obj, str):
+                if len(obj) == 1 and not 0xD800 <= ord(obj) <= 0xDFFF:
+                    return obj
                 if len(obj) != 1:
                     raise TypeError(f"{where} expects char (a 1-character str), got a str of "
                                     f"length {len(obj)}")  # fmt: skip
@@ -155,8 +157,11 @@ class ArgumentChecker:
         """Raises the reason ``obj`` cannot be passed as the slice/&mut type ``t``."""
         assert t.elem is not None
         elem = t.elem.name
-        dtype = NUMPY_DTYPE[elem]
         writable = t.kind == "mut_ref" or t.mutable
+        if elem not in NUMPY_DTYPE:
+            raise TypeError(f"{where} expects {t.rust}: a symbiont.Cell(value, {elem!r}), "
+                            f"got {describe(obj)}")  # fmt: skip
+        dtype = NUMPY_DTYPE[elem]
         if t.kind == "mut_ref":
             want = (f"{t.rust}: a symbiont.Cell(value, {elem!r}) or a writable 1-element "
                     f"buffer of {dtype}")  # fmt: skip
@@ -178,7 +183,10 @@ class ArgumentChecker:
             if writable and view.readonly:
                 raise TypeError(f"{where} expects {want}, got a read-only {describe(obj)}")
             if t.kind == "mut_ref" and view.nbytes != view.itemsize:
-                raise ValueError(f"{where} expects {want}, got a buffer of {view.nbytes // view.itemsize} elements")  # noqa: E501
+                raise ValueError(
+                    f"{where} expects {want}, got a buffer of "
+                    f"{view.nbytes // view.itemsize} elements"
+                )
             address = _address(view)
             if address is not None and address % view.itemsize:
                 raise ValueError(f"{where} expects {want}, got a misaligned buffer: "

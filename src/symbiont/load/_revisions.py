@@ -41,9 +41,7 @@ class Functions:
         object.__setattr__(self, "_Functions__label", label)
 
     def __getattr__(self, name: str) -> Any:
-        raise AttributeError(
-            f"no declared function {name!r}; declared: {', '.join(self.__names)}"
-        )
+        raise AttributeError(f"no declared function {name!r}; declared: {', '.join(self.__names)}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("the functions of a runtime are fixed; use rt.activate() to swap")

@@ -1,0 +1,465 @@
+"""The Runtime: owns the build cache, the revision registry and the dispatchers, and runs lanes.
+
+It orchestrates; it does not parse (decl, validate), build (build), load (load) or talk to
+LLMs (agents, evolve).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from symbiont._errors import (
+    BuildError,
+    CandidateError,
+    ConfigError,
+    EvolveError,
+    PanicError,
+    TimeoutError,
+    ToolchainError,
+)
+from symbiont.agents import Agent
+from symbiont.build import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
+from symbiont.codegen import generate
+from symbiont.decl import Declarations, evolvable
+from symbiont.decl._syntax import normalise_source
+from symbiont.evolve import (
+    EvolveInfo,
+    Failure,
+    FailureKind,
+    Limits,
+    Registered,
+    Rejected,
+    StageTimings,
+    base_prompt,
+    run_async,
+    run_lane,
+    run_sync,
+)
+from symbiont.load import (
+    Functions,
+    Library,
+    Revision,
+    RevisionHandle,
+    RevisionTable,
+    reap,
+    trampoline,
+)
+from symbiont.validate import Candidate, Policy, validate_code
+
+log = logging.getLogger("symbiont")
+
+Check = Callable[[Functions], "float | Awaitable[float | None] | None"]
+"""A candidate check: called with the candidate's functions; returns an optional score, or
+raises to reject the candidate (the exception's message is fed back to the LLM)."""
+
+
+def _excerpt(code: str, line: int | None, column: int | None) -> str:
+    lines = code.splitlines()
+    if line is None or not 1 <= line <= len(lines):
+        return ""
+    gutter = f"{line:>4} | "
+    caret = " " * (len(gutter) + max((column or 1) - 1, 0)) + "^"
+    return f"\n{gutter}{lines[line - 1]}\n{caret}"
+
+
+def check_failure(exc: BaseException, code: str) -> Failure:
+    """A failed check, as feedback for the LLM."""
+    if isinstance(exc, PanicError):
+        where = ""
+        excerpt = ""
+        if exc.file == "candidate.rs" and exc.line:
+            where = f" at line {exc.line}, column {exc.column}"
+            excerpt = _excerpt(code, exc.line, exc.column)
+        elif exc.file:
+            where = f" in {exc.file}"
+        return Failure(
+            kind="panic",
+            feedback=f"Calling `{exc.function}` panicked{where}: {exc.message}{excerpt}",
+            summary=f"`{exc.function}` panicked{where}: {exc.message}",
+            line=exc.line if exc.file == "candidate.rs" else None,
+        )
+    if isinstance(exc, TimeoutError):
+        return Failure(kind="timeout", feedback=str(exc), summary=str(exc).splitlines()[0])
+    text = str(exc).strip() or type(exc).__name__
+    if not isinstance(exc, AssertionError):
+        text = f"{type(exc).__name__}: {text}"
+    return Failure(kind="check_failed", feedback=text, summary=text.splitlines()[0][:200])
+
+
+class Runtime:
+    """Declared native functions, their revisions, and the loop that evolves them.
+
+    ``declarations`` is Rust source (or the result of :func:`symbiont.evolvable`). Creating a
+    runtime compiles revision 0 from the default bodies and activates it.
+
+    Options (keyword only; an unknown one is an error listing these):
+    - ``profile``: ``"release"`` (opt-level 3, default) or ``"debug"`` (opt-level 0, overflow
+      checks and debug assertions).
+    - ``cache_dir``: where built libraries are cached (default ``$SYMBIONT_CACHE_DIR`` or
+      ``~/.cache/symbiont``).
+    - ``rustc``: the compiler to use (default ``$SYMBIONT_RUSTC`` or ``rustc`` on PATH).
+    - ``rustc_flags``: extra flags, e.g. ``("-C", "target-cpu=native")``.
+    - ``allow`` / ``deny``: extra allowed / denied paths for candidates (see ``Policy``).
+    - ``max_attempts`` (10), ``transient_retries`` (6), ``context_resets`` (3),
+      ``backoff`` ((0.5, 30.0): first and longest delay between transient retries, seconds).
+    - ``max_requests_in_flight`` (8): LLM requests in flight at once across all lanes.
+    - ``llm_timeout`` (900 s): outer deadline of one LLM request.
+    - ``build_timeout`` (120 s): deadline of one rustc run.
+    - ``max_parallel_builds``: concurrent rustc processes (default: the core count).
+    """
+
+    _OPTIONS = (
+        "profile", "cache_dir", "rustc", "rustc_flags", "allow", "deny", "max_attempts",
+        "transient_retries", "context_resets", "backoff", "max_requests_in_flight",
+        "llm_timeout", "build_timeout", "max_parallel_builds",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        declarations: Declarations | str,
+        *,
+        profile: str = "release",
+        cache_dir: str | Path | None = None,
+        rustc: str | None = None,
+        rustc_flags: Sequence[str] = (),
+        allow: Sequence[str] = (),
+        deny: Sequence[str] = (),
+        max_attempts: int = 10,
+        transient_retries: int = 6,
+        context_resets: int = 3,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        max_requests_in_flight: int = 8,
+        llm_timeout: float = 900.0,
+        build_timeout: float = DEFAULT_BUILD_TIMEOUT,
+        max_parallel_builds: int | None = None,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise ConfigError(
+                f"unknown Runtime option(s) {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(self._OPTIONS)}"
+            )
+        if isinstance(declarations, str):
+            declarations = evolvable(declarations)
+        elif not isinstance(declarations, Declarations):
+            raise ConfigError(
+                "Runtime() takes Rust source or symbiont.evolvable(...), "
+                f"got {type(declarations).__name__}"
+            )
+        if profile not in PROFILES:
+            raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+        for name, value in (("max_attempts", max_attempts),
+                            ("max_requests_in_flight", max_requests_in_flight)):  # fmt: skip
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        self.declarations = declarations
+        self.profile = profile
+        self.policy = Policy.create(allow=tuple(allow), deny=tuple(deny))
+        self.limits = Limits(
+            attempts=max_attempts,
+            transient_retries=transient_retries,
+            context_resets=context_resets,
+            backoff_initial=backoff[0],
+            backoff_cap=backoff[1],
+            request_timeout=llm_timeout,
+        )
+        self._max_in_flight = max_requests_in_flight
+        self._gate: asyncio.Semaphore | None = None
+        self._lanes = itertools.count(1)
+        toolchain = find_toolchain(rustc)
+        self._builder = Builder(
+            toolchain,
+            profile=profile,
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            extra_flags=tuple(rustc_flags),
+            max_parallel=max_parallel_builds,
+            timeout=build_timeout,
+        )
+        self._table = RevisionTable(
+            declarations, trampoline(toolchain, self._builder.cache_dir), "symbiont.fns"
+        )
+        started = time.perf_counter()
+        code = declarations.default_code
+        outcome = run_sync(self._build_and_load(code, normalise_source(code)))
+        if isinstance(outcome, Failure):
+            if "linker" in outcome.feedback and "not found" in outcome.feedback:
+                raise ToolchainError(
+                    "rustc cannot link: install a C linker (Debian/Ubuntu: apt install gcc)\n"
+                    + outcome.feedback
+                )
+            raise BuildError(
+                f"revision 0 (the default bodies) does not build:\n{outcome.feedback}",
+                diagnostics=outcome.feedback,
+            )
+        lib, key = outcome
+        self._table.register(
+            code=code, key=key, library=lib, parent=None, lane=None,
+            build_seconds=time.perf_counter() - started,
+        )  # fmt: skip
+        self._table.activate(0)
+
+    # ------------------------------------------------------------------ revisions
+
+    @property
+    def fns(self) -> Functions:
+        """The stable dispatchers: one builtin per declared function, always calling the
+        active revision. Their identity never changes."""
+        return self._table.fns
+
+    @property
+    def signatures(self) -> MappingProxyType[str, str]:
+        """Declared function name -> canonical Rust signature."""
+        return MappingProxyType({f.name: f.signature for f in self.declarations.functions})
+
+    @property
+    def active_revision(self) -> int:
+        active = self._table.active
+        assert active is not None
+        return active
+
+    @property
+    def revisions(self) -> tuple[Revision, ...]:
+        """Every registered revision, oldest first."""
+        return tuple(self._table.get(n) for n in self._table.numbers())
+
+    def revision(self, number: int) -> RevisionHandle:
+        """Functions pinned to revision ``number``: they never follow later activations."""
+        return self._table.handle(number)
+
+    def code(self, number: int | None = None) -> str:
+        """The Rust source of revision ``number`` (default: the active one)."""
+        return self._table.get(self.active_revision if number is None else number).code
+
+    def activate(self, number: int) -> Revision:
+        """Makes revision ``number`` the one ``fns`` calls. No recompilation."""
+        rev = self._table.activate(number)
+        reap()
+        log.info("activated revision %d", number)
+        return rev
+
+    def register(self, code: str, *, check: Check | None = None, activate: bool = False) -> int:
+        """Validates, builds, loads, checks and registers hand-written ``code``.
+
+        Returns the revision number (an existing one for code that matches a registered
+        revision). Raises :class:`CandidateError` when the code is rejected.
+        """
+        candidate = validate_code(code, self.declarations, self.policy)
+        if not isinstance(candidate, Candidate):
+            raise CandidateError(
+                Failure(kind=candidate.kind, feedback=candidate.message,
+                        summary=candidate.message.splitlines()[0], line=candidate.line)
+            )  # fmt: skip
+        outcome = run_sync(self._try(candidate, lane=None, check=check))
+        if isinstance(outcome, Rejected):
+            raise CandidateError(outcome.failure)
+        if activate:
+            self.activate(outcome.revision)
+        return outcome.revision
+
+    # ------------------------------------------------------------------ evolution
+
+    def evolve(
+        self,
+        agent: Agent,
+        prompt: str,
+        *,
+        check: Check | None = None,
+        activate: bool = True,
+        seed: int | None = None,
+    ) -> EvolveInfo:
+        """Runs one lane until a candidate registers; activates it unless ``activate=False``.
+
+        Raises :class:`EvolveError` (carrying the trace) when the lane ends without one.
+        Works from inside a running event loop too; :meth:`aevolve` is the async twin.
+        """
+        return run_sync(self._evolve(agent, prompt, check=check, activate=activate, seed=seed))
+
+    async def aevolve(
+        self,
+        agent: Agent,
+        prompt: str,
+        *,
+        check: Check | None = None,
+        activate: bool = True,
+        seed: int | None = None,
+    ) -> EvolveInfo:
+        """Async twin of :meth:`evolve`."""
+        return await run_async(
+            self._evolve(agent, prompt, check=check, activate=activate, seed=seed)
+        )
+
+    def evolve_batch(
+        self,
+        agent: Agent,
+        prompts: Sequence[str],
+        *,
+        check: Check | None = None,
+        seed: int | None = None,
+    ) -> list[EvolveInfo | EvolveError]:
+        """Runs one lane per prompt concurrently, each with its own budget.
+
+        Every success is registered, none is activated; a failed lane is returned as its
+        :class:`EvolveError` in place, without affecting the others.
+        """
+        return run_sync(self._batch(agent, prompts, check=check, seed=seed))
+
+    async def aevolve_batch(
+        self,
+        agent: Agent,
+        prompts: Sequence[str],
+        *,
+        check: Check | None = None,
+        seed: int | None = None,
+    ) -> list[EvolveInfo | EvolveError]:
+        """Async twin of :meth:`evolve_batch`."""
+        return await run_async(self._batch(agent, prompts, check=check, seed=seed))
+
+    def _check_agent(self, agent: Agent) -> None:
+        if not callable(getattr(agent, "complete", None)) or not hasattr(agent, "name"):
+            raise ConfigError(
+                f"{agent!r} is not an Agent: it needs a `name` and an async `complete(request)`"
+            )
+
+    def _gate_for_loop(self) -> asyncio.Semaphore:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self._max_in_flight)
+        return self._gate
+
+    async def _evolve(
+        self, agent: Agent, prompt: str, *, check: Check | None, activate: bool, seed: int | None
+    ) -> EvolveInfo:
+        self._check_agent(agent)
+        info = await self._lane(agent, prompt, check=check, seed=seed)
+        if activate:
+            self.activate(info.revision)
+        return info
+
+    async def _batch(
+        self, agent: Agent, prompts: Sequence[str], *, check: Check | None, seed: int | None
+    ) -> list[EvolveInfo | EvolveError]:
+        self._check_agent(agent)
+        if isinstance(prompts, str):
+            raise ConfigError("evolve_batch() takes a list of prompts, not one str")
+        results = await asyncio.gather(
+            *(self._lane(agent, p, check=check, seed=seed) for p in prompts),
+            return_exceptions=True,
+        )
+        out: list[EvolveInfo | EvolveError] = []
+        for r in results:
+            if isinstance(r, (EvolveInfo, EvolveError)):
+                out.append(r)
+            else:
+                raise r
+        return out
+
+    async def _lane(
+        self, agent: Agent, prompt: str, *, check: Check | None, seed: int | None
+    ) -> EvolveInfo:
+        lane = next(self._lanes)
+        parent = self.active_revision
+        text = base_prompt(self.declarations, prompt, current=self.code(parent), revision=parent)
+        runtime = self
+
+        class Sink:
+            async def try_candidate(
+                self, candidate: Candidate, *, lane: int, attempt: int
+            ) -> Registered | Rejected:
+                return await runtime._try(candidate, lane=lane, check=check, parent=parent)
+
+        return await run_lane(
+            lane=lane,
+            agent=agent,
+            prompt=text,
+            decls=self.declarations,
+            policy=self.policy,
+            sink=Sink(),
+            limits=self.limits,
+            gate=self._gate_for_loop(),
+            seed=seed,
+        )
+
+    # ------------------------------------------------------------------ the pipeline
+
+    async def _build_and_load(self, code: str, normalised: str) -> tuple[Library, str] | Failure:
+        crate = generate(self.declarations, code)
+        result = await self._builder.build(crate, normalised)
+        if not result.ok:
+            assert result.diagnostics is not None
+            kind: FailureKind = "build_timeout" if result.timed_out else "compile_error"
+            rendered = result.diagnostics.render()
+            first = result.diagnostics.errors[0].message if result.diagnostics.errors else kind
+            return Failure(kind=kind, feedback=rendered, summary=first)
+        assert result.library is not None
+        existing = self._table.by_key(result.key)
+        if existing is not None:
+            return self._table.library(existing.number), result.key
+        try:
+            return Library(result.library, self.declarations.functions), result.key
+        except BuildError as exc:
+            return Failure(kind="load_error", feedback=str(exc), summary=str(exc))
+
+    async def _try(
+        self,
+        candidate: Candidate,
+        *,
+        lane: int | None,
+        check: Check | None,
+        parent: int | None = None,
+    ) -> Registered | Rejected:
+        t0 = time.perf_counter()
+        built = await self._build_and_load(candidate.code, candidate.normalised)
+        t1 = time.perf_counter()
+        if isinstance(built, Failure):
+            return Rejected(failure=built, timings=StageTimings(build=t1 - t0))
+        lib, key = built
+        timings = StageTimings(build=t1 - t0)
+        score: float | None = None
+        if check is not None:
+            fns = self._table.pinned(lib, "candidate under check")
+            t2 = time.perf_counter()
+            try:
+                score = await _run_check(check, fns)
+            except Exception as exc:
+                log.debug("check rejected a candidate: %r", exc)
+                failure = check_failure(exc, candidate.code)
+                return Rejected(failure=failure, timings=timings + StageTimings(
+                    check=time.perf_counter() - t2))  # fmt: skip
+            timings = timings + StageTimings(check=time.perf_counter() - t2)
+        rev, new = self._table.register(
+            code=candidate.code, key=key, library=lib, parent=parent, lane=lane,
+            build_seconds=t1 - t0,
+        )  # fmt: skip
+        reap()
+        return Registered(revision=rev.number, new=new, score=score, timings=timings)
+
+    def __repr__(self) -> str:
+        names = ", ".join(self.declarations.names)
+        return (
+            f"<symbiont.Runtime {names}: {len(self._table)} revision(s), "
+            f"active {self._table.active}, profile {self.profile}>"
+        )
+
+
+async def _run_check(check: Check, fns: Functions) -> float | None:
+    """Runs a check off the event loop (native code holds the GIL, HTTP must keep flowing)."""
+    if inspect.iscoroutinefunction(check):
+        result = await check(fns)
+    else:
+        result = await asyncio.to_thread(check, fns)
+        if inspect.isawaitable(result):
+            result = await result
+    if result is False:
+        raise AssertionError("the check returned False")
+    if result is None or result is True:
+        return None
+    if isinstance(result, (int, float)):
+        return float(result)
+    raise TypeError(f"a check must return a number or None, got {type(result).__name__}")
