@@ -1,0 +1,7 @@
+"""`python -m symbiont` runs the command-line tool."""
+
+import sys
+
+from symbiont.cli import main
+
+sys.exit(main())
