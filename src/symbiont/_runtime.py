@@ -50,6 +50,7 @@ from symbiont.load import (
     RevisionHandle,
     RevisionTable,
     reap,
+    timeout_ns,
     trampoline,
 )
 from symbiont.validate import Candidate, Policy, validate_code
@@ -114,12 +115,20 @@ class Runtime:
     - ``llm_timeout`` (900 s): outer deadline of one LLM request.
     - ``build_timeout`` (120 s): deadline of one rustc run.
     - ``max_parallel_builds``: concurrent rustc processes (default: the core count).
+    - ``timeout`` (None): per-call deadline in seconds for ``fns`` and revision handles; a call
+      past it raises :class:`TimeoutError` (the thread is stopped at a loop or function entry
+      of the candidate's code). ``with_timeout(s)`` gives dispatchers with another deadline.
+    - ``check_timeout`` (10 s): per-call deadline of the functions a check receives.
+    - ``guards`` (True): insert the checks that make deadlines and the recursion-depth guard
+      work; switch off for trusted code (a loop then cannot be stopped, and unbounded recursion
+      aborts the process).
     """
 
     _OPTIONS = (
         "profile", "cache_dir", "rustc", "rustc_flags", "allow", "deny", "max_attempts",
         "transient_retries", "context_resets", "backoff", "max_requests_in_flight",
-        "llm_timeout", "build_timeout", "max_parallel_builds",
+        "llm_timeout", "build_timeout", "max_parallel_builds", "timeout", "check_timeout",
+        "guards",
     )  # fmt: skip
 
     def __init__(
@@ -140,6 +149,9 @@ class Runtime:
         llm_timeout: float = 900.0,
         build_timeout: float = DEFAULT_BUILD_TIMEOUT,
         max_parallel_builds: int | None = None,
+        timeout: float | None = None,
+        check_timeout: float | None = 10.0,
+        guards: bool = True,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -172,6 +184,10 @@ class Runtime:
             request_timeout=llm_timeout,
         )
         self._max_in_flight = max_requests_in_flight
+        timeout_ns(timeout)
+        timeout_ns(check_timeout)  # both validated up front
+        self.check_timeout = check_timeout
+        self.guards = bool(guards)
         self._gate: asyncio.Semaphore | None = None
         self._lanes = itertools.count(1)
         toolchain = find_toolchain(rustc)
@@ -183,9 +199,9 @@ class Runtime:
             max_parallel=max_parallel_builds,
             timeout=build_timeout,
         )
-        self._table = RevisionTable(
-            declarations, trampoline(toolchain, self._builder.cache_dir), "symbiont.fns"
-        )
+        tramp = trampoline(toolchain, self._builder.cache_dir)
+        self._api = int(tramp.api())
+        self._table = RevisionTable(declarations, tramp, "symbiont.fns", timeout)
         started = time.perf_counter()
         code = declarations.default_code
         outcome = run_sync(self._build_and_load(code, normalise_source(code)))
@@ -230,9 +246,16 @@ class Runtime:
         """Every registered revision, oldest first."""
         return tuple(self._table.get(n) for n in self._table.numbers())
 
-    def revision(self, number: int) -> RevisionHandle:
-        """Functions pinned to revision ``number``: they never follow later activations."""
-        return self._table.handle(number)
+    def revision(self, number: int, *, timeout: float | None = None) -> RevisionHandle:
+        """Functions pinned to revision ``number``: they never follow later activations.
+        ``timeout`` overrides the runtime's per-call deadline for them."""
+        return self._table.handle(number, timeout)
+
+    def with_timeout(self, timeout: float) -> Functions:
+        """Dispatchers like ``fns`` (following activations) whose calls stop after
+        ``timeout`` seconds with :class:`TimeoutError`."""
+        timeout_ns(timeout)
+        return self._table.timed(timeout)
 
     def code(self, number: int | None = None) -> str:
         """The Rust source of revision ``number`` (default: the active one)."""
@@ -389,7 +412,7 @@ class Runtime:
     # ------------------------------------------------------------------ the pipeline
 
     async def _build_and_load(self, code: str, normalised: str) -> tuple[Library, str] | Failure:
-        crate = generate(self.declarations, code)
+        crate = generate(self.declarations, code, guards=self.guards)
         result = await self._builder.build(crate, normalised)
         if not result.ok:
             assert result.diagnostics is not None
@@ -402,7 +425,14 @@ class Runtime:
         if existing is not None:
             return self._table.library(existing.number), result.key
         try:
-            return Library(result.library, self.declarations.functions), result.key
+            lib = Library(
+                result.library,
+                self.declarations.functions,
+                api=self._api,
+                code=crate.candidate,
+                insertions=crate.insertions,
+            )
+            return lib, result.key
         except BuildError as exc:
             return Failure(kind="load_error", feedback=str(exc), summary=str(exc))
 
@@ -423,7 +453,7 @@ class Runtime:
         timings = StageTimings(build=t1 - t0)
         score: float | None = None
         if check is not None:
-            fns = self._table.pinned(lib, "candidate under check")
+            fns = self._table.pinned(lib, "candidate under check", self.check_timeout)
             t2 = time.perf_counter()
             try:
                 score = await _run_check(check, fns)

@@ -27,6 +27,7 @@ the request's own seed is used the same way, else a random one.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import itertools
 import logging
@@ -54,6 +55,17 @@ PromptStyle = Literal["auto", "completion", "chat"]
 _models_lock = threading.Lock()
 # (path, n_ctx, n_threads) -> (Llama, generation lock): one loaded copy per process.
 _models: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+
+
+@atexit.register
+def _close_models() -> None:
+    # Closed while the interpreter is whole: llama.cpp's own finalizer, left to run during
+    # teardown, finds its module globals gone and prints a traceback.
+    with _models_lock:
+        for llm, lock in _models.values():
+            with lock:
+                llm.close()
+        _models.clear()
 
 
 def default_model_path() -> Path:

@@ -11,5 +11,18 @@ from symbiont.codegen._crate import (
     generate,
     public_prelude,
 )
+from symbiont.codegen._guards import ENTER, TICK, Instrumented, instrument, original_column
 
-__all__ = ["ENTRY_PREFIX", "GLUE_ABI", "INIT_SYMBOL", "CrateSource", "generate", "public_prelude"]
+__all__ = [
+    "ENTER",
+    "ENTRY_PREFIX",
+    "GLUE_ABI",
+    "INIT_SYMBOL",
+    "TICK",
+    "CrateSource",
+    "Instrumented",
+    "generate",
+    "instrument",
+    "original_column",
+    "public_prelude",
+]

@@ -18,6 +18,7 @@
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::ptr::{addr_of_mut, null_mut};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub type Ssize = isize;
 
@@ -124,6 +125,157 @@ extern "C" {
     static mut PyExc_RuntimeError: Obj;
 }
 
+// ---------------------------------------------------------------- slots, deadlines, guards
+
+/// The head of the trampoline's Slot (load/trampoline.rs): the `self` every entry receives.
+#[repr(C)]
+pub struct SlotHead {
+    pub ob_base: PyObject,
+    pub entry: *mut c_void,
+    pub keeper: Obj,
+    pub timeout_ns: u64,
+}
+
+/// Per-thread record owned by the trampoline (same layout as there).
+#[repr(C)]
+pub struct Record {
+    pub flag: AtomicU32,
+    pub seq: AtomicU64,
+    pub timeout_ns: AtomicU64,
+    pub stack_low: AtomicUsize,
+}
+
+#[repr(C)]
+pub struct Api {
+    pub version: u32,
+    pub pending: *const AtomicU32,
+    pub record: unsafe extern "C" fn() -> *mut Record,
+    pub wake: unsafe extern "C" fn(),
+    pub parked: *const AtomicBool,
+}
+
+static ZERO: AtomicU32 = AtomicU32::new(0);
+static API: AtomicPtr<Api> = AtomicPtr::new(null_mut());
+// The trampoline's count of flagged calls; a local zero until init points it there.
+static PENDING: AtomicPtr<AtomicU32> = AtomicPtr::new(&ZERO as *const AtomicU32 as *mut AtomicU32);
+
+thread_local! {
+    // This thread's record, once the thread made a guarded call or met a depth guard. A raw
+    // pointer with a const initialiser: no TLS destructor, so the library can be unloaded.
+    static RECORD: Cell<*mut Record> = const { Cell::new(null_mut()) };
+}
+
+/// Unwinds out of candidate code when its call passed the deadline.
+pub struct Interrupted;
+/// Unwinds out of candidate code before recursion exhausts the stack.
+pub struct TooDeep;
+
+#[inline(always)]
+fn record() -> *mut Record {
+    RECORD.with(|r| {
+        let mut p = r.get();
+        if p.is_null() {
+            let api = API.load(Ordering::Relaxed);
+            if !api.is_null() {
+                p = unsafe { ((*api).record)() };
+                r.set(p);
+            }
+        }
+        p
+    })
+}
+
+/// Loop back-edges and closure bodies: one relaxed load of a process-wide counter; the thread's
+/// own record is only consulted when some call, somewhere, is past its deadline.
+/// `#[track_caller]`: the stop is reported at the candidate's loop, not here.
+#[inline(always)]
+#[track_caller]
+pub fn tick() {
+    if unsafe { (*PENDING.load(Ordering::Relaxed)).load(Ordering::Relaxed) } != 0 {
+        tick_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn tick_slow() {
+    let r = RECORD.with(|r| r.get());
+    if !r.is_null() && unsafe { (*r).flag.load(Ordering::Acquire) } != 0 {
+        std::panic::panic_any(Interrupted);
+    }
+}
+
+/// Entries of functions that may recurse: the tick, plus a stack-depth check.
+#[inline(always)]
+#[track_caller]
+pub fn enter() {
+    tick();
+    let marker = 0u8;
+    let sp = std::ptr::addr_of!(marker) as usize;
+    let r = record();
+    if !r.is_null() && sp < unsafe { (*r).stack_low.load(Ordering::Relaxed) } {
+        too_deep();
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn too_deep() -> ! {
+    std::panic::panic_any(TooDeep)
+}
+
+/// Arms the watchdog for this thread's call; `disarm` reports whether the deadline passed.
+pub struct Armed(*mut Record);
+
+#[inline(always)]
+pub fn arm(timeout_ns: u64) -> Option<Armed> {
+    if timeout_ns == 0 {
+        return None;
+    }
+    arm_slow(timeout_ns)
+}
+
+#[inline(never)]
+fn arm_slow(timeout_ns: u64) -> Option<Armed> {
+    let r = record();
+    let api = API.load(Ordering::Relaxed);
+    if r.is_null() || api.is_null() {
+        return None;
+    }
+    unsafe {
+        (*r).timeout_ns.store(timeout_ns, Ordering::Relaxed);
+        (*r).seq.fetch_add(1, Ordering::AcqRel);
+        if (*(*api).parked).load(Ordering::Relaxed) {
+            ((*api).wake)();
+        }
+    }
+    Some(Armed(r))
+}
+
+impl Armed {
+    /// Ends the armed call; true when the watchdog flagged it.
+    pub fn disarm(self) -> bool {
+        unsafe {
+            (*self.0).seq.fetch_add(1, Ordering::AcqRel);
+            let flagged = (*self.0).flag.swap(0, Ordering::AcqRel) != 0;
+            if flagged {
+                (*PENDING.load(Ordering::Relaxed)).fetch_sub(1, Ordering::AcqRel);
+            }
+            flagged
+        }
+    }
+}
+
+pub unsafe fn init(api: *mut Api) {
+    if !api.is_null() && (*api).version == 1 {
+        API.store(api, Ordering::Relaxed);
+        PENDING.store((*api).pending as *mut AtomicU32, Ordering::Relaxed);
+    }
+    install_hook();
+}
+
 // ---------------------------------------------------------------- panics
 
 thread_local! {
@@ -135,7 +287,7 @@ thread_local! {
 
 /// Installs the silent panic hook. The default hook prints to stderr and, with
 /// RUST_BACKTRACE=1, symbolises the whole stack (about 70 ms per panic).
-pub fn init() {
+fn install_hook() {
     std::panic::set_hook(Box::new(|info| {
         if let Some(loc) = info.location() {
             let file = loc.file();
@@ -689,15 +841,55 @@ ret_tuple!(A, B, C, D, E, F);
 ret_tuple!(A, B, C, D, E, F, G);
 ret_tuple!(A, B, C, D, E, F, G, H);
 
+/// Ends an armed call (before any Python code runs); true when the deadline passed.
 #[inline(always)]
-pub unsafe fn finish<R: Ret>(pin: &mut Pin, fi: Ssize, r: std::thread::Result<R>) -> Obj {
+pub fn disarm(armed: Option<Armed>) -> bool {
+    match armed {
+        Some(a) => a.disarm(),
+        None => false,
+    }
+}
+
+/// Turns the call's outcome into the Python result: the value, a PanicError, or a TimeoutError
+/// when the watchdog stopped it.
+/// The pin is released before a scalar result is boxed (boxing one runs no Python code), which
+/// lets that last call be a tail call: this is the hot path of every scalar function.
+#[inline(always)]
+pub unsafe fn finish<R: Ret>(
+    mut pin: Pin, fi: Ssize, r: std::thread::Result<R>, flagged: bool, timeout_ns: u64,
+) -> Obj {
     match r {
         Ok(v) => {
             if R::CONTAINER {
                 pin.hold();
+                let o = v.into_py();
+                drop(pin);
+                o
+            } else {
+                drop(pin);
+                v.into_py()
             }
-            v.into_py()
         }
-        Err(payload) => panicked(pin, fi, payload),
+        Err(payload) => failed(&mut pin, fi, payload, flagged, timeout_ns),
     }
+}
+
+#[inline(never)]
+unsafe fn failed(
+    pin: &mut Pin, fi: Ssize, payload: Box<dyn std::any::Any + Send>, flagged: bool, ns: u64,
+) -> Obj {
+    if payload.is::<Interrupted>() && flagged {
+        let k = pin.hold();
+        drop(payload);
+        return unexpected(PyObject_CallMethod(k, c"_timeout".as_ptr(), c"nK".as_ptr(), fi, ns));
+    }
+    if payload.is::<TooDeep>() {
+        drop(payload);
+        let msg: Box<dyn std::any::Any + Send> = Box::new(
+            "recursion too deep: the thread's stack is nearly exhausted (symbiont's depth guard \
+             stopped the call before it could overflow)",
+        );
+        return panicked(pin, fi, msg);
+    }
+    panicked(pin, fi, payload)
 }

@@ -10,6 +10,7 @@ from symbiont.load._revisions import (
     Revision,
     RevisionHandle,
     RevisionTable,
+    timeout_ns,
 )
 from symbiont.load._trampoline import trampoline
 
@@ -22,5 +23,6 @@ __all__ = [
     "RevisionTable",
     "loaded_count",
     "reap",
+    "timeout_ns",
     "trampoline",
 ]

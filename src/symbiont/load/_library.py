@@ -19,8 +19,8 @@ import weakref
 from pathlib import Path
 from typing import Any, NoReturn
 
-from symbiont._errors import BuildError, PanicError
-from symbiont.codegen import ENTRY_PREFIX, GLUE_ABI, INIT_SYMBOL
+from symbiont._errors import BuildError, PanicError, TimeoutError
+from symbiont.codegen import ENTRY_PREFIX, GLUE_ABI, INIT_SYMBOL, original_column
 from symbiont.decl import FunctionDecl
 from symbiont.load._boundary import ArgumentChecker, Cell
 
@@ -65,12 +65,27 @@ def loaded_count() -> int:
 class Library:
     """One loaded revision library (the keeper passed to its entry points as ``self``)."""
 
-    __slots__ = ("__weakref__", "_checkers", "entries", "functions", "path", "revision")
+    __slots__ = (
+        "__weakref__", "_checkers", "code", "entries", "functions", "insertions", "path",
+        "revision",
+    )  # fmt: skip
 
-    def __init__(self, path: Path, functions: tuple[FunctionDecl, ...]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        functions: tuple[FunctionDecl, ...],
+        *,
+        api: int,
+        code: str = "",
+        insertions: tuple[tuple[int, str], ...] = (),
+    ) -> None:
+        """Loads ``path``. ``api`` is the trampoline's table address; ``code`` and
+        ``insertions`` (the guards added to it) map panic locations back to the written code."""
         reap()
         self.path = path
         self.functions = functions
+        self.code = code
+        self.insertions = insertions
         self.revision: int | None = None
         self._checkers = tuple(ArgumentChecker(f) for f in functions)
         try:
@@ -80,8 +95,8 @@ class Library:
             raise BuildError(f"cannot load {path}: {exc}") from exc
         init = dll[INIT_SYMBOL]
         init.restype = ctypes.c_uint32
-        init.argtypes = []
-        abi = init()
+        init.argtypes = [ctypes.c_void_p]
+        abi = init(api)
         if abi != GLUE_ABI:
             import _ctypes
 
@@ -115,7 +130,16 @@ class Library:
     def _alias(self, fi: int, pi: int, pj: int) -> NoReturn:
         self._checkers[fi].alias(pi, pj)
 
+    def _timeout(self, fi: int, timeout_ns: int) -> NoReturn:
+        rev = f" (revision {self.revision})" if self.revision is not None else ""
+        raise TimeoutError(
+            f"{self.functions[fi].name}{rev} did not finish within its deadline of "
+            f"{timeout_ns / 1e9:g} s and was stopped"
+        )
+
     def _panic(self, fi: int, message: str, file: str, line: int, column: int) -> NoReturn:
+        if file == "candidate.rs" and self.insertions and line and column:
+            column = original_column(self.insertions, self.code, line, column)
         raise PanicError(
             message,
             function=self.functions[fi].name,

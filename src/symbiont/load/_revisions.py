@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from symbiont._errors import RevisionError
+from symbiont._errors import ConfigError, RevisionError
 from symbiont.decl import Declarations, FunctionDecl
 from symbiont.load._library import Library
 
@@ -73,9 +73,25 @@ def _doc(f: FunctionDecl) -> str:
 
 
 def make_callables(
-    tramp: ModuleType, decls: Declarations, module: str
+    tramp: ModuleType, decls: Declarations, module: str, timeout: float | None = None
 ) -> dict[str, Callable[..., Any]]:
-    return {f.name: tramp.new(f.name, _doc(f), module) for f in decls.functions}
+    """New builtins (no target yet) with a per-call deadline of ``timeout`` seconds."""
+    callables = {f.name: tramp.new(f.name, _doc(f), module) for f in decls.functions}
+    ns = timeout_ns(timeout)
+    if ns:
+        for fn in callables.values():
+            tramp.set_timeout(fn, ns)
+    return callables
+
+
+def timeout_ns(timeout: float | None) -> int:
+    if timeout is None:
+        return 0
+    if not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigError(
+            f"a timeout must be a positive number of seconds or None, got {timeout!r}"
+        )
+    return max(1, int(timeout * 1e9))
 
 
 def point(tramp: ModuleType, callables: dict[str, Callable[..., Any]], lib: Library) -> None:
@@ -109,17 +125,22 @@ class RevisionTable:
     target under the GIL, so a call sees either the old or the new revision, never a mix.
     """
 
-    def __init__(self, decls: Declarations, tramp: ModuleType, module: str) -> None:
+    def __init__(
+        self, decls: Declarations, tramp: ModuleType, module: str, timeout: float | None = None
+    ) -> None:
         self.decls = decls
         self._tramp = tramp
         self._module = module
+        self.timeout = timeout
         self._lock = threading.RLock()
         self._revisions: dict[int, Revision] = {}
         self._libraries: dict[int, Library] = {}
         self._by_key: dict[str, int] = {}
         self._active: int | None = None
-        self._dispatchers = make_callables(tramp, decls, module)
+        self._dispatchers = make_callables(tramp, decls, module, timeout)
         self.fns = Functions(self._dispatchers, "stable dispatchers")
+        # Dispatchers with other deadlines (Runtime.with_timeout): they follow activations too.
+        self._timed: dict[float, Functions] = {}
 
     @property
     def active(self) -> int | None:
@@ -188,20 +209,36 @@ class RevisionTable:
     def activate(self, number: int) -> Revision:
         with self._lock:
             rev = self.get(number)
-            point(self._tramp, self._dispatchers, self._libraries[number])
+            lib = self._libraries[number]
+            point(self._tramp, self._dispatchers, lib)
+            for fns in self._timed.values():
+                point(self._tramp, {n: fns[n] for n in fns}, lib)
             self._active = number
             return rev
 
-    def handle(self, number: int) -> RevisionHandle:
+    def timed(self, timeout: float) -> Functions:
+        """Dispatchers that follow activations, with their own per-call deadline."""
+        with self._lock:
+            fns = self._timed.get(timeout)
+            if fns is None:
+                callables = make_callables(self._tramp, self.decls, self._module, timeout)
+                if self._active is not None:
+                    point(self._tramp, callables, self._libraries[self._active])
+                fns = self._timed[timeout] = Functions(callables, f"deadline {timeout:g} s")
+            return fns
+
+    def handle(self, number: int, timeout: float | None = None) -> RevisionHandle:
         with self._lock:
             rev = self.get(number)
             lib = self._libraries[number]
-        callables = make_callables(self._tramp, self.decls, self._module)
+        callables = make_callables(
+            self._tramp, self.decls, self._module, self.timeout if timeout is None else timeout
+        )
         point(self._tramp, callables, lib)
         return RevisionHandle(rev, Functions(callables, f"pinned to revision {number}"))
 
-    def pinned(self, library: Library, label: str) -> Functions:
+    def pinned(self, library: Library, label: str, timeout: float | None = None) -> Functions:
         """Functions bound to a library that is not (or not yet) registered."""
-        callables = make_callables(self._tramp, self.decls, self._module)
+        callables = make_callables(self._tramp, self.decls, self._module, timeout)
         point(self._tramp, callables, library)
         return Functions(callables, label)

@@ -3,15 +3,24 @@
 //
 // Each callable is a real builtin (`PyCFunction_NewEx`, METH_FASTCALL), so CPython 3.11+
 // specialises calls to it (CALL_BUILTIN_FAST); a custom callable type would cost ~1.3x more per
-// call. Its `self` is a Slot holding the active revision's entry point and a strong reference to
-// that revision's keeper object. Retargeting rewrites the slot under the GIL. A call in flight
-// that may run Python code or release the GIL pins the keeper it started with, and libraries
-// are only unloaded by a reaper after their keeper died, so a revision's code is never
-// unmapped under a running call.
+// call. Its `self` is a Slot holding the active revision's entry point, a strong reference to
+// that revision's keeper object and the per-call deadline; the entry receives the slot itself.
+// Retargeting rewrites the slot under the GIL. A call in flight that may run Python code or
+// release the GIL pins the keeper it started with, and libraries are only unloaded by a reaper
+// after their keeper died, so a revision's code is never unmapped under a running call.
+//
+// The module also owns what must outlive every revision library: the watchdog thread that
+// stops calls past their deadline, the per-thread records it watches, and each thread's stack
+// bounds for the depth guard. Libraries reach them through `Api`, passed at their init.
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
-use std::ptr::{addr_of_mut, null, null_mut};
+use std::ptr::{addr_of, addr_of_mut, null, null_mut};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
 
 type Ssize = isize;
 
@@ -69,6 +78,7 @@ struct PyTypeSpec {
 type FastFn = unsafe extern "C" fn(Obj, *const Obj, Ssize) -> Obj;
 
 const METH_O: c_int = 0x0008;
+const METH_NOARGS: c_int = 0x0004;
 const METH_FASTCALL: c_int = 0x0080;
 const Py_tp_dealloc: c_int = 52;
 const Py_tp_doc: c_int = 56;
@@ -85,6 +95,8 @@ extern "C" {
     fn PyUnicode_AsUTF8AndSize(o: Obj, n: *mut Ssize) -> *const c_char;
     fn PyLong_AsVoidPtr(o: Obj) -> *mut c_void;
     fn PyLong_FromVoidPtr(p: *mut c_void) -> Obj;
+    fn PyLong_AsUnsignedLongLong(o: Obj) -> u64;
+    fn PyLong_FromUnsignedLongLong(v: u64) -> Obj;
     fn PyErr_SetString(t: Obj, msg: *const c_char);
     fn PyErr_Occurred() -> Obj;
     fn Py_IncRef(o: Obj);
@@ -94,11 +106,13 @@ extern "C" {
     static mut PyExc_RuntimeError: Obj;
 }
 
+// The first four fields are read by the generated entry points (rt.rs `SlotHead`): keep in step.
 #[repr(C)]
 struct Slot {
     ob_base: PyObject,
     entry: Option<FastFn>,
     keeper: Obj,
+    timeout_ns: u64,
     def: PyMethodDef,
     name: *mut c_char,
     doc: *mut c_char,
@@ -129,7 +143,7 @@ unsafe extern "C" fn dispatch(slot: Obj, args: *const Obj, nargs: Ssize) -> Obj 
         Some(f) => {
             // No reference count round trip here: the entry pins its keeper itself before
             // anything that may run Python code (see "Pinning" in codegen/rt.rs).
-            f((*s).keeper, args, nargs)
+            f(slot, args, nargs)
         }
         None => {
             PyErr_SetString(PyExc_RuntimeError, c"symbiont: no revision is active".as_ptr());
@@ -186,6 +200,7 @@ unsafe extern "C" fn tr_new(_m: Obj, args: *const Obj, nargs: Ssize) -> Obj {
     let s = o as *mut Slot;
     (*s).entry = None;
     (*s).keeper = null_mut();
+    (*s).timeout_ns = 0;
     (*s).name = name.into_raw();
     (*s).doc = doc.into_raw();
     (*s).def = PyMethodDef {
@@ -256,7 +271,42 @@ unsafe extern "C" fn tr_entry(_m: Obj, f: Obj) -> Obj {
     })
 }
 
-static mut METHODS: [PyMethodDef; 5] = [
+/// set_timeout(fn, nanoseconds: int) -> None; 0 means no deadline.
+unsafe extern "C" fn tr_set_timeout(_m: Obj, args: *const Obj, nargs: Ssize) -> Obj {
+    if nargs != 2 {
+        PyErr_SetString(PyExc_TypeError, c"set_timeout(fn, nanoseconds)".as_ptr());
+        return null_mut();
+    }
+    let s = slot_of(*args);
+    if s.is_null() {
+        return null_mut();
+    }
+    let ns = PyLong_AsUnsignedLongLong(*args.add(1));
+    if ns == u64::MAX && !PyErr_Occurred().is_null() {
+        return null_mut();
+    }
+    (*s).timeout_ns = ns;
+    none()
+}
+
+/// timeout(fn) -> int nanoseconds (0: no deadline)
+unsafe extern "C" fn tr_timeout(_m: Obj, f: Obj) -> Obj {
+    let s = slot_of(f);
+    if s.is_null() {
+        return null_mut();
+    }
+    PyLong_FromUnsignedLongLong((*s).timeout_ns)
+}
+
+/// api() -> int address of the `Api` table handed to every revision library at init.
+unsafe extern "C" fn tr_api(_m: Obj, _a: Obj) -> Obj {
+    PyLong_FromVoidPtr(addr_of!(API) as *mut c_void)
+}
+
+static mut METHODS: [PyMethodDef; 8] = [
+    PyMethodDef { ml_name: c"set_timeout".as_ptr(), ml_meth: tr_set_timeout as *const c_void, ml_flags: METH_FASTCALL, ml_doc: null() },
+    PyMethodDef { ml_name: c"timeout".as_ptr(), ml_meth: tr_timeout as *const c_void, ml_flags: METH_O, ml_doc: null() },
+    PyMethodDef { ml_name: c"api".as_ptr(), ml_meth: tr_api as *const c_void, ml_flags: METH_NOARGS, ml_doc: null() },
     PyMethodDef { ml_name: c"new".as_ptr(), ml_meth: tr_new as *const c_void, ml_flags: METH_FASTCALL, ml_doc: null() },
     PyMethodDef { ml_name: c"retarget".as_ptr(), ml_meth: tr_retarget as *const c_void, ml_flags: METH_FASTCALL, ml_doc: null() },
     PyMethodDef { ml_name: c"target".as_ptr(), ml_meth: tr_target as *const c_void, ml_flags: METH_O, ml_doc: null() },
@@ -294,6 +344,165 @@ static mut SPEC: PyTypeSpec = PyTypeSpec {
     flags: Py_TPFLAGS_DEFAULT,
     slots: null_mut(),
 };
+
+// ---------------------------------------------------------------- watchdog and guards
+
+/// One per thread that ever ran a guarded call; never freed (records must outlive every
+/// library that saw them). Layout shared with rt.rs.
+#[repr(C)]
+pub struct Record {
+    /// Set to 1 by the watchdog when the armed call passed its deadline.
+    flag: AtomicU32,
+    /// Odd while a call is armed; bumped at arm and at disarm.
+    seq: AtomicU64,
+    timeout_ns: AtomicU64,
+    /// Lowest stack address guarded code may reach on this thread (0: unknown).
+    stack_low: AtomicUsize,
+}
+
+/// The table handed to revision libraries (`__symbiont_init`). Layout shared with rt.rs.
+#[repr(C)]
+pub struct Api {
+    version: u32,
+    /// Number of armed calls currently flagged, process-wide: guards read it in hot loops and
+    /// only look at their own thread's record when it is not zero.
+    pending: *const AtomicU32,
+    record: unsafe extern "C" fn() -> *mut Record,
+    wake: unsafe extern "C" fn(),
+    parked: *const AtomicBool,
+}
+
+unsafe impl Sync for Api {}
+
+static PENDING: AtomicU32 = AtomicU32::new(0);
+static PARKED: AtomicBool = AtomicBool::new(true);
+static START: Once = Once::new();
+static RECORDS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static WATCHDOG: Mutex<Option<std::thread::Thread>> = Mutex::new(None);
+
+static API: Api = Api {
+    version: 1,
+    pending: &PENDING,
+    record,
+    wake,
+    parked: &PARKED,
+};
+
+thread_local! {
+    static MINE: Cell<*mut Record> = const { Cell::new(null_mut()) };
+}
+
+// Stack bounds kept clear for unwinding and for the Python error path after a depth panic.
+const STACK_MARGIN: usize = 256 * 1024;
+
+extern "C" {
+    fn pthread_self() -> usize;
+    fn pthread_getattr_np(thread: usize, attr: *mut u64) -> c_int;
+    fn pthread_attr_getstack(attr: *const u64, addr: *mut *mut c_void, size: *mut usize) -> c_int;
+    fn pthread_attr_destroy(attr: *mut u64) -> c_int;
+}
+
+unsafe fn stack_low() -> usize {
+    let mut attr = [0u64; 16]; // pthread_attr_t is 56 bytes on x86_64/aarch64 glibc
+    if pthread_getattr_np(pthread_self(), attr.as_mut_ptr()) != 0 {
+        return 0;
+    }
+    let mut addr: *mut c_void = null_mut();
+    let mut size: usize = 0;
+    let ok = pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) == 0;
+    pthread_attr_destroy(attr.as_mut_ptr());
+    if !ok || size <= 2 * STACK_MARGIN { 0 } else { addr as usize + STACK_MARGIN }
+}
+
+unsafe extern "C" fn record() -> *mut Record {
+    MINE.with(|m| {
+        let mut r = m.get();
+        if r.is_null() {
+            r = Box::into_raw(Box::new(Record {
+                flag: AtomicU32::new(0),
+                seq: AtomicU64::new(0),
+                timeout_ns: AtomicU64::new(0),
+                stack_low: AtomicUsize::new(stack_low()),
+            }));
+            RECORDS.lock().unwrap_or_else(|e| e.into_inner()).push(r as usize);
+            m.set(r);
+        }
+        r
+    })
+}
+
+// Scanning every millisecond keeps the time from deadline to TimeoutError small; after a
+// second with nothing armed the thread parks until the next armed call wakes it.
+const TICK: Duration = Duration::from_millis(1);
+const IDLE_TICKS: u32 = 1000;
+
+fn watch() {
+    let mut seen: HashMap<usize, (u64, Instant)> = HashMap::new();
+    let mut idle = 0u32;
+    loop {
+        std::thread::sleep(TICK);
+        let now = Instant::now();
+        let records: Vec<usize> = RECORDS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut armed = 0;
+        for addr in records {
+            let rec = unsafe { &*(addr as *const Record) };
+            let seq = rec.seq.load(Ordering::Acquire);
+            if seq % 2 == 0 {
+                seen.remove(&addr);
+                continue;
+            }
+            armed += 1;
+            match seen.get(&addr) {
+                Some(&(s, since)) if s == seq => {
+                    let limit = Duration::from_nanos(rec.timeout_ns.load(Ordering::Relaxed));
+                    if now.duration_since(since) >= limit
+                        && rec.flag.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+                    {
+                        PENDING.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
+                _ => {
+                    seen.insert(addr, (seq, now));
+                }
+            }
+        }
+        if armed == 0 {
+            idle += 1;
+            if idle >= IDLE_TICKS {
+                idle = 0;
+                PARKED.store(true, Ordering::SeqCst);
+                // An arm that raced with parking saw PARKED false and did not wake us: look
+                // again before sleeping.
+                let again = RECORDS
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|&a| unsafe { &*(a as *const Record) }.seq.load(Ordering::Acquire) % 2 == 1);
+                if !again {
+                    std::thread::park();
+                }
+                PARKED.store(false, Ordering::SeqCst);
+            }
+        } else {
+            idle = 0;
+        }
+    }
+}
+
+unsafe extern "C" fn wake() {
+    START.call_once(|| {
+        let handle = std::thread::Builder::new()
+            .name("symbiont-watchdog".into())
+            .spawn(watch)
+            .expect("symbiont: cannot start the watchdog thread");
+        *WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.thread().clone());
+    });
+    if PARKED.swap(false, Ordering::SeqCst) {
+        if let Some(t) = WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            t.unpark();
+        }
+    }
+}
 
 #[no_mangle]
 pub unsafe extern "C" fn PyInit__symbiont_trampoline() -> Obj {
