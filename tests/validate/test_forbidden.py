@@ -231,3 +231,16 @@ def test_harmless_attributes_lifetimes_and_helpers_are_accepted() -> None:
         '#[allow(unused)]\nextern "C" fn callback(x: i32) -> i32 { x }\n' + SCORE
     )
     assert isinstance(validate_code(code, DECLS), Candidate)
+
+
+def test_catch_unwind_is_refused_because_deadlines_unwind() -> None:
+    from symbiont.decl import evolvable
+    from symbiont.validate import Rejection, validate_code
+
+    decls = evolvable("fn f(x: u64) -> u64 { x }")
+    code = "use std::panic;\nfn f(x: u64) -> u64 {\n    panic::catch_unwind(|| x).unwrap_or(0)\n}\n"
+    result = validate_code(code, decls)
+    assert isinstance(result, Rejection)
+    assert result.kind == "forbidden"
+    assert result.line == 3
+    assert "catch_unwind" in result.message and "deadline" in result.message

@@ -209,7 +209,7 @@ def test_configured_denied_macros() -> None:
         "    let m: std::collections::HashMap<u8, f64> = std::collections::HashMap::new();\n",
         "    let env = xs.len();\n    let process = env + 1;\n    let _ = process;\n",
         '    let mut out = Vec::new();\n    let _ = std::io::Write::write_all(&mut out, b"x");\n',
-        "    let _ = std::panic::catch_unwind(|| 1);\n",
+        "    let _ = std::panic::resume_unwind;\n",
         "    let _ = std::time::Instant::now();\n",
         "    let t = std::thread_local_key_is_not_a_thing;\n",
     ],

@@ -48,6 +48,8 @@ _HOOKS = (
     "std::panic::always_abort",
     "std::alloc::set_alloc_error_hook",
 )
+# Also denied whatever the policy says: deadlines stop a call by unwinding through its code.
+_CATCHERS = ("std::panic::catch_unwind",)
 _PATH_REASONS = {
     "std::process": "`std::process` exits the host Python process or starts programs",
     "std::thread": "`std::thread` spawns or blocks threads inside the host process",
@@ -346,6 +348,12 @@ class _Scan:
                 return (
                     f"`{hook}` changes the host's panic handling, which symbiont uses to catch "
                     "and report panics. Remove it: a panic in your code is reported back to you"
+                )
+        for catcher in _CATCHERS:
+            if _matches(joined, catcher):
+                return (
+                    f"`{catcher}` would swallow the unwinding symbiont uses to stop a call at its "
+                    "deadline. Remove it: a panic in your code is reported back to you"
                 )
         matching = [
             (len(rule), allowed, rule) for rule, allowed in self.rules if _matches(joined, rule)
