@@ -11,7 +11,13 @@ from symbiont.build._builder import (
     default_cache_dir,
     library_suffix,
 )
-from symbiont.build._diagnostics import CANDIDATE_FILE, Diagnostic, Diagnostics, parse_rustc_json
+from symbiont.build._diagnostics import (
+    CANDIDATE_FILE,
+    Diagnostic,
+    Diagnostics,
+    map_offset,
+    parse_rustc_json,
+)
 from symbiont.build._toolchain import Toolchain, find_toolchain
 
 __all__ = [
@@ -26,5 +32,6 @@ __all__ = [
     "default_cache_dir",
     "find_toolchain",
     "library_suffix",
+    "map_offset",
     "parse_rustc_json",
 ]

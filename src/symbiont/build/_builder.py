@@ -234,7 +234,10 @@ class Builder:
                 rustc_seconds = time.perf_counter() - rustc_started
                 text = stderr.decode("utf-8", errors="replace")
                 if proc.returncode != 0 or not out.exists():
-                    diagnostics = parse_rustc_json(text)
+                    # Errors are drawn on the code as written, without the inserted guards.
+                    diagnostics = parse_rustc_json(
+                        text, source=crate.candidate, insertions=crate.insertions
+                    )
                     if not diagnostics.errors:
                         diag = Diagnostic(
                             message=f"rustc exited with status {proc.returncode}",
