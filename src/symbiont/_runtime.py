@@ -46,6 +46,7 @@ from symbiont.evolve import (
 from symbiont.load import (
     Functions,
     Library,
+    Maps,
     Revision,
     RevisionHandle,
     RevisionTable,
@@ -57,9 +58,10 @@ from symbiont.validate import Candidate, Policy, validate_code
 
 log = logging.getLogger("symbiont")
 
-Check = Callable[[Functions], "float | Awaitable[float | None] | None"]
-"""A candidate check: called with the candidate's functions; returns an optional score, or
-raises to reject the candidate (the exception's message is fed back to the LLM)."""
+Check = Callable[..., "float | Awaitable[float | None] | None"]
+"""A candidate check: called with the candidate's functions (and, if it takes a second
+argument, their vectorised forms); returns an optional score, or raises to reject the candidate
+(the exception's message is fed back to the LLM)."""
 
 
 def _excerpt(code: str, line: int | None, column: int | None) -> str:
@@ -229,6 +231,13 @@ class Runtime:
         """The stable dispatchers: one builtin per declared function, always calling the
         active revision. Their identity never changes."""
         return self._table.fns
+
+    @property
+    def map(self) -> Maps:
+        """Vectorised forms of the scalar functions, following activations like ``fns``:
+        ``rt.map.f(xs, ys, out=None, threads=None, timeout=None)`` broadcasts numpy arrays and
+        runs the element loop in Rust with the GIL released (``threads=0``: every core)."""
+        return self._table.map
 
     @property
     def signatures(self) -> MappingProxyType[str, str]:
@@ -453,10 +462,10 @@ class Runtime:
         timings = StageTimings(build=t1 - t0)
         score: float | None = None
         if check is not None:
-            fns = self._table.pinned(lib, "candidate under check", self.check_timeout)
+            fns, maps = self._table.pinned(lib, "candidate under check", self.check_timeout)
             t2 = time.perf_counter()
             try:
-                score = await _run_check(check, fns)
+                score = await _run_check(check, fns, maps)
             except Exception as exc:
                 log.debug("check rejected a candidate: %r", exc)
                 failure = check_failure(exc, candidate.code)
@@ -478,12 +487,23 @@ class Runtime:
         )
 
 
-async def _run_check(check: Check, fns: Functions) -> float | None:
-    """Runs a check off the event loop (native code holds the GIL, HTTP must keep flowing)."""
+def _wants_map(check: Check) -> bool:
+    try:
+        params = inspect.signature(check).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2
+
+
+async def _run_check(check: Check, fns: Functions, maps: Maps) -> float | None:
+    """Runs a check off the event loop (native code holds the GIL, HTTP must keep flowing).
+    A check taking two arguments also receives the vectorised functions."""
+    args: tuple[Any, ...] = (fns, maps) if _wants_map(check) else (fns,)
     if inspect.iscoroutinefunction(check):
-        result = await check(fns)
+        result = await check(*args)
     else:
-        result = await asyncio.to_thread(check, fns)
+        result = await asyncio.to_thread(check, *args)
         if inspect.isawaitable(result):
             result = await result
     if result is False:

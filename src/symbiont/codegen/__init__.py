@@ -7,9 +7,11 @@ from symbiont.codegen._crate import (
     ENTRY_PREFIX,
     GLUE_ABI,
     INIT_SYMBOL,
+    MAP_PREFIX,
     CrateSource,
     generate,
     public_prelude,
+    vectorisable,
 )
 from symbiont.codegen._guards import ENTER, TICK, Instrumented, instrument, original_column
 
@@ -18,6 +20,7 @@ __all__ = [
     "ENTRY_PREFIX",
     "GLUE_ABI",
     "INIT_SYMBOL",
+    "MAP_PREFIX",
     "TICK",
     "CrateSource",
     "Instrumented",
@@ -25,4 +28,5 @@ __all__ = [
     "instrument",
     "original_column",
     "public_prelude",
+    "vectorisable",
 ]

@@ -116,6 +116,8 @@ extern "C" {
     fn PyTuple_SetItem(t: Obj, i: Ssize, v: Obj) -> c_int;
     fn PyList_New(n: Ssize) -> Obj;
     fn PyList_SetItem(l: Obj, i: Ssize, v: Obj) -> c_int;
+    fn PyEval_SaveThread() -> *mut c_void;
+    fn PyEval_RestoreThread(state: *mut c_void);
     static mut PyLong_Type: Opaque;
     static mut PyFloat_Type: Opaque;
     static mut PyUnicode_Type: Opaque;
@@ -892,4 +894,139 @@ unsafe fn failed(
         return panicked(pin, fi, msg);
     }
     panicked(pin, fi, payload)
+}
+
+// ---------------------------------------------------------------- vectorised calls
+
+/// An input of a vectorised call: element `j` is at `j * step` (step 0 broadcasts one value).
+pub struct Lane<T> {
+    ptr: *const T,
+    step: usize,
+}
+
+unsafe impl<T> Sync for Lane<T> {}
+
+impl<T: Copy> Lane<T> {
+    #[inline(always)]
+    pub unsafe fn at(&self, j: usize) -> T {
+        *self.ptr.add(j * self.step)
+    }
+}
+
+/// A vectorised input: a buffer of `T` and its step (0 or 1), checked against `n` elements.
+pub unsafe fn lane<'a, T: Elem + Copy>(
+    pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, step: Obj, n: usize, v: &'a mut View,
+) -> Result<Lane<T>, ()> {
+    let xs = slice::<T>(pin, fi, pi, o, v)?;
+    let step: usize = arg(pin, fi, pi, step)?;
+    let needed = if step == 0 { usize::from(n > 0) } else { n };
+    if step > 1 || xs.len() < needed {
+        arg_error(pin, fi, pi, o);
+        return Err(());
+    }
+    Ok(Lane { ptr: xs.as_ptr(), step })
+}
+
+enum Stop {
+    Panic(String, String, u32, u32),
+    Timeout,
+}
+
+fn panic_parts(payload: Box<dyn std::any::Any + Send>) -> Stop {
+    let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if payload.is::<TooDeep>() {
+        "recursion too deep: the thread's stack is nearly exhausted (symbiont's depth guard \
+         stopped the call before it could overflow)"
+            .to_string()
+    } else {
+        "Box<dyn Any>".to_string()
+    };
+    let (fp, fl, line, col) = LOCATION.with(|c| c.replace((0, 0, 0, 0)));
+    let file = if fp == 0 {
+        String::new()
+    } else {
+        unsafe { String::from_utf8_lossy(std::slice::from_raw_parts(fp as *const u8, fl)).into() }
+    };
+    Stop::Panic(msg, file, line, col)
+}
+
+fn run_chunk<R, F: Fn(usize) -> R>(out: &mut [R], start: usize, f: &F, timeout_ns: u64) -> Option<Stop> {
+    let armed = arm(timeout_ns);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = f(start + j);
+        }
+    }));
+    let stopped = disarm(armed);
+    match r {
+        Ok(()) => None,
+        Err(payload) if stopped && payload.is::<Interrupted>() => Some(Stop::Timeout),
+        Err(payload) => Some(panic_parts(payload)),
+    }
+}
+
+// Worker threads get a main-thread-sized stack, so the depth guard behaves as in a plain call.
+const WORKER_STACK: usize = 8 * 1024 * 1024;
+
+/// Runs `out[j] = f(j)` for every element with the GIL released, on `threads` threads (the
+/// calling one included), each armed with the deadline; then reports the first panic or the
+/// timeout with the GIL held again.
+pub unsafe fn run_map<R: Send, F: Fn(usize) -> R + Sync>(
+    pin: &mut Pin, fi: Ssize, out: &mut [R], threads: usize, timeout_ns: u64, f: F,
+) -> Obj {
+    let k = pin.hold(); // the GIL is released below: other threads may drop every other reference
+    let n = out.len();
+    let threads = threads.clamp(1, 256).min(n.max(1));
+    let chunk = n.div_ceil(threads).max(1);
+    let state = PyEval_SaveThread();
+    let stops: Vec<Option<Stop>> = if threads == 1 {
+        vec![run_chunk(out, 0, &f, timeout_ns)]
+    } else {
+        std::thread::scope(|scope| {
+            let mut parts = out.chunks_mut(chunk).enumerate();
+            let (_, first) = parts.next().expect("n > 0 when threads > 1");
+            let f = &f;
+            let handles: Vec<_> = parts
+                .map(|(c, part)| {
+                    std::thread::Builder::new()
+                        .stack_size(WORKER_STACK)
+                        .spawn_scoped(scope, move || run_chunk(part, c * chunk, f, timeout_ns))
+                })
+                .collect();
+            let mut stops = vec![run_chunk(first, 0, f, timeout_ns)];
+            for h in handles {
+                stops.push(match h {
+                    Ok(h) => h.join().unwrap_or(None),
+                    Err(e) => Some(Stop::Panic(format!("cannot start a worker thread: {e}"), String::new(), 0, 0)),
+                });
+            }
+            stops
+        })
+    };
+    PyEval_RestoreThread(state);
+    let mut timed_out = false;
+    for stop in stops.into_iter().flatten() {
+        match stop {
+            Stop::Timeout => timed_out = true,
+            Stop::Panic(msg, file, line, col) => {
+                return unexpected(PyObject_CallMethod(
+                    k,
+                    c"_panic".as_ptr(),
+                    c"nNNII".as_ptr(),
+                    fi,
+                    PyUnicode_FromStringAndSize(msg.as_ptr() as *const c_char, msg.len() as Ssize),
+                    PyUnicode_FromStringAndSize(file.as_ptr() as *const c_char, file.len() as Ssize),
+                    line,
+                    col,
+                ));
+            }
+        }
+    }
+    if timed_out {
+        return unexpected(PyObject_CallMethod(k, c"_timeout".as_ptr(), c"nK".as_ptr(), fi, timeout_ns));
+    }
+    ().into_py()
 }

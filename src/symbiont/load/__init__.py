@@ -13,14 +13,17 @@ from symbiont.load._revisions import (
     timeout_ns,
 )
 from symbiont.load._trampoline import trampoline
+from symbiont.load._vectorised import Maps, Vectorised
 
 __all__ = [
     "Cell",
     "Functions",
     "Library",
+    "Maps",
     "Revision",
     "RevisionHandle",
     "RevisionTable",
+    "Vectorised",
     "loaded_count",
     "reap",
     "timeout_ns",

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from symbiont._errors import BuildError, PanicError, TimeoutError
-from symbiont.codegen import ENTRY_PREFIX, GLUE_ABI, INIT_SYMBOL, original_column
+from symbiont.codegen import (
+    ENTRY_PREFIX,
+    GLUE_ABI,
+    INIT_SYMBOL,
+    MAP_PREFIX,
+    original_column,
+    vectorisable,
+)
 from symbiont.decl import FunctionDecl
 from symbiont.load._boundary import ArgumentChecker, Cell
 
@@ -66,8 +73,8 @@ class Library:
     """One loaded revision library (the keeper passed to its entry points as ``self``)."""
 
     __slots__ = (
-        "__weakref__", "_checkers", "code", "entries", "functions", "insertions", "path",
-        "revision",
+        "__weakref__", "_checkers", "code", "entries", "functions", "insertions", "map_entries",
+        "path", "revision",
     )  # fmt: skip
 
     def __init__(
@@ -107,6 +114,12 @@ class Library:
             fn = dll[f"{ENTRY_PREFIX}{i}"]
             addresses.append(ctypes.cast(fn, ctypes.c_void_p).value or 0)
         self.entries: tuple[int, ...] = tuple(addresses)
+        # Vectorised entries, by function index (scalar functions only).
+        self.map_entries: dict[int, int] = {
+            i: ctypes.cast(dll[f"{MAP_PREFIX}{i}"], ctypes.c_void_p).value or 0
+            for i, f in enumerate(functions)
+            if vectorisable(f)
+        }
         with _lock:
             _live[next(_ids)] = (weakref.ref(self), dll._handle, path.name)
 
@@ -119,6 +132,11 @@ class Library:
         self._checkers[fi].arity(nargs)
 
     def _coerce(self, fi: int, pi: int, obj: Any, retry: int) -> Any:
+        if pi < 0:  # an internal argument of a vectorised call: prepared by symbiont itself
+            raise TypeError(
+                f"{self.functions[fi].name}: invalid internal argument {pi} of a vectorised "
+                f"call: {obj!r}"
+            )
         return self._checkers[fi].coerce(pi, obj, bool(retry))
 
     def _cell_get(self, fi: int, pi: int, obj: Any) -> Any:

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from symbiont._errors import ConfigError, RevisionError
+from symbiont.codegen import vectorisable
 from symbiont.decl import Declarations, FunctionDecl
 from symbiont.load._library import Library
 
@@ -99,12 +100,36 @@ def point(tramp: ModuleType, callables: dict[str, Callable[..., Any]], lib: Libr
         tramp.retarget(fn, entry, lib)
 
 
-class RevisionHandle:
-    """The functions of one revision, pinned: they never follow later activations."""
+class _MapSet:
+    """The native vectorised callables of one namespace, and their Python front (`Maps`)."""
 
-    def __init__(self, revision: Revision, fns: Functions) -> None:
+    def __init__(self, tramp: ModuleType, decls: Declarations, module: str,
+                 timeout: float | None) -> None:  # fmt: skip
+        from symbiont.load._vectorised import Maps, Vectorised
+
+        self.natives: dict[int, Callable[..., Any]] = {}
+        fronts: dict[str, Vectorised] = {}
+        for i, f in enumerate(decls.functions):
+            if vectorisable(f):
+                native = tramp.new(f"{f.name}_map", f"Vectorised entry of `{f.signature}`.", module)
+                self.natives[i] = native
+                fronts[f.name] = Vectorised(f, native, timeout)
+        others = tuple(f.name for f in decls.functions if f.name not in fronts)
+        self.maps = Maps(fronts, others)
+
+    def point(self, tramp: ModuleType, lib: Library) -> None:
+        for i, native in self.natives.items():
+            tramp.retarget(native, lib.map_entries[i], lib)
+
+
+class RevisionHandle:
+    """The functions of one revision, pinned: they never follow later activations.
+    ``fns`` holds the native functions, ``map`` their vectorised forms."""
+
+    def __init__(self, revision: Revision, fns: Functions, maps: Any) -> None:
         self.revision = revision
         self.fns = fns
+        self.map = maps
 
     @property
     def number(self) -> int:
@@ -139,6 +164,8 @@ class RevisionTable:
         self._active: int | None = None
         self._dispatchers = make_callables(tramp, decls, module, timeout)
         self.fns = Functions(self._dispatchers, "stable dispatchers")
+        self._maps = _MapSet(tramp, decls, module, timeout)
+        self.map = self._maps.maps
         # Dispatchers with other deadlines (Runtime.with_timeout): they follow activations too.
         self._timed: dict[float, Functions] = {}
 
@@ -211,6 +238,7 @@ class RevisionTable:
             rev = self.get(number)
             lib = self._libraries[number]
             point(self._tramp, self._dispatchers, lib)
+            self._maps.point(self._tramp, lib)
             for fns in self._timed.values():
                 point(self._tramp, {n: fns[n] for n in fns}, lib)
             self._active = number
@@ -231,14 +259,20 @@ class RevisionTable:
         with self._lock:
             rev = self.get(number)
             lib = self._libraries[number]
-        callables = make_callables(
-            self._tramp, self.decls, self._module, self.timeout if timeout is None else timeout
-        )
+        deadline = self.timeout if timeout is None else timeout
+        callables = make_callables(self._tramp, self.decls, self._module, deadline)
         point(self._tramp, callables, lib)
-        return RevisionHandle(rev, Functions(callables, f"pinned to revision {number}"))
+        maps = _MapSet(self._tramp, self.decls, self._module, deadline)
+        maps.point(self._tramp, lib)
+        return RevisionHandle(rev, Functions(callables, f"pinned to revision {number}"), maps.maps)
 
-    def pinned(self, library: Library, label: str, timeout: float | None = None) -> Functions:
-        """Functions bound to a library that is not (or not yet) registered."""
+    def pinned(
+        self, library: Library, label: str, timeout: float | None = None
+    ) -> tuple[Functions, Any]:
+        """Functions (and their vectorised forms) bound to a library that is not (or not yet)
+        registered."""
         callables = make_callables(self._tramp, self.decls, self._module, timeout)
         point(self._tramp, callables, library)
-        return Functions(callables, label)
+        maps = _MapSet(self._tramp, self.decls, self._module, timeout)
+        maps.point(self._tramp, library)
+        return Functions(callables, label), maps.maps
