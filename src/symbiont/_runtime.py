@@ -22,6 +22,7 @@ from symbiont._errors import (
     ConfigError,
     EvolveError,
     PanicError,
+    RevisionError,
     TimeoutError,
     ToolchainError,
 )
@@ -39,6 +40,7 @@ from symbiont.evolve import (
     Rejected,
     StageTimings,
     base_prompt,
+    in_background,
     run_async,
     run_lane,
     run_sync,
@@ -124,13 +126,16 @@ class Runtime:
     - ``guards`` (True): insert the checks that make deadlines and the recursion-depth guard
       work; switch off for trusted code (a loop then cannot be stopped, and unbounded recursion
       aborts the process).
+    - ``max_loaded`` (64): revision libraries kept loaded; past it the least recently used
+      inactive ones are dropped (and loaded again on use), so long runs stay bounded in memory.
+      None keeps every one.
     """
 
     _OPTIONS = (
         "profile", "cache_dir", "rustc", "rustc_flags", "allow", "deny", "max_attempts",
         "transient_retries", "context_resets", "backoff", "max_requests_in_flight",
         "llm_timeout", "build_timeout", "max_parallel_builds", "timeout", "check_timeout",
-        "guards",
+        "guards", "max_loaded",
     )  # fmt: skip
 
     def __init__(
@@ -154,6 +159,7 @@ class Runtime:
         timeout: float | None = None,
         check_timeout: float | None = 10.0,
         guards: bool = True,
+        max_loaded: int | None = 64,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -171,7 +177,8 @@ class Runtime:
         if profile not in PROFILES:
             raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
         for name, value in (("max_attempts", max_attempts),
-                            ("max_requests_in_flight", max_requests_in_flight)):  # fmt: skip
+                            ("max_requests_in_flight", max_requests_in_flight),
+                            ("max_loaded", 1 if max_loaded is None else max_loaded)):  # fmt: skip
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
         self.declarations = declarations
@@ -203,7 +210,10 @@ class Runtime:
         )
         tramp = trampoline(toolchain, self._builder.cache_dir)
         self._api = int(tramp.api())
-        self._table = RevisionTable(declarations, tramp, "symbiont.fns", timeout)
+        self._table = RevisionTable(
+            declarations, tramp, "symbiont.fns", timeout, max_loaded=max_loaded,
+            reload=self._reload,
+        )  # fmt: skip
         started = time.perf_counter()
         code = declarations.default_code
         outcome = run_sync(self._build_and_load(code, normalise_source(code)))
@@ -269,6 +279,32 @@ class Runtime:
     def code(self, number: int | None = None) -> str:
         """The Rust source of revision ``number`` (default: the active one)."""
         return self._table.get(self.active_revision if number is None else number).code
+
+    def unload(self, number: int) -> bool:
+        """Drops revision ``number``'s library now (it is loaded again if used later); False
+        when it is the active one. Handles and calls still using it keep it mapped until they
+        are gone."""
+        dropped = self._table.unload(number)
+        reap()
+        return dropped
+
+    def _reload(self, rev: Revision) -> Library:
+        """Loads a dropped revision again: from the cache, or rebuilt when it was evicted."""
+        if not rev.library.exists():
+            if in_background():
+                raise RevisionError(f"revision {rev.number}'s library is gone from the cache")
+            outcome = run_sync(self._build_and_load(rev.code, normalise_source(rev.code)))
+            if isinstance(outcome, Failure):
+                raise RevisionError(f"revision {rev.number} no longer builds: {outcome.summary}")
+            return outcome[0]
+        crate = generate(self.declarations, rev.code, guards=self.guards)
+        return Library(
+            rev.library,
+            self.declarations.functions,
+            api=self._api,
+            code=rev.code,
+            insertions=crate.insertions,
+        )
 
     def activate(self, number: int) -> Revision:
         """Makes revision ``number`` the one ``fns`` calls. No recompilation."""

@@ -188,3 +188,37 @@ def test_panic_error_carries_message_location_and_revision() -> None:
     assert "index out of bounds" in info.value.message
     assert info.value.line == 7
     assert rt.fns.add(1) == 3  # the process is intact and the revision still works
+
+
+def test_past_max_loaded_least_recently_used_revisions_are_dropped_and_come_back() -> None:
+    import gc
+
+    rt = sb.Runtime(DECL, max_loaded=3)
+    numbers = [rt.register(variant(k)) for k in range(10, 16)]
+    loaded = rt._table.loaded()
+    assert len(loaded) <= 3 and 0 in loaded  # revision 0 is active: never dropped
+    keep = rt.revision(numbers[0]).fns.add  # reloads a dropped revision
+    assert keep(0) == 10
+    gc.collect()
+    before = loaded_count()
+    for k in range(16, 22):
+        rt.register(variant(k))
+    gc.collect()
+    reap()
+    assert loaded_count() <= before + 3
+    assert keep(1) == 11  # a handle keeps its library mapped whatever the table dropped
+    rt.activate(numbers[2])
+    assert rt.fns.add(0) == 12
+    assert rt.unload(numbers[2]) is False  # the active one stays
+    assert rt.unload(numbers[3]) is True
+    assert rt.revision(numbers[3]).fns.add(0) == 13
+
+
+def test_evicted_library_file_is_rebuilt_from_the_code() -> None:
+    rt = sb.Runtime(DECL, max_loaded=1)
+    n = rt.register(variant(33))
+    rev = rt.revisions[n]
+    assert rt.unload(n)
+    reap()
+    rev.library.unlink()
+    assert rt.revision(n).fns.add(0) == 33

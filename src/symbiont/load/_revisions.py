@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,18 +149,33 @@ class RevisionTable:
 
     Thread-safe: activation and registration may come from any thread; dispatchers read their
     target under the GIL, so a call sees either the old or the new revision, never a mix.
+
+    Memory: the table keeps at most ``max_loaded`` libraries loaded (None: no limit), dropping
+    the least recently used revisions that are not active. A dropped library stays mapped while
+    a handle or a call still holds it (the reaper unmaps it afterwards); using the revision again
+    loads it back through ``reload``.
     """
 
     def __init__(
-        self, decls: Declarations, tramp: ModuleType, module: str, timeout: float | None = None
+        self,
+        decls: Declarations,
+        tramp: ModuleType,
+        module: str,
+        timeout: float | None = None,
+        *,
+        max_loaded: int | None = None,
+        reload: Callable[[Revision], Library] | None = None,
     ) -> None:
         self.decls = decls
         self._tramp = tramp
         self._module = module
         self.timeout = timeout
+        self.max_loaded = max_loaded
+        self._reload = reload
         self._lock = threading.RLock()
         self._revisions: dict[int, Revision] = {}
-        self._libraries: dict[int, Library] = {}
+        # Loaded libraries, least recently used first.
+        self._libraries: OrderedDict[int, Library] = OrderedDict()
         self._by_key: dict[str, int] = {}
         self._active: int | None = None
         self._dispatchers = make_callables(tramp, decls, module, timeout)
@@ -218,7 +234,31 @@ class RevisionTable:
             self._revisions[number] = rev
             self._libraries[number] = library
             self._by_key[key] = number
+            self._evict()
             return rev, True
+
+    def _evict(self) -> None:
+        if self.max_loaded is None:
+            return
+        for number in list(self._libraries):
+            if len(self._libraries) <= self.max_loaded:
+                break
+            if number != self._active:
+                del self._libraries[number]
+
+    def unload(self, number: int) -> bool:
+        """Drops the table's hold on revision ``number``'s library; False if it is active."""
+        with self._lock:
+            self.get(number)
+            if number == self._active:
+                return False
+            self._libraries.pop(number, None)
+            return True
+
+    def loaded(self) -> list[int]:
+        """Revisions whose library the table holds, least recently used first."""
+        with self._lock:
+            return list(self._libraries)
 
     def get(self, number: int) -> Revision:
         with self._lock:
@@ -229,19 +269,38 @@ class RevisionTable:
                 raise RevisionError(f"no revision {number!r}; registered: {known}") from None
 
     def library(self, number: int) -> Library:
-        with self._lock:
-            self.get(number)
-            return self._libraries[number]
+        """Revision ``number``'s library, loaded again if it was dropped.
 
-    def activate(self, number: int) -> Revision:
+        Reloading runs without the table's lock held: it may need a rebuild on the background
+        loop, whose own registrations take that lock.
+        """
         with self._lock:
             rev = self.get(number)
-            lib = self._libraries[number]
+            lib = self._libraries.get(number)
+            if lib is not None:
+                self._libraries.move_to_end(number)
+                return lib
+            if self._reload is None:
+                raise RevisionError(f"revision {number} is not loaded")
+        loaded = self._reload(rev)
+        loaded.revision = number
+        with self._lock:
+            lib = self._libraries.setdefault(number, loaded)
+            self._libraries.move_to_end(number)
+            self._evict()
+            return lib
+
+    def activate(self, number: int) -> Revision:
+        lib = self.library(number)
+        with self._lock:
+            rev = self.get(number)
+            self._active = number
+            self._libraries[number] = lib  # the active library is always held
+            self._libraries.move_to_end(number)
             point(self._tramp, self._dispatchers, lib)
             self._maps.point(self._tramp, lib)
             for fns in self._timed.values():
                 point(self._tramp, {n: fns[n] for n in fns}, lib)
-            self._active = number
             return rev
 
     def timed(self, timeout: float) -> Functions:
@@ -256,9 +315,8 @@ class RevisionTable:
             return fns
 
     def handle(self, number: int, timeout: float | None = None) -> RevisionHandle:
-        with self._lock:
-            rev = self.get(number)
-            lib = self._libraries[number]
+        rev = self.get(number)
+        lib = self.library(number)
         deadline = self.timeout if timeout is None else timeout
         callables = make_callables(self._tramp, self.decls, self._module, deadline)
         point(self._tramp, callables, lib)
