@@ -9,7 +9,8 @@ import symbiont as sb
 
 EXPECTED = [
     "Agent", "AgentError", "AttemptTrace", "BuildError", "CandidateError", "Cell",
-    "CommandAgent", "ConfigError", "ContextOverflowError", "DeclarationError", "Declarations",
+    "CommandAgent", "ConfigError", "ContextOverflowError", "CrashError", "DeclarationError",
+    "Declarations",
     "EvolveError", "EvolveInfo", "Functions", "LocalAgent", "Message", "OpenAIAgent",
     "PanicError", "Policy", "Reply", "Request", "Revision", "RevisionError", "RevisionHandle",
     "Runtime", "StageTimings", "SymbiontError", "TimeoutError", "ToolchainError", "Trace",
@@ -26,7 +27,7 @@ def test_all_is_pinned_and_sorted() -> None:
 
 def test_every_exported_error_is_a_symbiont_error() -> None:
     errors = [getattr(sb, n) for n in sb.__all__ if n.endswith("Error")]
-    assert len(errors) == 13
+    assert len(errors) == 14
     for err in errors:
         assert issubclass(err, sb.SymbiontError), err
     assert issubclass(sb.TimeoutError, TimeoutError)

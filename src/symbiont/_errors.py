@@ -16,6 +16,7 @@ function. Every exception symbiont raises derives from :class:`SymbiontError`::
      +-- CandidateError       hand-written code given to Runtime.register was rejected
      +-- EvolveError          an evolution lane ended without a revision (carries its trace)
      +-- PanicError           native code panicked (also RuntimeError)
+     +-- CrashError           an isolated evaluation process died (signal, exit, out of memory)
      +-- TimeoutError         a stage or a native call passed its deadline
                               (also builtins.TimeoutError)
 
@@ -149,6 +150,26 @@ class PanicError(SymbiontError, RuntimeError):
         self.file = file
         self.line = line
         self.column = column
+
+
+class CrashError(SymbiontError):
+    """An isolated evaluation worker died: ``signal`` (e.g. ``"SIGABRT"``) or ``exit_code``,
+    and the tail of what it printed to stderr. Carried by the ``crash`` failure record."""
+
+    def __init__(
+        self, message: str, *, signal: str | None, exit_code: int | None, stderr: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.signal = signal
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_crash, (str(self), self.signal, self.exit_code, self.stderr))
+
+
+def _crash(message: str, signal: str | None, exit_code: int | None, stderr: str) -> CrashError:
+    return CrashError(message, signal=signal, exit_code=exit_code, stderr=stderr)
 
 
 class TimeoutError(SymbiontError, builtins.TimeoutError):

@@ -11,6 +11,7 @@ import inspect
 import itertools
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -20,12 +21,15 @@ from symbiont._errors import (
     BuildError,
     CandidateError,
     ConfigError,
+    CrashError,
     EvolveError,
     PanicError,
     RevisionError,
+    SymbiontError,
     TimeoutError,
     ToolchainError,
 )
+from symbiont._isolation import CheckTask, WorkerPool, crash_failure
 from symbiont.agents import Agent
 from symbiont.build import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
 from symbiont.codegen import generate
@@ -129,13 +133,19 @@ class Runtime:
     - ``max_loaded`` (64): revision libraries kept loaded; past it the least recently used
       inactive ones are dropped (and loaded again on use), so long runs stay bounded in memory.
       None keeps every one.
+    - ``isolation`` (None): ``"process"`` runs every check in a worker process, so a candidate
+      that aborts, segfaults, runs out of memory or exits produces a ``crash`` failure record
+      (with a :class:`CrashError`) and the run goes on. Registered revisions still run
+      in-process. Checks must then be picklable by cloudpickle (closures and lambdas are).
+    - ``worker_memory`` (4 GiB): address-space limit of each worker, in bytes (None: none).
+    - ``isolation_timeout`` (300 s): a worker that does not answer a check within it is killed.
     """
 
     _OPTIONS = (
         "profile", "cache_dir", "rustc", "rustc_flags", "allow", "deny", "max_attempts",
         "transient_retries", "context_resets", "backoff", "max_requests_in_flight",
         "llm_timeout", "build_timeout", "max_parallel_builds", "timeout", "check_timeout",
-        "guards", "max_loaded",
+        "guards", "max_loaded", "isolation", "worker_memory", "isolation_timeout",
     )  # fmt: skip
 
     def __init__(
@@ -160,6 +170,9 @@ class Runtime:
         check_timeout: float | None = 10.0,
         guards: bool = True,
         max_loaded: int | None = 64,
+        isolation: str | None = None,
+        worker_memory: int | None = 4 << 30,
+        isolation_timeout: float = 300.0,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -197,6 +210,13 @@ class Runtime:
         timeout_ns(check_timeout)  # both validated up front
         self.check_timeout = check_timeout
         self.guards = bool(guards)
+        if isolation not in (None, "process"):
+            raise ConfigError(f"isolation must be None or 'process', got {isolation!r}")
+        self.isolation = isolation
+        self._pool: WorkerPool | None = None
+        if isolation == "process":
+            self._pool = WorkerPool(memory=worker_memory, timeout=isolation_timeout)
+            weakref.finalize(self, self._pool.close)
         self._gate: asyncio.Semaphore | None = None
         self._lanes = itertools.count(1)
         toolchain = find_toolchain(rustc)
@@ -210,6 +230,7 @@ class Runtime:
         )
         tramp = trampoline(toolchain, self._builder.cache_dir)
         self._api = int(tramp.api())
+        self._toolchain = toolchain
         self._table = RevisionTable(
             declarations, tramp, "symbiont.fns", timeout, max_loaded=max_loaded,
             reload=self._reload,
@@ -498,22 +519,66 @@ class Runtime:
         timings = StageTimings(build=t1 - t0)
         score: float | None = None
         if check is not None:
-            fns, maps = self._table.pinned(lib, "candidate under check", self.check_timeout)
             t2 = time.perf_counter()
-            try:
-                score = await _run_check(check, fns, maps)
-            except Exception as exc:
-                log.debug("check rejected a candidate: %r", exc)
-                failure = check_failure(exc, candidate.code)
-                return Rejected(failure=failure, timings=timings + StageTimings(
-                    check=time.perf_counter() - t2))  # fmt: skip
+            if self._pool is not None:
+                outcome = await self._isolated_check(check, lib, candidate.code)
+            else:
+                fns, maps = self._table.pinned(lib, "candidate under check", self.check_timeout)
+                try:
+                    outcome = await _run_check(check, fns, maps)
+                except Exception as exc:
+                    log.debug("check rejected a candidate: %r", exc)
+                    outcome = check_failure(exc, candidate.code)
             timings = timings + StageTimings(check=time.perf_counter() - t2)
+            if isinstance(outcome, Failure):
+                return Rejected(failure=outcome, timings=timings)
+            score = outcome
         rev, new = self._table.register(
             code=candidate.code, key=key, library=lib, parent=parent, lane=lane,
             build_seconds=t1 - t0,
         )  # fmt: skip
         reap()
         return Registered(revision=rev.number, new=new, score=score, timings=timings)
+
+    async def _isolated_check(
+        self, check: Check, lib: Library, code: str
+    ) -> float | Failure | None:
+        assert self._pool is not None
+        import cloudpickle
+
+        try:
+            payload = cloudpickle.dumps(check)
+        except Exception as exc:
+            raise ConfigError(
+                f"isolation='process' needs a check cloudpickle can serialise: {exc}"
+            ) from exc
+        task = CheckTask(
+            declarations=self.declarations.source,
+            library=lib.path,
+            code=code,
+            insertions=lib.insertions,
+            check=payload,
+            check_timeout=self.check_timeout,
+            revision=lib.revision,
+            cache_dir=self._builder.cache_dir,
+            rustc=self._toolchain.rustc,
+        )
+        answer = await asyncio.to_thread(self._pool.run, task)
+        if isinstance(answer, CrashError):
+            log.info("an isolated check crashed its worker: %s", answer)
+            return crash_failure(answer)
+        if answer[0] == "ok":
+            score: float | None = answer[1]
+            return score
+        if answer[0] == "failed":
+            _, kind, feedback, summary, line = answer
+            return Failure(kind=kind, feedback=feedback, summary=summary, line=line)
+        raise SymbiontError(f"the isolation worker failed: {answer[1]}")
+
+    def close(self) -> None:
+        """Stops the isolation workers (also done when the runtime is collected)."""
+        if self._pool is not None:
+            self._pool.close()
 
     def __repr__(self) -> str:
         names = ", ".join(self.declarations.names)
@@ -542,6 +607,19 @@ async def _run_check(check: Check, fns: Functions, maps: Maps) -> float | None:
         result = await asyncio.to_thread(check, *args)
         if inspect.isawaitable(result):
             result = await result
+    return _score(result)
+
+
+def run_check_sync(check: Check, fns: Functions, maps: Maps) -> float | None:
+    """The same, in the calling thread (isolation workers have no event loop)."""
+    args: tuple[Any, ...] = (fns, maps) if _wants_map(check) else (fns,)
+    result = check(*args)
+    if inspect.isawaitable(result):
+        result = asyncio.run(result)  # type: ignore[arg-type]
+    return _score(result)
+
+
+def _score(result: object) -> float | None:
     if result is False:
         raise AssertionError("the check returned False")
     if result is None or result is True:

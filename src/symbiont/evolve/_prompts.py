@@ -51,6 +51,7 @@ _HEADERS = {
     "panic": "Your code compiled, but it panicked when called.",
     "check_failed": "Your code compiled, but it failed the check.",
     "timeout": "Your code compiled, but a call did not finish in time.",
+    "crash": "Your code compiled, but running it crashed the process.",
     "repeat": "You repeated code that was already rejected.",
 }
 

@@ -20,6 +20,7 @@ FailureKind = Literal[
     "panic",
     "check_failed",
     "timeout",
+    "crash",
     "repeat",
 ]
 
@@ -59,6 +60,7 @@ class Failure:
     feedback: str
     summary: str
     line: int | None = None
+    crash: Any = None  # the CrashError of a "crash" failure
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +91,14 @@ class AttemptTrace:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["usage"]["total_tokens"] = self.usage.total_tokens
+        crash = self.failure.crash if self.failure else None
+        if crash is not None:
+            d["failure"]["crash"] = {
+                "message": str(crash),
+                "signal": crash.signal,
+                "exit_code": crash.exit_code,
+                "stderr": crash.stderr,
+            }
         return d
 
 

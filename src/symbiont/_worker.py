@@ -1,0 +1,89 @@
+"""The isolated-evaluation worker: ``python -m symbiont._worker LIMIT``.
+
+Reads tasks from stdin and answers on stdout, each message a 4-byte big-endian length followed
+by a pickle. A task loads one candidate library, runs the check on it and answers
+``("ok", score)`` or ``("failed", kind, feedback, summary, line)``. Whatever the candidate does
+to this process (abort, segfault, out of memory, exit) only ends this process: the parent sees
+the pipe close and records a crash. ``LIMIT`` is the address-space limit in bytes (0: none).
+"""
+
+from __future__ import annotations
+
+import pickle
+import resource
+import struct
+import sys
+from typing import IO, Any
+
+
+def read_message(stream: IO[bytes]) -> Any:
+    head = stream.read(4)
+    if len(head) < 4:
+        raise EOFError
+    (size,) = struct.unpack(">I", head)
+    body = stream.read(size)
+    if len(body) < size:
+        raise EOFError
+    return pickle.loads(body)
+
+
+def write_message(stream: IO[bytes], obj: Any) -> None:
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack(">I", len(body)) + body)
+    stream.flush()
+
+
+def _run(task: dict[str, Any]) -> tuple[Any, ...]:
+    import cloudpickle
+
+    from symbiont._runtime import check_failure, run_check_sync
+    from symbiont.build import find_toolchain
+    from symbiont.decl import evolvable
+    from symbiont.load import Library, RevisionTable, trampoline
+
+    decls = evolvable(task["declarations"])
+    tramp = trampoline(find_toolchain(task["rustc"]), task["cache_dir"])
+    lib = Library(
+        task["library"],
+        decls.functions,
+        api=int(tramp.api()),
+        code=task["code"],
+        insertions=task["insertions"],
+    )
+    lib.revision = task["revision"]
+    fns, maps = RevisionTable(decls, tramp, "symbiont.fns").pinned(
+        lib, "candidate under check (isolated)", task["check_timeout"]
+    )
+    check = cloudpickle.loads(task["check"])
+    try:
+        score = run_check_sync(check, fns, maps)
+    except Exception as exc:
+        f = check_failure(exc, task["code"])
+        return ("failed", f.kind, f.feedback, f.summary, f.line)
+    return ("ok", score)
+
+
+def main() -> None:
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    if limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # Anything the check prints must not corrupt the protocol stream.
+    sys.stdout = sys.stderr
+    hello = read_message(stdin)
+    sys.path[:] = hello["sys_path"]
+    write_message(stdout, ("ready",))
+    while True:
+        try:
+            task = read_message(stdin)
+        except EOFError:
+            return
+        try:
+            answer = _run(task)
+        except Exception as exc:  # a broken setup, not a candidate failure
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        write_message(stdout, answer)
+
+
+if __name__ == "__main__":
+    main()
