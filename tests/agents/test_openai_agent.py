@@ -8,6 +8,7 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -137,17 +138,25 @@ def test_concurrent_requests_overlap() -> None:
     async def four(agent: OpenAIAgent) -> list[Reply]:
         return await asyncio.gather(*(agent.complete(CONVERSATION) for _ in range(4)))
 
-    with OpenAITestServer([Text(f"reply {i}", delay=0.5) for i in range(4)]) as server:
-        agent = agent_for(server)
-        started = time.monotonic()
-        replies = asyncio.run(four(agent))
-        elapsed = time.monotonic() - started
+    lock = threading.Lock()
+    state = {"in_flight": 0, "peak": 0}
+
+    def slow(body: dict[str, object]) -> str:
+        with lock:
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+        time.sleep(0.3)
+        with lock:
+            state["in_flight"] -= 1
+        return f"reply {len(str(body))}"
+
+    with OpenAITestServer([slow] * 4) as server:
+        replies = asyncio.run(four(agent_for(server)))
         count = server.request_count
 
-    assert sorted(r.text for r in replies) == [f"reply {i}" for i in range(4)]
+    assert len(replies) == 4 and all(r.text.startswith("reply ") for r in replies)
     assert count == 4
-    # Serial requests would take 2 s; overlapping ones about 0.5 s.
-    assert elapsed < 1.5
+    assert state["peak"] == 4, "the four requests were not in flight together"
 
 
 # -- transient failures ---------------------------------------------------------------------

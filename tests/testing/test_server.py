@@ -165,21 +165,31 @@ def test_pause_refuses_connections_on_the_same_port() -> None:
 
 
 def test_delayed_answers_overlap() -> None:
+    lock = threading.Lock()
+    state = {"in_flight": 0, "peak": 0}
+
+    def slow(body: dict[str, object]) -> str:
+        with lock:
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+        time.sleep(0.3)
+        with lock:
+            state["in_flight"] -= 1
+        return "x"
+
     results: list[int] = []
-    with OpenAITestServer([Text("x", delay=0.5) for _ in range(4)]) as server:
+    with OpenAITestServer([slow] * 4) as server:
 
         def one() -> None:
             results.append(post(server, chat())[0])
 
         threads = [threading.Thread(target=one) for _ in range(4)]
-        started = time.monotonic()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        elapsed = time.monotonic() - started
     assert results == [200] * 4
-    assert elapsed < 1.5
+    assert state["peak"] == 4, "each request is served on its own thread"
 
 
 def test_start_and_close_without_context_manager() -> None:
