@@ -53,7 +53,8 @@ class CheckTask:
 
     declarations: str
     library: Path
-    code: str
+    code: str  # the candidate as sent
+    compiled: str  # the layout the library was built from (same tokens)
     insertions: tuple[tuple[int, str], ...]
     check: bytes
     check_timeout: float | None
@@ -66,6 +67,7 @@ class CheckTask:
             "declarations": self.declarations,
             "library": self.library,
             "code": self.code,
+            "compiled": self.compiled,
             "insertions": self.insertions,
             "check": self.check,
             "check_timeout": self.check_timeout,

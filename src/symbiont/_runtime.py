@@ -34,7 +34,7 @@ from symbiont.agents import Agent
 from symbiont.build import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
 from symbiont.codegen import generate
 from symbiont.decl import Declarations, evolvable
-from symbiont.decl._syntax import normalise_source
+from symbiont.decl._syntax import normalise_source, remap_position
 from symbiont.evolve import (
     EvolveInfo,
     Failure,
@@ -79,12 +79,19 @@ def _excerpt(code: str, line: int | None, column: int | None) -> str:
     return f"\n{gutter}{lines[line - 1]}\n{caret}"
 
 
-def check_failure(exc: BaseException, code: str) -> Failure:
-    """A failed check, as feedback for the LLM."""
+def check_failure(exc: BaseException, code: str, compiled: str | None = None) -> Failure:
+    """A failed check, as feedback for the LLM about ``code``.
+
+    ``compiled`` is the layout the library was built from when it differs (the cache reuses a
+    library for code with the same tokens): panic locations are moved to the same token in
+    ``code``, so the LLM is shown its own lines.
+    """
     if isinstance(exc, PanicError):
         where = ""
         excerpt = ""
         if exc.file == "candidate.rs" and exc.line:
+            if compiled is not None and compiled != code and exc.column:
+                exc.line, exc.column = remap_position(compiled, code, exc.line, exc.column)
             where = f" at line {exc.line}, column {exc.column}"
             excerpt = _excerpt(code, exc.line, exc.column)
         elif exc.file:
@@ -528,7 +535,7 @@ class Runtime:
                     outcome = await _run_check(check, fns, maps)
                 except Exception as exc:
                     log.debug("check rejected a candidate: %r", exc)
-                    outcome = check_failure(exc, candidate.code)
+                    outcome = check_failure(exc, candidate.code, lib.code)
             timings = timings + StageTimings(check=time.perf_counter() - t2)
             if isinstance(outcome, Failure):
                 return Rejected(failure=outcome, timings=timings)
@@ -556,6 +563,7 @@ class Runtime:
             declarations=self.declarations.source,
             library=lib.path,
             code=code,
+            compiled=lib.code,
             insertions=lib.insertions,
             check=payload,
             check_timeout=self.check_timeout,

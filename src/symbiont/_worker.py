@@ -47,7 +47,7 @@ def _run(task: dict[str, Any]) -> tuple[Any, ...]:
         task["library"],
         decls.functions,
         api=int(tramp.api()),
-        code=task["code"],
+        code=task["compiled"],
         insertions=task["insertions"],
     )
     lib.revision = task["revision"]
@@ -58,7 +58,7 @@ def _run(task: dict[str, Any]) -> tuple[Any, ...]:
     try:
         score = run_check_sync(check, fns, maps)
     except Exception as exc:
-        f = check_failure(exc, task["code"])
+        f = check_failure(exc, task["code"], task["compiled"])
         return ("failed", f.kind, f.feedback, f.summary, f.line)
     return ("ok", score)
 

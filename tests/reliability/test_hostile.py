@@ -9,8 +9,7 @@ active dispatcher, the pinned handles, the vectorised calls and the evolve loop.
 
 Left to the isolated (worker-process) suite, as only survivable out of process: a 1 TB
 allocation (abort on allocation failure), a panic inside `Drop` during unwinding (abort), a stack
-overflow from one huge frame (SIGSEGV). Recursion hidden behind operator and trait calls should
-be stopped in-process but is not yet (`test_recursion_through_implicit_calls_is_stopped`, xfail).
+overflow from one huge frame (SIGSEGV).
 """
 
 from __future__ import annotations
@@ -494,12 +493,6 @@ def test_evolve_feeds_a_forbidden_reply_back_without_building_it(runtime_for: Ru
     assert rt.fns.run(1) == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the build cache is keyed by the layout-free normalised source, so code that "
-    "differs only in blank lines or comments reuses a library compiled from another layout and "
-    "the panic line fed back to the LLM points into that other layout",
-)
 def test_panic_line_follows_the_layout_of_the_code_that_was_sent(runtime_for: RuntimeFor) -> None:
     rt = runtime_for(RUN, "release")
     spaced = 'fn run(n: u64) -> u64 {\n\n\n\n    if n > 3 { panic!("layout probe") }\n    n\n}'
@@ -514,13 +507,28 @@ def test_panic_line_follows_the_layout_of_the_code_that_was_sent(runtime_for: Ru
 
 
 # Recursion the name-based call graph cannot see: `self + o` calls `add`, dropping a value calls
-# `drop`, `S[i]` calls `index`, without naming them. No entry guard is inserted, so in release
-# builds LLVM turns the recursion into an unguarded loop (the call never returns, holding the
-# GIL, and ignores its deadline) and in debug builds the stack overflows (SIGSEGV). Run in a
-# child process so the failure cannot take the test session with it.
+# `drop`, `S[i]` calls `index`, without naming them. Methods of trait implementations get the
+# entry guard for this reason. Run in a child process so a regression cannot take the test
+# session with it.
 IMPLICIT_RECURSION = {
     "operator_add_release": (
         "release",
+        """
+use std::ops::Add;
+#[derive(Clone, Copy)]
+struct W(u64);
+impl Add for W {
+    type Output = W;
+    fn add(self, o: W) -> W {
+        self + o
+    }
+}
+fn run(n: u64) -> u64 {
+    (W(n) + W(1)).0
+}""",
+    ),
+    "operator_add_debug": (
+        "debug",
         """
 use std::ops::Add;
 #[derive(Clone, Copy)]
@@ -549,6 +557,21 @@ fn run(n: u64) -> u64 {
     d.0
 }""",
     ),
+    "index_release": (
+        "release",
+        """
+use std::ops::Index;
+struct S(u64);
+impl Index<u64> for S {
+    type Output = u64;
+    fn index(&self, i: u64) -> &u64 {
+        &self[i + 1]
+    }
+}
+fn run(n: u64) -> u64 {
+    S(n)[0]
+}""",
+    ),
 }
 
 _CHILD = textwrap.dedent(
@@ -568,12 +591,6 @@ _CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: recursion through operator/trait calls (Add::add via `+`, Drop::drop) gets no "
-    "entry guard (codegen/_guards.py builds the call graph from names only): release builds "
-    "spin forever past the deadline, debug builds overflow the stack and crash the process",
-)
 @pytest.mark.parametrize("name", list(IMPLICIT_RECURSION))
 def test_recursion_through_implicit_calls_is_stopped(name: str) -> None:
     profile, code = IMPLICIT_RECURSION[name]

@@ -139,11 +139,6 @@ def test_hang_past_the_runtimes_llm_timeout_is_retried() -> None:
     assert len(attempt.retries) == 1 and attempt.retries[0].startswith("no reply within")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: evolve/_lane.py formats the outer deadline with '{:.0f}', so llm_timeout=0.5 "
-    "is reported as 'no reply within 0 s'",
-)
 def test_the_outer_timeout_message_names_the_deadline() -> None:
     rt = sb.Runtime(DECL, backoff=(0.01, 0.1), llm_timeout=0.5)
     with OpenAITestServer([Hang(10), GOOD]) as server:

@@ -2,10 +2,12 @@
 
 - After the `{` of every loop body and closure body: ``crate::__sb_tick();``, one relaxed load
   of a process-wide counter that becomes non-zero only when some call is past its deadline.
-- After the `{` of every function that can recurse (it is on a cycle of the name-based call
-  graph, references to a function's name counting as calls): ``crate::__sb_enter();``, the tick
-  plus a stack-depth check, so unbounded recursion stops with a panic instead of overflowing
-  the stack. Non-recursive functions get no entry check: their cost would land on every call.
+- After the `{` of every function that can recurse: ``crate::__sb_enter();``, the tick plus a
+  stack-depth check, so unbounded recursion stops with a panic instead of overflowing the
+  stack. A function can recurse when it is on a cycle of the name-based call graph (references
+  to a function's name count as calls), and every method of a trait implementation counts too:
+  operators, `Drop`, `Index`, `Iterator::next` are called without their name being written.
+  Other functions get no entry check: its cost would land on every call.
 
 Insertions never add a line, so line numbers in compiler errors and panic locations stay those
 of the code the LLM wrote; columns after an insertion shift, and the recorded insertions let the
@@ -55,6 +57,17 @@ def _is_const_fn(fn: ts.Node) -> bool:
         if child.type == "function_modifiers":
             return any(syn.text(m) == "const" for m in child.children)
     return False
+
+
+def _in_trait_impl(fn: ts.Node) -> bool:
+    """A method of `impl Trait for Type`: callable implicitly (operators, drop, indexing)."""
+    body = fn.parent
+    impl = body.parent if body is not None else None
+    return (
+        impl is not None
+        and impl.type == "impl_item"
+        and impl.child_by_field_name("trait") is not None
+    )
 
 
 def _functions(root: ts.Node) -> Iterator[ts.Node]:
@@ -122,7 +135,7 @@ def instrument(code: str) -> Instrumented:
                 inserts.append((body.end_byte, " }"))
         elif node.type == "function_item" and not _is_const_fn(node):
             name = node.child_by_field_name("name")
-            if name is not None and syn.text(name) in recursive:
+            if (name is not None and syn.text(name) in recursive) or _in_trait_impl(node):
                 after_brace(node.child_by_field_name("body"), ENTER)
     inserts.sort(key=lambda item: item[0])
     out = bytearray()

@@ -117,7 +117,7 @@ async def _request(
                     if isinstance(exc, AgentError):
                         raise
                     raise TransientAgentError(
-                        f"no reply within {limits.request_timeout:.0f} s"
+                        f"no reply within {limits.request_timeout:g} s"
                     ) from exc
         except TransientAgentError as exc:
             if retry == limits.transient_retries:
