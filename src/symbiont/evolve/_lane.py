@@ -129,6 +129,32 @@ async def _request(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# Replies longer than this are not parsed (a runaway model can send megabytes; parsing them would
+# stall every lane on the loop) and are shortened in the conversation sent back.
+MAX_REPLY_CHARS = 200_000
+_HISTORY_CHARS = 4_000
+
+
+def _validate(text: str, decls: Declarations, policy: Policy) -> Candidate | Rejection:
+    if len(text) <= MAX_REPLY_CHARS:
+        return validate(text, decls, policy)
+    signatures = "\n".join(f.signature for f in decls.functions)
+    return Rejection(
+        kind="no_code",
+        message=(
+            f"Your reply is {len(text):,} characters long; replies longer than "
+            f"{MAX_REPLY_CHARS:,} are not read. Send only the code: one ```rust block defining "
+            f"these functions:\n\n```rust\n{signatures}\n```"
+        ),
+    )
+
+
+def _for_history(text: str) -> str:
+    if len(text) <= MAX_REPLY_CHARS:
+        return text
+    return f"{text[:_HISTORY_CHARS]}\n[... {len(text) - _HISTORY_CHARS:,} more characters omitted]"
+
+
 def _as_failure(r: Rejection) -> Failure:
     first = r.message.strip().splitlines()[0] if r.message.strip() else r.kind
     return Failure(kind=r.kind, feedback=r.message, summary=first, line=r.line)
@@ -234,7 +260,7 @@ async def run_lane(
         state.usage = state.usage + reply.usage
 
         t1 = time.perf_counter()
-        checked = validate(reply.text, decls, policy)
+        checked = _validate(reply.text, decls, policy)
         validate_seconds = time.perf_counter() - t1
         timings = StageTimings(llm=llm_seconds, validate=validate_seconds)
         code = checked.code
@@ -299,7 +325,7 @@ async def run_lane(
         log.debug("lane %d attempt %d failed: %s", lane, state.attempts, failure.summary)
         messages = [
             *messages,
-            Message(role="assistant", content=reply.text),
+            Message(role="assistant", content=_for_history(reply.text)),
             Message(
                 role="user",
                 content=correction(
