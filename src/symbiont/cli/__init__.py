@@ -1,4 +1,4 @@
-"""The `symbiont` command: run examples, check the machine.
+"""The `symbiont` command: run examples, check the machine, run the benchmarks.
 
 Heavy modules (rich, numpy, llama.cpp) are imported by the subcommand that needs them, so
 `symbiont --help` stays fast.
@@ -70,6 +70,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return doctor(check_model=not args.no_model)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from symbiont.cli._bench import run
+
+    return run(args.names, quick=args.quick)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symbiont",
@@ -85,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="check rustc, the local model and the LLM endpoint")
     doc.add_argument("--no-model", action="store_true", help="skip loading the local model")
     doc.set_defaults(func=_cmd_doctor)
+    from symbiont.cli._bench import help_text  # stdlib only: keeps --help fast
+
+    bench = sub.add_parser(
+        "bench",
+        help="run benchmark scripts (all but memory and local_model unless named)",
+        description="Run the benchmark scripts, each in its own process, and stream their\n"
+        "tables. Without NAMES: all except the long ones (memory, local_model).\n"
+        "A target NOT MET is a report: the exit status is non-zero only if a script fails.",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("names", nargs="*", metavar="NAMES", help="benchmarks to run")
+    bench.add_argument("--quick", action="store_true", help="shorter runs")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 
