@@ -41,7 +41,7 @@ import _report as rep
 import symbiont as sb
 import symbiont._runtime as runtime_module
 from symbiont.build import BuildResult
-from symbiont.codegen import generate
+from symbiont.codegen import RUNTIME_CRATE, generate
 from symbiont.decl._syntax import normalise_source
 from symbiont.evolve import run_sync
 from symbiont.load import loaded_count
@@ -119,10 +119,19 @@ def direct_rustc(rt: sb.Runtime, code: str | None, workdir: Path) -> float:
     runtime would build for ``code`` (the floor any harness pays), or on an empty cdylib
     (``code=None``: what the generated glue adds to every build)."""
     builder = rt._builder
+    extern: list[str] = []
     if code is None:
         files = {"lib.rs": EMPTY}
     else:
-        files = generate(rt.declarations, code, guards=rt.guards).files
+        crate = generate(rt.declarations, code, guards=rt.guards)
+        files = crate.files
+        support = builder.runtime_library(crate.runtime)  # built once, linked by every revision
+        extern = [
+            "--extern",
+            f"{RUNTIME_CRATE}={support}",
+            "-L",
+            f"dependency={support.parent}",
+        ]
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     for name, text in files.items():
@@ -132,6 +141,7 @@ def direct_rustc(rt: sb.Runtime, code: str | None, workdir: Path) -> float:
         *builder.flags,
         "--crate-name",
         "direct",
+        *extern,
         "lib.rs",
         "-o",
         str(workdir / "out.so"),

@@ -14,16 +14,18 @@ import hashlib
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from symbiont._errors import ConfigError
+from symbiont._errors import BuildError, ConfigError
 from symbiont.build._diagnostics import Diagnostic, Diagnostics, parse_rustc_json
 from symbiont.build._toolchain import Toolchain
-from symbiont.codegen import CrateSource
+from symbiont.codegen import RUNTIME_CRATE, CrateSource
 
 log = logging.getLogger("symbiont.build")
 
@@ -31,17 +33,16 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "debug": ("-C", "opt-level=0", "-C", "debug-assertions=on", "-C", "overflow-checks=on"),
     "release": ("-C", "opt-level=3", "-C", "debug-assertions=off", "-C", "overflow-checks=off"),
 }
-_BASE_FLAGS: tuple[str, ...] = (
+_COMMON_FLAGS: tuple[str, ...] = (
     "--edition",
     "2021",
-    "--crate-type",
-    "cdylib",
     "-C",
     "panic=unwind",  # catch_unwind at every entry point needs unwinding
     "-C",
     "strip=debuginfo",  # 4.3 MB -> 0.4 MB per library at no build-time cost
     "--error-format=json",
 )
+_BASE_FLAGS: tuple[str, ...] = ("--crate-type", "cdylib", *_COMMON_FLAGS)
 if sys.platform.startswith("linux"):
     # Calls inside the library bind to the library's own definitions, never to a symbol of the
     # same name that an earlier-loaded object (libc, another revision) happens to export.
@@ -109,6 +110,10 @@ class Builder:
         self.profile = profile
         self.cache_dir = (cache_dir or default_cache_dir()).expanduser()
         self.flags = _BASE_FLAGS + PROFILES[profile] + tuple(extra_flags)
+        self._runtime_flags = ("--crate-type", "rlib", *_COMMON_FLAGS, *PROFILES[profile],
+                               *extra_flags)  # fmt: skip
+        self._runtimes: dict[str, Path] = {}
+        self._runtime_lock = threading.Lock()
         self.timeout = timeout
         self.keep_failed = keep_failed
         self._libs = self.cache_dir / "lib"
@@ -121,6 +126,41 @@ class Builder:
         self._flags_digest = hashlib.sha256(
             "\0".join((*self.flags, toolchain.verbose_version)).encode()
         ).hexdigest()
+
+    def runtime_library(self, source: str) -> Path:
+        """The support crate (codegen's rt.rs) compiled for this profile: once per cache.
+
+        Blocking; raises :class:`BuildError` when it does not build (a setup problem).
+        """
+        digest = hashlib.sha256(
+            "\0".join((source, *self._runtime_flags, self.toolchain.verbose_version)).encode()
+        ).hexdigest()[:24]
+        with self._runtime_lock:
+            path = self._runtimes.get(digest)
+            if path is not None:
+                return path
+            target = self.cache_dir / "runtime" / digest / f"lib{RUNTIME_CRATE}.rlib"
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(prefix=f"rt{os.getpid()}-", dir=self._work) as tmp:
+                    src = Path(tmp) / "rt.rs"
+                    src.write_text(source, encoding="utf-8")
+                    out = Path(tmp) / target.name
+                    cmd = [self.toolchain.rustc, *self._runtime_flags,
+                           "--crate-name", RUNTIME_CRATE, str(src), "-o", str(out)]  # fmt: skip
+                    proc = subprocess.run(
+                        cmd, capture_output=True, text=True, timeout=self.timeout, check=False
+                    )
+                    if proc.returncode != 0 or not out.exists():
+                        diagnostics = parse_rustc_json(proc.stderr)
+                        raise BuildError(
+                            "symbiont's runtime support crate does not build with this rustc "
+                            f"and these flags:\n{diagnostics.render()}",
+                            diagnostics=diagnostics.render(),
+                        )
+                    os.replace(out, target)
+            self._runtimes[digest] = target
+            return target
 
     def key(self, crate: CrateSource, normalised_candidate: str) -> str:
         h = hashlib.sha256()
@@ -181,6 +221,7 @@ class Builder:
             del self._inflight[key]
 
     async def _compile(self, crate: CrateSource, key: str, started: float) -> BuildResult:
+        runtime = await asyncio.to_thread(self.runtime_library, crate.runtime)
         async with self._semaphore():
             workdir = Path(tempfile.mkdtemp(prefix=f"p{os.getpid()}-", dir=self._work))
             ok = False
@@ -193,6 +234,10 @@ class Builder:
                     *self.flags,
                     "--crate-name",
                     f"symbiont_{key[:16]}",
+                    "--extern",
+                    f"{RUNTIME_CRATE}={runtime}",
+                    "-L",
+                    f"dependency={runtime.parent}",
                     f"--remap-path-prefix={workdir}=",
                     "lib.rs",
                     "-o",

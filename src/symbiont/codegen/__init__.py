@@ -8,9 +8,11 @@ from symbiont.codegen._crate import (
     GLUE_ABI,
     INIT_SYMBOL,
     MAP_PREFIX,
+    RUNTIME_CRATE,
     CrateSource,
     generate,
     public_prelude,
+    runtime_source,
     vectorisable,
 )
 from symbiont.codegen._guards import ENTER, TICK, Instrumented, instrument, original_column
@@ -21,6 +23,7 @@ __all__ = [
     "GLUE_ABI",
     "INIT_SYMBOL",
     "MAP_PREFIX",
+    "RUNTIME_CRATE",
     "TICK",
     "CrateSource",
     "Instrumented",
@@ -28,5 +31,6 @@ __all__ = [
     "instrument",
     "original_column",
     "public_prelude",
+    "runtime_source",
     "vectorisable",
 ]

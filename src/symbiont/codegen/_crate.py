@@ -9,7 +9,9 @@ Layout of a generated crate (all files in one build directory)::
                   them (a candidate may shadow a prelude item instead of clashing with it)
     candidate.rs  the code under test, verbatim: compiler spans and panic locations already
                   point at the lines the LLM wrote
-    rt.rs         conversions, buffer views, panic capture (see rt.rs)
+and, compiled once per toolchain and profile into an rlib every revision links
+(``extern crate symbiont_rt``): rt.rs, the conversions, buffer views, panic capture, deadlines
+and vectorised loops. Compiling it with every candidate would more than double each build.
 
 Only the entry points (``__symbiont_entry_<i>``) and ``__symbiont_init`` are exported. The
 candidate's own functions keep mangled, local symbols, so a helper named ``qsort`` can never
@@ -18,6 +20,7 @@ preempt libc's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
@@ -28,7 +31,7 @@ from symbiont.decl import _syntax as syn
 
 # Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
 # symbiont.load: cached libraries built by another glue version are then never reused.
-GLUE_ABI = 2
+GLUE_ABI = 3
 ENTRY_PREFIX = "__symbiont_entry_"
 MAP_PREFIX = "__symbiont_map_"
 INIT_SYMBOL = "__symbiont_init"
@@ -52,11 +55,13 @@ class CrateSource:
     candidate: str
     guards: bool = True
     insertions: tuple[tuple[int, str], ...] = ()
+    runtime: str = ""  # source of the support crate this crate links (see runtime_source)
 
     def digest(self, normalised_candidate: str) -> str:
         """Content hash of everything but the candidate's layout and comments."""
         h = hashlib.sha256()
         h.update(f"glue-abi={GLUE_ABI}\nguards={int(self.guards)}\n".encode())
+        h.update(b"runtime\0" + self.runtime.encode() + b"\0")
         for name in sorted(self.files):
             if name == "candidate.rs":
                 continue
@@ -77,8 +82,15 @@ def vectorisable(f: FunctionDecl) -> bool:
     )
 
 
-def _rt_source() -> str:
-    return resources.files("symbiont.codegen").joinpath("rt.rs").read_text(encoding="utf-8")
+RUNTIME_CRATE = "symbiont_rt"
+_LINT_HEADER = f"#![allow({_LINTS})]\n"
+
+
+@functools.cache
+def runtime_source() -> str:
+    """The support crate's root: rt.rs behind crate-level lint allowances."""
+    text = resources.files("symbiont.codegen").joinpath("rt.rs").read_text(encoding="utf-8")
+    return _LINT_HEADER + text
 
 
 def public_prelude(prelude: str) -> str:
@@ -273,10 +285,7 @@ mod __symbiont_prelude {{
 #[allow(unused_imports)]
 use __symbiont_prelude::*;
 
-#[doc(hidden)]
-mod __symbiont_rt {{
-    include!("rt.rs");
-}}
+extern crate {RUNTIME_CRATE} as __symbiont_rt;
 
 // Guards inserted into the candidate (see codegen/_guards.py).
 #[doc(hidden)]
@@ -312,8 +321,8 @@ mod __symbiont_glue {{
             "lib.rs": lib,
             "prelude.rs": public_prelude(decls.prelude),
             "candidate.rs": compiled.code if compiled else candidate,
-            "rt.rs": _rt_source(),
         },
+        runtime=runtime_source(),
         entries=entries,
         candidate=candidate,
         guards=guards,
