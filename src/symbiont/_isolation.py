@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -83,21 +85,24 @@ class Worker:
     def __init__(self, memory: int | None) -> None:
         # Kept open for the worker's lifetime (closed in close()): what it printed before dying.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        # A backtrace from a dying worker would be slow to print and useless to the LLM.
-        env = {**os.environ, "RUST_BACKTRACE": "0"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "symbiont._worker", str(memory or 0)],
-            env=env,
+            [sys.executable, "-c", "from symbiont._worker import main; main()", str(memory or 0)],
+            env=worker_environment(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        write_message(self.proc.stdin, {"sys_path": list(sys.path)})
-        reply = read_message(self.proc.stdout)
+        try:
+            write_message(self.proc.stdin, {"sys_path": list(sys.path)})
+            reply = read_message(self.proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            reply = exc
         if reply != ("ready",):
-            raise SymbiontError(f"the isolation worker did not start: {reply!r}")
+            stderr = self.stderr_tail()
+            self.close()
+            raise SymbiontError(f"the isolation worker did not start ({reply!r}): {stderr[-500:]}")
 
     def stderr_tail(self) -> str:
         self._stderr.seek(0, os.SEEK_END)
@@ -115,8 +120,10 @@ class Worker:
             write_message(self.proc.stdin, task.message())
             answer: tuple[Any, ...] = read_message(self.proc.stdout)
             return answer
-        except (EOFError, BrokenPipeError, OSError):
-            pass
+        except (EOFError, OSError, pickle.UnpicklingError, ValueError):
+            # The worker died, or wrote something that is not the protocol: either way it is
+            # finished. Make sure of it before reading its status.
+            self.kill()
         finally:
             timer.cancel()
         code = self.proc.wait()
@@ -174,7 +181,10 @@ class WorkerPool:
         """Blocking: runs ``task`` on a worker (call it from a thread)."""
         with self._lock:
             worker = self._idle.pop() if self._idle else None
-        if worker is None or worker.proc.poll() is not None:
+        if worker is not None and worker.proc.poll() is not None:
+            worker.close()
+            worker = None
+        if worker is None:
             worker = Worker(self.memory)
         answer = worker.run(task, self.timeout)
         if isinstance(answer, CrashError):
@@ -190,6 +200,18 @@ class WorkerPool:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.close()
+
+
+_SECRET = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS?)$|^(BASE_URL|OPENAI_|ANTHROPIC_)")
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment of a worker: the parent's, minus anything that looks like a secret
+    (workers run the code isolation exists for), and with Rust backtraces off (a dying worker's
+    backtrace is slow to print and useless to the LLM)."""
+    env = {k: v for k, v in os.environ.items() if not _SECRET.search(k.upper())}
+    env["RUST_BACKTRACE"] = "0"
+    return env
 
 
 def crash_failure(crash: CrashError) -> Failure:

@@ -34,7 +34,7 @@ from symbiont.agents import Agent
 from symbiont.build import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
 from symbiont.codegen import generate
 from symbiont.decl import Declarations, evolvable
-from symbiont.decl._syntax import normalise_source, remap_position
+from symbiont.decl._syntax import excerpt, normalise_source, remap_position
 from symbiont.evolve import (
     EvolveInfo,
     Failure,
@@ -70,15 +70,6 @@ argument, their vectorised forms); returns an optional score, or raises to rejec
 (the exception's message is fed back to the LLM)."""
 
 
-def _excerpt(code: str, line: int | None, column: int | None) -> str:
-    lines = code.splitlines()
-    if line is None or not 1 <= line <= len(lines):
-        return ""
-    gutter = f"{line:>4} | "
-    caret = " " * (len(gutter) + max((column or 1) - 1, 0)) + "^"
-    return f"\n{gutter}{lines[line - 1]}\n{caret}"
-
-
 def check_failure(exc: BaseException, code: str, compiled: str | None = None) -> Failure:
     """A failed check, as feedback for the LLM about ``code``.
 
@@ -88,17 +79,18 @@ def check_failure(exc: BaseException, code: str, compiled: str | None = None) ->
     """
     if isinstance(exc, PanicError):
         where = ""
-        excerpt = ""
+        shown = ""
         if exc.file == "candidate.rs" and exc.line:
             if compiled is not None and compiled != code and exc.column:
                 exc.line, exc.column = remap_position(compiled, code, exc.line, exc.column)
             where = f" at line {exc.line}, column {exc.column}"
-            excerpt = _excerpt(code, exc.line, exc.column)
+            shown = excerpt(code, exc.line, exc.column or 1)
+            shown = f"\n{shown}" if shown else ""
         elif exc.file:
             where = f" in {exc.file}"
         return Failure(
             kind="panic",
-            feedback=f"Calling `{exc.function}` panicked{where}: {exc.message}{excerpt}",
+            feedback=f"Calling `{exc.function}` panicked{where}: {exc.message}{shown}",
             summary=f"`{exc.function}` panicked{where}: {exc.message}",
             line=exc.line if exc.file == "candidate.rs" else None,
         )
@@ -196,11 +188,19 @@ class Runtime:
             )
         if profile not in PROFILES:
             raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-        for name, value in (("max_attempts", max_attempts),
-                            ("max_requests_in_flight", max_requests_in_flight),
-                            ("max_loaded", 1 if max_loaded is None else max_loaded)):  # fmt: skip
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        for name, value, low in (("max_attempts", max_attempts, 1),
+                                 ("max_requests_in_flight", max_requests_in_flight, 1),
+                                 ("max_loaded", 1 if max_loaded is None else max_loaded, 1),
+                                 ("transient_retries", transient_retries, 0),
+                                 ("context_resets", context_resets, 0),
+                                 ("worker_memory", worker_memory or 1, 1)):  # fmt: skip
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+        for name, seconds in (("llm_timeout", llm_timeout), ("build_timeout", build_timeout),
+                              ("isolation_timeout", isolation_timeout),
+                              ("backoff[0]", backoff[0]), ("backoff[1]", backoff[1])):  # fmt: skip
+            if not isinstance(seconds, (int, float)) or not seconds > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {seconds!r}")
         self.declarations = declarations
         self.profile = profile
         self.policy = Policy.create(allow=tuple(allow), deny=tuple(deny))
@@ -325,12 +325,13 @@ class Runtime:
             if isinstance(outcome, Failure):
                 raise RevisionError(f"revision {rev.number} no longer builds: {outcome.summary}")
             return outcome[0]
-        crate = generate(self.declarations, rev.code, guards=self.guards)
+        code = self._builder.built_from(rev.library) or rev.code
+        crate = generate(self.declarations, code, guards=self.guards)
         return Library(
             rev.library,
             self.declarations.functions,
             api=self._api,
-            code=rev.code,
+            code=code,
             insertions=crate.insertions,
         )
 
@@ -484,7 +485,12 @@ class Runtime:
 
     # ------------------------------------------------------------------ the pipeline
 
-    async def _build_and_load(self, code: str, normalised: str) -> tuple[Library, str] | Failure:
+    async def _build_and_load(
+        self, code: str, normalised: str, timing: list[float] | None = None
+    ) -> tuple[Library, str] | Failure:
+        """Builds (or finds in the cache) and loads ``code``; ``timing``, when given, receives
+        the build and load seconds."""
+        started = time.perf_counter()
         crate = generate(self.declarations, code, guards=self.guards)
         result = await self._builder.build(crate, normalised)
         if not result.ok:
@@ -494,17 +500,30 @@ class Runtime:
             first = result.diagnostics.errors[0].message if result.diagnostics.errors else kind
             return Failure(kind=kind, feedback=rendered, summary=first)
         assert result.library is not None
+        loading = time.perf_counter()
+        if timing is not None:
+            timing.append(loading - started)
         existing = self._table.by_key(result.key)
         if existing is not None:
             return self._table.library(existing.number), result.key
+        code, insertions = crate.candidate, crate.insertions
+        if result.cached:
+            # Built earlier, maybe from the same tokens in another layout: panics are reported
+            # in that layout, so the library must know it (check_failure maps them back).
+            built = self._builder.built_from(result.library)
+            if built is not None and built != code:
+                code = built
+                insertions = generate(self.declarations, built, guards=self.guards).insertions
         try:
             lib = Library(
                 result.library,
                 self.declarations.functions,
                 api=self._api,
-                code=crate.candidate,
-                insertions=crate.insertions,
+                code=code,
+                insertions=insertions,
             )
+            if timing is not None:
+                timing.append(time.perf_counter() - loading)
             return lib, result.key
         except BuildError as exc:
             return Failure(kind="load_error", feedback=str(exc), summary=str(exc))
@@ -518,12 +537,14 @@ class Runtime:
         parent: int | None = None,
     ) -> Registered | Rejected:
         t0 = time.perf_counter()
-        built = await self._build_and_load(candidate.code, candidate.normalised)
+        timing: list[float] = []
+        built = await self._build_and_load(candidate.code, candidate.normalised, timing)
         t1 = time.perf_counter()
         if isinstance(built, Failure):
             return Rejected(failure=built, timings=StageTimings(build=t1 - t0))
         lib, key = built
-        timings = StageTimings(build=t1 - t0)
+        load = timing[1] if len(timing) > 1 else 0.0
+        timings = StageTimings(build=t1 - t0 - load, load=load)
         score: float | None = None
         if check is not None:
             t2 = time.perf_counter()
@@ -542,7 +563,7 @@ class Runtime:
             score = outcome
         rev, new = self._table.register(
             code=candidate.code, key=key, library=lib, parent=parent, lane=lane,
-            build_seconds=t1 - t0,
+            build_seconds=timings.build,
         )  # fmt: skip
         reap()
         return Registered(revision=rev.number, new=new, score=score, timings=timings)

@@ -1,4 +1,4 @@
-"""The isolated-evaluation worker: ``python -m symbiont._worker LIMIT``.
+"""The isolated-evaluation worker: started as ``python -c "...; main()" LIMIT``.
 
 Reads tasks from stdin and answers on stdout, each message a 4-byte big-endian length followed
 by a pickle. A task loads one candidate library, runs the check on it and answers
@@ -9,6 +9,7 @@ the pipe close and records a crash. ``LIMIT`` is the address-space limit in byte
 
 from __future__ import annotations
 
+import os
 import pickle
 import resource
 import struct
@@ -67,8 +68,11 @@ def main() -> None:
     limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    # Anything the check prints must not corrupt the protocol stream.
+    stdin = sys.stdin.buffer
+    # The protocol gets a private copy of fd 1, and fd 1 itself becomes stderr: whatever the
+    # check or the native code prints (Rust's println! writes to fd 1) cannot corrupt it.
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     sys.stdout = sys.stderr
     hello = read_message(stdin)
     sys.path[:] = hello["sys_path"]

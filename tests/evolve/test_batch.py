@@ -104,3 +104,26 @@ def test_not_an_agent_is_a_config_error() -> None:
     rt = sb.Runtime(DECL)
     with pytest.raises(sb.ConfigError, match="is not an Agent"):
         rt.evolve(object(), "x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("transient_retries", -1),
+        ("context_resets", 1.5),
+        ("max_attempts", 0),
+        ("backoff", (0.0, 1.0)),
+        ("llm_timeout", -3),
+        ("timeout", 0),
+        ("isolation", "thread"),
+        ("profile", "fast"),
+    ],
+)
+def test_invalid_options_are_config_errors_naming_the_option(option: str, value: object) -> None:
+    with pytest.raises(sb.ConfigError, match=option.split("_", maxsplit=1)[0]):
+        sb.Runtime(DECL, **{option: value})  # type: ignore[arg-type]
+
+
+def test_unknown_option_lists_the_valid_ones() -> None:
+    with pytest.raises(sb.ConfigError, match=r"unknown Runtime option\(s\) profil; valid: profile"):
+        sb.Runtime(DECL, profil="release")  # type: ignore[call-arg]

@@ -317,3 +317,10 @@ def test_dispatchers_are_real_builtins_with_signatures(fns: sb.Functions) -> Non
     assert fns.axpy.__name__ == "axpy"
     assert str(inspect.signature(fns.axpy)) == "(a, x, y, /)"
     assert "fn axpy(a: f64, x: &[f64], y: &mut [f64])" in (fns.axpy.__doc__ or "")
+
+
+def test_bool_buffers_must_hold_only_zeros_and_ones(fns: sb.Functions) -> None:
+    bad = np.frombuffer(b"\x00\x01\x02", dtype=np.bool_)
+    with pytest.raises(ValueError, match="byte other than 0 or 1"):
+        fns.count_true(bad)
+    assert fns.count_true(np.frombuffer(b"\x00\x01\x01", dtype=np.bool_)) == 2

@@ -117,3 +117,30 @@ def test_a_check_taking_two_arguments_gets_the_vectorised_functions() -> None:
     info = runtime.evolve(ScriptedAgent(["```rust\nfn f(x: f64) -> f64 { 2.0 * x }\n```"]), "x2",
                           check=check)  # fmt: skip
     assert info.score == 2.0
+
+
+def test_threaded_maps_leave_nothing_mapped_once_unloaded() -> None:
+    import gc
+
+    from symbiont.load import reap
+
+    def mapped(paths: set[str]) -> set[str]:
+        with open("/proc/self/maps") as maps:
+            return {line.split()[-1] for line in maps if line.rstrip().endswith(".so")} & paths
+
+    rt = sb.Runtime("fn f(x: f64) -> f64 { x }", max_loaded=1)
+    numbers = [rt.register(f"fn f(x: f64) -> f64 {{ x + {k}.0 }}") for k in range(1, 5)]
+    paths = {str(rt.revisions[n].library) for n in numbers}
+    for n in numbers:
+        assert rt.revision(n).map.f(np.zeros(1000), threads=2)[0] == float(numbers.index(n) + 1)
+    for n in numbers:
+        rt.unload(n)
+    gc.collect()
+    reap()
+    assert mapped(paths) == set()
+
+
+def test_out_may_alias_an_input(rt: sb.Runtime) -> None:
+    xs = np.arange(5.0)
+    assert rt.map.affine(xs, out=xs) is xs
+    assert xs.tolist() == [1.0, 3.0, 5.0, 7.0, 9.0]

@@ -137,3 +137,26 @@ def test_unpicklable_check_is_a_config_error(rt: sb.Runtime) -> None:
 
     with pytest.raises(sb.ConfigError, match="cloudpickle"):
         rt.register("fn run(n: u64) -> u64 { n + 9 }", check=holds_a_lock)
+
+
+def test_native_output_cannot_corrupt_the_worker_protocol(rt: sb.Runtime) -> None:
+    chatty = (
+        'fn run(n: u64) -> u64 {\n    println!("hello from the candidate {n}");\n'
+        '    print!("\\x00\\x00\\x00\\x10garbage");\n    n + 1\n}'
+    )
+    assert rt.register(chatty, check=check) >= 1
+
+
+def test_workers_do_not_see_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from symbiont._isolation import worker_environment
+
+    monkeypatch.setenv("API_KEY", "sk-secret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-secret")
+    monkeypatch.setenv("BASE_URL", "http://example/v1")
+    monkeypatch.setenv("SYMBIONT_CACHE_DIR", os.environ["SYMBIONT_CACHE_DIR"])
+    env = worker_environment()
+    assert "sk-secret" not in env.values() and "ghp-secret" not in env.values()
+    assert "BASE_URL" not in env
+    assert env["SYMBIONT_CACHE_DIR"] == os.environ["SYMBIONT_CACHE_DIR"]
+    assert env["RUST_BACKTRACE"] == "0"

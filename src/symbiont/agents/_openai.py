@@ -112,8 +112,9 @@ class OpenAIAgent:
         # Kept private and out of __repr__; the client object holds it too.
         self._api_key = api_key if api_key else _PLACEHOLDER_KEY
         self._endpoint = f"{_redact_url(self.base_url)}/chat/completions"
-        # An httpx client is bound to the event loop it first ran in, so one client is kept
-        # per loop: the synchronous API may run each evolve in a fresh loop.
+        # An httpx client is bound to the event loop it first ran in. symbiont's lanes all run on
+        # one background loop, but an agent may also be used directly from other loops, so the
+        # client is remade when the loop changes.
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from symbiont._errors import BuildError, ConfigError
+from symbiont._errors import BuildError, ConfigError, ToolchainError
 from symbiont.build._diagnostics import Diagnostic, Diagnostics, parse_rustc_json
 from symbiont.build._toolchain import Toolchain
 from symbiont.codegen import RUNTIME_CRATE, CrateSource
@@ -148,9 +148,15 @@ class Builder:
                     out = Path(tmp) / target.name
                     cmd = [self.toolchain.rustc, *self._runtime_flags,
                            "--crate-name", RUNTIME_CRATE, str(src), "-o", str(out)]  # fmt: skip
-                    proc = subprocess.run(
-                        cmd, capture_output=True, text=True, timeout=self.timeout, check=False
-                    )
+                    try:
+                        proc = subprocess.run(
+                            cmd, capture_output=True, text=True, timeout=self.timeout, check=False
+                        )
+                    except (OSError, subprocess.TimeoutExpired) as exc:
+                        raise ToolchainError(
+                            f"could not build symbiont's runtime support crate with "
+                            f"{self.toolchain.rustc}: {exc}"
+                        ) from exc
                     if proc.returncode != 0 or not out.exists():
                         diagnostics = parse_rustc_json(proc.stderr)
                         raise BuildError(
@@ -167,6 +173,13 @@ class Builder:
         h.update(self._flags_digest.encode())
         h.update(crate.digest(normalised_candidate).encode())
         return h.hexdigest()[:40]
+
+    def built_from(self, library: Path) -> str | None:
+        """The candidate text ``library`` was compiled from, when the cache kept it."""
+        try:
+            return library.with_suffix(".rs").read_text(encoding="utf-8")
+        except OSError:
+            return None
 
     def cached(self, key: str) -> Path | None:
         path = self._libs / f"{key}{library_suffix()}"
@@ -275,6 +288,8 @@ class Builder:
                 except asyncio.CancelledError:
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
+                    # Reaped even though this task is being cancelled: no zombie rustc.
+                    await asyncio.shield(proc.wait())
                     raise
                 rustc_seconds = time.perf_counter() - rustc_started
                 text = stderr.decode("utf-8", errors="replace")
@@ -299,6 +314,10 @@ class Builder:
                         cached=False,
                     )
                 final = self._libs / f"{key}{library_suffix()}"
+                # The layout it was built from: a later cache hit for the same tokens in another
+                # layout (another process) reports panic locations in this one.
+                (workdir / "written.rs").write_text(crate.candidate, encoding="utf-8")
+                os.replace(workdir / "written.rs", final.with_suffix(".rs"))
                 os.replace(out, final)
                 ok = True
                 log.debug("built %s in %.3f s (rustc %.3f s)", key, time.perf_counter() - started,

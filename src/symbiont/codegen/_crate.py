@@ -1,10 +1,11 @@
-"""The generated crate: prelude + candidate + runtime support + one CPython entry per function.
+"""The generated crate: prelude + candidate + one CPython entry per function.
 
 Layout of a generated crate (all files in one build directory)::
 
     lib.rs        lint allowances, `mod __symbiont_prelude { include!("prelude.rs") }`,
-                  `include!("candidate.rs")` at the crate root, the runtime support module and
-                  the exported entry points
+                  `include!("candidate.rs")` at the crate root, the guard functions, and the
+                  exported entry points (one per function, plus a vectorised one per scalar
+                  function)
     prelude.rs    the declaration's non-function items, made `pub` so the root can glob-import
                   them (a candidate may shadow a prelude item instead of clashing with it)
     candidate.rs  the code under test, verbatim: compiler spans and panic locations already
@@ -13,9 +14,9 @@ and, compiled once per toolchain and profile into an rlib every revision links
 (``extern crate symbiont_rt``): rt.rs, the conversions, buffer views, panic capture, deadlines
 and vectorised loops. Compiling it with every candidate would more than double each build.
 
-Only the entry points (``__symbiont_entry_<i>``) and ``__symbiont_init`` are exported. The
-candidate's own functions keep mangled, local symbols, so a helper named ``qsort`` can never
-preempt libc's.
+Only the entry points (``__symbiont_entry_<i>``, ``__symbiont_map_<i>``) and
+``__symbiont_init`` are exported. The candidate's own functions keep mangled, local symbols, so a
+helper named ``qsort`` can never preempt libc's.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-// symbiont runtime support, compiled into every generated library as `mod __symbiont_rt`.
+// symbiont runtime support: compiled once per toolchain and profile into the rlib `symbiont_rt`,
+// which every generated library links (`extern crate symbiont_rt as __symbiont_rt`).
 //
 // The generated library is its own CPython glue: the few C-API items it needs are declared by
 // hand (stable-ABI subset, non-free-threaded object header), so building needs nothing but
@@ -208,7 +209,11 @@ fn interrupted() -> ! {
 /// Whether this thread's armed call was flagged by the watchdog. Never unwinds.
 extern "C" fn probe() -> u8 {
     let r = RECORD.with(|r| r.get());
-    u8::from(!r.is_null() && unsafe { (*r).flag.load(Ordering::Acquire) } != 0)
+    // Only an armed call (odd seq) can be stopped.
+    u8::from(
+        !r.is_null()
+            && unsafe { (*r).seq.load(Ordering::SeqCst) % 2 == 1 && (*r).flag.load(Ordering::SeqCst) != 0 },
+    )
 }
 
 // An ordinary call inside a hot loop, even on a never-taken branch, makes the compiler keep the
@@ -346,9 +351,14 @@ fn arm_slow(timeout_ns: u64) -> Option<Armed> {
         return None;
     }
     unsafe {
-        (*r).timeout_ns.store(timeout_ns, Ordering::Relaxed);
-        (*r).seq.fetch_add(1, Ordering::AcqRel);
-        if (*(*api).parked).load(Ordering::Relaxed) {
+        // A flag the watchdog raised as the previous call ended must not stop this one.
+        if (*r).flag.swap(0, Ordering::SeqCst) != 0 {
+            (*PENDING.load(Ordering::Relaxed)).fetch_sub(1, Ordering::SeqCst);
+        }
+        (*r).timeout_ns.store(timeout_ns, Ordering::SeqCst);
+        (*r).seq.fetch_add(1, Ordering::SeqCst);
+        // SeqCst with the watchdog's own accesses: it must not park while this call is armed.
+        if (*(*api).parked).load(Ordering::SeqCst) {
             ((*api).wake)();
         }
     }
@@ -359,10 +369,10 @@ impl Armed {
     /// Ends the armed call; true when the watchdog flagged it.
     pub fn disarm(self) -> bool {
         unsafe {
-            (*self.0).seq.fetch_add(1, Ordering::AcqRel);
-            let flagged = (*self.0).flag.swap(0, Ordering::AcqRel) != 0;
+            (*self.0).seq.fetch_add(1, Ordering::SeqCst);
+            let flagged = (*self.0).flag.swap(0, Ordering::SeqCst) != 0;
             if flagged {
-                (*PENDING.load(Ordering::Relaxed)).fetch_sub(1, Ordering::AcqRel);
+                (*PENDING.load(Ordering::Relaxed)).fetch_sub(1, Ordering::SeqCst);
             }
             flagged
         }
@@ -619,6 +629,10 @@ pub unsafe fn str_arg<'a>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Result
 
 pub trait Elem: Sized {
     fn format_ok(code: u8, itemsize: Ssize) -> bool;
+    /// Whether every element's bytes are a valid value of the type (only `bool` can fail).
+    unsafe fn valid(_p: *const Self, _n: usize) -> bool {
+        true
+    }
 }
 
 macro_rules! elem {
@@ -643,7 +657,16 @@ elem!(u64, b"BHILQN");
 elem!(usize, b"BHILQN");
 elem!(f32, b"f");
 elem!(f64, b"d");
-elem!(bool, b"?");
+impl Elem for bool {
+    #[inline(always)]
+    fn format_ok(code: u8, itemsize: Ssize) -> bool {
+        itemsize == 1 && code == b'?'
+    }
+    /// A byte other than 0 or 1 read as a Rust `bool` is undefined behaviour: refuse it.
+    unsafe fn valid(p: *const bool, n: usize) -> bool {
+        std::slice::from_raw_parts(p as *const u8, n).iter().all(|&b| b <= 1)
+    }
+}
 // `&mut char` is passed through a Cell only: no buffer format means "Rust char".
 elem!(char, b"");
 
@@ -709,6 +732,10 @@ unsafe fn acquire<T: Elem>(
         return Err(());
     }
     let n = v.view.len as usize / std::mem::size_of::<T>();
+    if !T::valid(p, n) {
+        arg_error(pin, fi, pi, o);
+        return Err(());
+    }
     let p = if n == 0 { std::ptr::NonNull::<T>::dangling().as_ptr() } else { p };
     Ok((p, n))
 }
@@ -747,6 +774,7 @@ pub unsafe fn mut_ref<'a, T: Elem + FromPy>(
         if !ok
             || v.view.len as usize != std::mem::size_of::<T>()
             || (p as usize) % std::mem::align_of::<T>() != 0
+            || !T::valid(p, 1)
         {
             arg_error(pin, fi, pi, o);
             return Err(());
@@ -1070,6 +1098,83 @@ fn run_chunk<R, F: Fn(usize) -> R>(out: &mut [R], start: usize, f: &F, timeout_n
 // Worker threads get a main-thread-sized stack, so the depth guard behaves as in a plain call.
 const WORKER_STACK: usize = 8 * 1024 * 1024;
 
+/// One chunk of a vectorised call, run on one thread.
+struct Job<'a> {
+    work: Box<dyn FnMut() -> Option<Stop> + Send + 'a>,
+    stop: Option<Stop>,
+}
+
+/// Runs the first job on the calling thread and the others on threads of their own.
+///
+/// On Linux the threads are plain pthreads: `std::thread` would make this library's copy of
+/// std register a thread-local destructor in the *calling* (Python) thread, and glibc then
+/// never unmaps the library, so every revision that ever ran a threaded map would stay loaded.
+fn run_jobs(mut jobs: Vec<Job<'_>>) -> Vec<Option<Stop>> {
+    let mut started: Vec<Option<usize>> = Vec::with_capacity(jobs.len());
+    for job in jobs.iter_mut().skip(1) {
+        started.push(spawn(job));
+    }
+    if let Some(first) = jobs.first_mut() {
+        first.stop = (first.work)();
+    }
+    for (job, thread) in jobs.iter_mut().skip(1).zip(started) {
+        match thread {
+            Some(t) => join(t),
+            None => job.stop = (job.work)(), // no thread to be had: run it here
+        }
+    }
+    jobs.into_iter().map(|j| j.stop).collect()
+}
+
+#[cfg(target_os = "linux")]
+extern "C" {
+    fn pthread_attr_init(attr: *mut u64) -> c_int;
+    fn pthread_attr_setstacksize(attr: *mut u64, size: usize) -> c_int;
+    fn pthread_attr_destroy(attr: *mut u64) -> c_int;
+    fn pthread_create(
+        thread: *mut usize, attr: *const u64, start: extern "C" fn(*mut c_void) -> *mut c_void,
+        arg: *mut c_void,
+    ) -> c_int;
+    fn pthread_join(thread: usize, ret: *mut *mut c_void) -> c_int;
+}
+
+#[cfg(target_os = "linux")]
+extern "C" fn job_main(arg: *mut c_void) -> *mut c_void {
+    // run_chunk catches every panic of the candidate: nothing unwinds out of this frame.
+    let job = unsafe { &mut *(arg as *mut Job) };
+    job.stop = (job.work)();
+    null_mut()
+}
+
+#[cfg(target_os = "linux")]
+fn spawn(job: &mut Job) -> Option<usize> {
+    unsafe {
+        let mut attr = [0u64; 16]; // pthread_attr_t is 56 bytes on x86_64/aarch64 glibc
+        if pthread_attr_init(attr.as_mut_ptr()) != 0 {
+            return None;
+        }
+        pthread_attr_setstacksize(attr.as_mut_ptr(), WORKER_STACK);
+        let mut t: usize = 0;
+        let ok = pthread_create(&mut t, attr.as_ptr(), job_main, job as *mut Job as *mut c_void) == 0;
+        pthread_attr_destroy(attr.as_mut_ptr());
+        ok.then_some(t)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn join(t: usize) {
+    unsafe { pthread_join(t, null_mut()) };
+}
+
+// Elsewhere: std threads, joined before the call returns (libraries may then stay mapped).
+#[cfg(not(target_os = "linux"))]
+fn spawn(_job: &mut Job) -> Option<usize> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn join(_t: usize) {}
+
 /// Runs `out[j] = f(j)` for every element with the GIL released, on `threads` threads (the
 /// calling one included), each armed with the deadline; then reports the first panic or the
 /// timeout with the GIL held again.
@@ -1084,26 +1189,16 @@ pub unsafe fn run_map<R: Send, F: Fn(usize) -> R + Sync>(
     let stops: Vec<Option<Stop>> = if threads == 1 {
         vec![run_chunk(out, 0, &f, timeout_ns)]
     } else {
-        std::thread::scope(|scope| {
-            let mut parts = out.chunks_mut(chunk).enumerate();
-            let (_, first) = parts.next().expect("n > 0 when threads > 1");
-            let f = &f;
-            let handles: Vec<_> = parts
-                .map(|(c, part)| {
-                    std::thread::Builder::new()
-                        .stack_size(WORKER_STACK)
-                        .spawn_scoped(scope, move || run_chunk(part, c * chunk, f, timeout_ns))
-                })
-                .collect();
-            let mut stops = vec![run_chunk(first, 0, f, timeout_ns)];
-            for h in handles {
-                stops.push(match h {
-                    Ok(h) => h.join().unwrap_or(None),
-                    Err(e) => Some(Stop::Panic(format!("cannot start a worker thread: {e}"), String::new(), 0, 0)),
-                });
-            }
-            stops
-        })
+        let f = &f;
+        let jobs: Vec<Job> = out
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|(c, part)| Job {
+                work: Box::new(move || run_chunk(part, c * chunk, f, timeout_ns)),
+                stop: None,
+            })
+            .collect();
+        run_jobs(jobs)
     };
     PyEval_RestoreThread(state);
     let mut timed_out = false;

@@ -47,11 +47,6 @@ class FunctionDecl:
         return f"fn {self.name}({params}){ret}"
 
     @property
-    def scalar_only(self) -> bool:
-        """Scalar arguments and a scalar return: eligible for vectorised calls."""
-        return all(p.type.is_scalar for p in self.params) and self.ret.is_scalar
-
-    @property
     def default_item(self) -> str:
         """The item as compiled into revision 0."""
         if self.has_default:

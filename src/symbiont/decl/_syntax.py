@@ -96,12 +96,24 @@ def _char_col(line: str, byte_col: int) -> int:
     return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
 
+def _render(line_text: str, row: int, col: int, width: int) -> str:
+    width = max(1, min(width, len(line_text) - col, 60))
+    gutter = f"{row + 1:>4} | "
+    return f"{gutter}{line_text}\n{' ' * (len(gutter) + col)}{'^' * width}"
+
+
 def _excerpt(lines: list[str], row: int, byte_col: int, width: int) -> tuple[int, str]:
     line_text = lines[row] if row < len(lines) else ""
     col = _char_col(line_text, byte_col)
-    width = max(1, min(width, len(line_text) - col, 60))
-    gutter = f"{row + 1:>4} | "
-    return col, f"{gutter}{line_text}\n{' ' * (len(gutter) + col)}{'^' * width}"
+    return col, _render(line_text, row, col, width)
+
+
+def excerpt(code: str, line: int, column: int) -> str:
+    """Line ``line`` of ``code`` with a caret under ``column`` (both 1-based, characters)."""
+    lines = code.splitlines()
+    if not 1 <= line <= len(lines):
+        return ""
+    return _render(lines[line - 1], line - 1, max(column - 1, 0), 1)
 
 
 def syntax_problems(tree: ts.Tree, source: str, limit: int = 5) -> list[SyntaxProblem]:

@@ -182,6 +182,9 @@ class ArgumentChecker:
                                 f"{view.format!r}, itemsize {view.itemsize})")  # fmt: skip
             if writable and view.readonly:
                 raise TypeError(f"{where} expects {want}, got a read-only {describe(obj)}")
+            if elem == "bool" and any(b > 1 for b in view.cast("B")):
+                raise ValueError(f"{where} expects {want}, got a buffer holding a byte other "
+                                 "than 0 or 1, which is not a valid bool")  # fmt: skip
             if t.kind == "mut_ref" and view.nbytes != view.itemsize:
                 raise ValueError(
                     f"{where} expects {want}, got a buffer of "

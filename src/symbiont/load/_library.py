@@ -109,17 +109,22 @@ class Library:
 
             _ctypes.dlclose(dll._handle)
             raise BuildError(f"{path} was built for glue ABI {abi}, expected {GLUE_ABI}")
-        addresses = []
-        for i in range(len(functions)):
-            fn = dll[f"{ENTRY_PREFIX}{i}"]
-            addresses.append(ctypes.cast(fn, ctypes.c_void_p).value or 0)
-        self.entries: tuple[int, ...] = tuple(addresses)
-        # Vectorised entries, by function index (scalar functions only).
-        self.map_entries: dict[int, int] = {
-            i: ctypes.cast(dll[f"{MAP_PREFIX}{i}"], ctypes.c_void_p).value or 0
-            for i, f in enumerate(functions)
-            if vectorisable(f)
-        }
+        try:
+            self.entries: tuple[int, ...] = tuple(
+                ctypes.cast(dll[f"{ENTRY_PREFIX}{i}"], ctypes.c_void_p).value or 0
+                for i in range(len(functions))
+            )
+            # Vectorised entries, by function index (scalar functions only).
+            self.map_entries: dict[int, int] = {
+                i: ctypes.cast(dll[f"{MAP_PREFIX}{i}"], ctypes.c_void_p).value or 0
+                for i, f in enumerate(functions)
+                if vectorisable(f)
+            }
+        except AttributeError as exc:
+            import _ctypes
+
+            _ctypes.dlclose(dll._handle)
+            raise BuildError(f"{path} lacks an entry point symbiont generates: {exc}") from exc
         with _lock:
             _live[next(_ids)] = (weakref.ref(self), dll._handle, path.name)
 

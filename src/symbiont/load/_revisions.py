@@ -148,7 +148,9 @@ class RevisionTable:
     """Registered revisions, their loaded libraries and the stable dispatchers.
 
     Thread-safe: activation and registration may come from any thread; dispatchers read their
-    target under the GIL, so a call sees either the old or the new revision, never a mix.
+    target under the GIL, so one call runs either the old or the new revision, never a mix (an
+    activation retargets the functions one after another: two calls in a row from another
+    thread may straddle it).
 
     Memory: the table keeps at most ``max_loaded`` libraries loaded (None: no limit), dropping
     the least recently used revisions that are not active. A dropped library stays mapped while
@@ -316,13 +318,9 @@ class RevisionTable:
 
     def handle(self, number: int, timeout: float | None = None) -> RevisionHandle:
         rev = self.get(number)
-        lib = self.library(number)
         deadline = self.timeout if timeout is None else timeout
-        callables = make_callables(self._tramp, self.decls, self._module, deadline)
-        point(self._tramp, callables, lib)
-        maps = _MapSet(self._tramp, self.decls, self._module, deadline)
-        maps.point(self._tramp, lib)
-        return RevisionHandle(rev, Functions(callables, f"pinned to revision {number}"), maps.maps)
+        fns, maps = self.pinned(self.library(number), f"pinned to revision {number}", deadline)
+        return RevisionHandle(rev, fns, maps)
 
     def pinned(
         self, library: Library, label: str, timeout: float | None = None

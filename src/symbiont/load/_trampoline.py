@@ -74,7 +74,7 @@ def _compile(toolchain: Toolchain, source: str, target: Path) -> None:
             "-C",
             "opt-level=3",
             "-C",
-            "panic=abort",  # nothing in it can panic; no unwinding tables needed
+            "panic=abort",  # it never unwinds into Python; a panic here is a bug worth a stop
             "-C",
             "strip=debuginfo",
             str(src),

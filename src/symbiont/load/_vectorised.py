@@ -85,7 +85,8 @@ class Vectorised:
                 flat += [np.ascontiguousarray(b).reshape(n), 1]
         ret = np.dtype(NUMPY_DTYPE[decl.ret.name])
         if out is None:
-            out = np.empty(shape, dtype=ret)
+            # Rust may only see valid bools, even in memory it is about to overwrite.
+            out = (np.zeros if ret == np.bool_ else np.empty)(shape, dtype=ret)
         elif not isinstance(out, np.ndarray) or out.dtype != ret or out.shape != shape:
             got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
             raise TypeError(
@@ -93,6 +94,13 @@ class Vectorised:
             )
         elif not (out.flags.c_contiguous and out.flags.writeable):
             raise ValueError(f"{name} out= must be C-contiguous and writable")
+        elif ret == np.bool_:
+            out.fill(False)
+        for i, a in enumerate(flat[::2]):
+            # The loop reads inputs while writing out: an input sharing memory with out would be
+            # read after it was overwritten (and alias a &mut in Rust). Such an input is copied.
+            if np.may_share_memory(a, out):
+                flat[2 * i] = a.copy()
         if threads is None:
             threads = 1
         elif threads == 0:

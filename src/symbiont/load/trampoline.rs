@@ -347,8 +347,9 @@ static mut SPEC: PyTypeSpec = PyTypeSpec {
 
 // ---------------------------------------------------------------- watchdog and guards
 
-/// One per thread that ever ran a guarded call; never freed (records must outlive every
-/// library that saw them). Layout shared with rt.rs.
+/// One per live thread that ran a guarded call. Never freed (the watchdog and libraries hold
+/// raw pointers to them): a thread's record returns to a free list when the thread exits and
+/// the next new thread takes it. Layout shared with rt.rs.
 #[repr(C)]
 pub struct Record {
     /// Set to 1 by the watchdog when the armed call passed its deadline.
@@ -378,6 +379,7 @@ static PENDING: AtomicU32 = AtomicU32::new(0);
 static PARKED: AtomicBool = AtomicBool::new(true);
 static START: Once = Once::new();
 static RECORDS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static WATCHDOG: Mutex<Option<std::thread::Thread>> = Mutex::new(None);
 
 static API: Api = Api {
@@ -388,8 +390,31 @@ static API: Api = Api {
     parked: &PARKED,
 };
 
+/// This thread's record; handed back to FREE when the thread exits (this module is never
+/// unloaded, so a TLS destructor here is harmless).
+struct Mine(Cell<*mut Record>);
+
+impl Drop for Mine {
+    fn drop(&mut self) {
+        let r = self.0.get();
+        if !r.is_null() {
+            unsafe {
+                // An unfinished call cannot outlive its thread; make sure nothing looks armed.
+                let rec = &*r;
+                if rec.seq.load(Ordering::SeqCst) % 2 == 1 {
+                    rec.seq.fetch_add(1, Ordering::SeqCst);
+                }
+                if rec.flag.swap(0, Ordering::SeqCst) != 0 {
+                    PENDING.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            FREE.lock().unwrap_or_else(|e| e.into_inner()).push(r as usize);
+        }
+    }
+}
+
 thread_local! {
-    static MINE: Cell<*mut Record> = const { Cell::new(null_mut()) };
+    static MINE: Mine = const { Mine(Cell::new(null_mut())) };
 }
 
 // Stack bounds kept clear for unwinding and for the Python error path after a depth panic.
@@ -415,20 +440,33 @@ unsafe fn stack_low() -> usize {
 }
 
 unsafe extern "C" fn record() -> *mut Record {
-    MINE.with(|m| {
-        let mut r = m.get();
+    let found = MINE.try_with(|m| {
+        let mut r = m.0.get();
         if r.is_null() {
-            r = Box::into_raw(Box::new(Record {
-                flag: AtomicU32::new(0),
-                seq: AtomicU64::new(0),
-                timeout_ns: AtomicU64::new(0),
-                stack_low: AtomicUsize::new(stack_low()),
-            }));
-            RECORDS.lock().unwrap_or_else(|e| e.into_inner()).push(r as usize);
-            m.set(r);
+            let reused = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            r = match reused {
+                Some(addr) => {
+                    let rec = addr as *mut Record;
+                    (*rec).stack_low.store(stack_low(), Ordering::SeqCst);
+                    rec
+                }
+                None => {
+                    let rec = Box::into_raw(Box::new(Record {
+                        flag: AtomicU32::new(0),
+                        seq: AtomicU64::new(0),
+                        timeout_ns: AtomicU64::new(0),
+                        stack_low: AtomicUsize::new(stack_low()),
+                    }));
+                    RECORDS.lock().unwrap_or_else(|e| e.into_inner()).push(rec as usize);
+                    rec
+                }
+            };
+            m.0.set(r);
         }
         r
-    })
+    });
+    // During thread teardown there is no record to give: the caller runs unguarded.
+    found.unwrap_or(null_mut())
 }
 
 // Scanning every millisecond keeps the time from deadline to TimeoutError small; after a
@@ -446,7 +484,7 @@ fn watch() {
         let mut armed = 0;
         for addr in records {
             let rec = unsafe { &*(addr as *const Record) };
-            let seq = rec.seq.load(Ordering::Acquire);
+            let seq = rec.seq.load(Ordering::SeqCst);
             if seq % 2 == 0 {
                 seen.remove(&addr);
                 continue;
@@ -456,9 +494,17 @@ fn watch() {
                 Some(&(s, since)) if s == seq => {
                     let limit = Duration::from_nanos(rec.timeout_ns.load(Ordering::Relaxed));
                     if now.duration_since(since) >= limit
-                        && rec.flag.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+                        && rec.flag.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
                     {
-                        PENDING.fetch_add(1, Ordering::AcqRel);
+                        PENDING.fetch_add(1, Ordering::SeqCst);
+                        // The call may have ended between reading seq and raising the flag: then
+                        // lower it again, unless its thread already did (whoever clears it
+                        // decrements PENDING).
+                        if rec.seq.load(Ordering::SeqCst) != seq
+                            && rec.flag.compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                        {
+                            PENDING.fetch_sub(1, Ordering::SeqCst);
+                        }
                     }
                 }
                 _ => {
@@ -477,7 +523,7 @@ fn watch() {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .any(|&a| unsafe { &*(a as *const Record) }.seq.load(Ordering::Acquire) % 2 == 1);
+                    .any(|&a| unsafe { &*(a as *const Record) }.seq.load(Ordering::SeqCst) % 2 == 1);
                 if !again {
                     std::thread::park();
                 }
@@ -491,11 +537,11 @@ fn watch() {
 
 unsafe extern "C" fn wake() {
     START.call_once(|| {
-        let handle = std::thread::Builder::new()
-            .name("symbiont-watchdog".into())
-            .spawn(watch)
-            .expect("symbiont: cannot start the watchdog thread");
-        *WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.thread().clone());
+        // Without a watchdog deadlines cannot fire; the calls themselves still work, so a
+        // failure to start it must not take the host down (this module aborts on panic).
+        if let Ok(handle) = std::thread::Builder::new().name("symbiont-watchdog".into()).spawn(watch) {
+            *WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.thread().clone());
+        }
     });
     if PARKED.swap(false, Ordering::SeqCst) {
         if let Some(t) = WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
