@@ -15,12 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def examples_dir() -> Path:
-    """Examples ship inside the wheel as symbiont/_examples; a source checkout has examples/."""
-    packaged = Path(__file__).resolve().parent.parent / "_examples"
+def shipped_dir(name: str) -> Path:
+    """A folder of the repository the wheel ships inside the package as ``symbiont/_<name>``
+    (examples, benchmarks); a source checkout has it at the top."""
+    packaged = Path(__file__).resolve().parent.parent / f"_{name}"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[3] / "examples"
+    return Path(__file__).resolve().parents[3] / name
+
+
+def examples_dir() -> Path:
+    return shipped_dir("examples")
 
 
 def list_examples() -> list[str]:

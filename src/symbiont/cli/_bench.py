@@ -17,11 +17,9 @@ LONG = ("memory", "local_model")
 
 
 def benchmarks_dir() -> Path:
-    """Benchmarks ship inside the wheel as symbiont/_benchmarks; a checkout has benchmarks/."""
-    packaged = Path(__file__).resolve().parent.parent / "_benchmarks"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[3] / "benchmarks"
+    from symbiont.cli import shipped_dir
+
+    return shipped_dir("benchmarks")
 
 
 def list_benchmarks() -> list[str]:

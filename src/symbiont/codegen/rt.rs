@@ -410,27 +410,52 @@ fn install_hook() {
 #[inline(never)]
 pub unsafe fn panicked(pin: &mut Pin, fi: Ssize, payload: Box<dyn std::any::Any + Send>) -> Obj {
     let k = pin.hold();
-    let msg: &str = if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
+    raise_panic(k, fi, &caught(payload))
+}
+
+const TOO_DEEP: &str = "recursion too deep: the thread's stack is nearly exhausted (symbiont's \
+                        depth guard stopped the call before it could overflow)";
+
+/// A caught panic, owned: its message and where it happened (the hook's record of it).
+pub struct Caught {
+    msg: String,
+    file: String,
+    line: u32,
+    col: u32,
+}
+
+/// Reads the message out of a panic payload and takes this thread's recorded location.
+fn caught(payload: Box<dyn std::any::Any + Send>) -> Caught {
+    let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.as_str()
+        s.clone()
+    } else if payload.is::<TooDeep>() {
+        TOO_DEEP.to_string()
     } else {
-        "Box<dyn Any>"
+        "Box<dyn Any>".to_string()
     };
     let (fp, fl, line, col) = LOCATION.with(|c| c.replace((0, 0, 0, 0)));
-    let file: &[u8] = if fp == 0 { b"" } else { std::slice::from_raw_parts(fp as *const u8, fl) };
-    let r = PyObject_CallMethod(
+    let file = if fp == 0 {
+        String::new()
+    } else {
+        unsafe { String::from_utf8_lossy(std::slice::from_raw_parts(fp as *const u8, fl)).into() }
+    };
+    Caught { msg, file, line, col }
+}
+
+/// Raises the keeper's PanicError for a caught panic (the GIL is held).
+unsafe fn raise_panic(k: Obj, fi: Ssize, c: &Caught) -> Obj {
+    unexpected(PyObject_CallMethod(
         k,
         c"_panic".as_ptr(),
         c"nNNII".as_ptr(),
         fi,
-        PyUnicode_FromStringAndSize(msg.as_ptr() as *const c_char, msg.len() as Ssize),
-        PyUnicode_FromStringAndSize(file.as_ptr() as *const c_char, file.len() as Ssize),
-        line as u32,
-        col as u32,
-    );
-    drop(payload);
-    unexpected(r)
+        PyUnicode_FromStringAndSize(c.msg.as_ptr() as *const c_char, c.msg.len() as Ssize),
+        PyUnicode_FromStringAndSize(c.file.as_ptr() as *const c_char, c.file.len() as Ssize),
+        c.line,
+        c.col,
+    ))
 }
 
 /// A keeper callback that should have raised returned a value instead.
@@ -1012,14 +1037,6 @@ unsafe fn failed(
         drop(payload);
         return unexpected(PyObject_CallMethod(k, c"_timeout".as_ptr(), c"nK".as_ptr(), fi, ns));
     }
-    if payload.is::<TooDeep>() {
-        drop(payload);
-        let msg: Box<dyn std::any::Any + Send> = Box::new(
-            "recursion too deep: the thread's stack is nearly exhausted (symbiont's depth guard \
-             stopped the call before it could overflow)",
-        );
-        return panicked(pin, fi, msg);
-    }
     panicked(pin, fi, payload)
 }
 
@@ -1055,29 +1072,8 @@ pub unsafe fn lane<'a, T: Elem + Copy>(
 }
 
 enum Stop {
-    Panic(String, String, u32, u32),
+    Panic(Caught),
     Timeout,
-}
-
-fn panic_parts(payload: Box<dyn std::any::Any + Send>) -> Stop {
-    let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else if payload.is::<TooDeep>() {
-        "recursion too deep: the thread's stack is nearly exhausted (symbiont's depth guard \
-         stopped the call before it could overflow)"
-            .to_string()
-    } else {
-        "Box<dyn Any>".to_string()
-    };
-    let (fp, fl, line, col) = LOCATION.with(|c| c.replace((0, 0, 0, 0)));
-    let file = if fp == 0 {
-        String::new()
-    } else {
-        unsafe { String::from_utf8_lossy(std::slice::from_raw_parts(fp as *const u8, fl)).into() }
-    };
-    Stop::Panic(msg, file, line, col)
 }
 
 fn run_chunk<R, F: Fn(usize) -> R>(out: &mut [R], start: usize, f: &F, timeout_ns: u64) -> Option<Stop> {
@@ -1091,7 +1087,7 @@ fn run_chunk<R, F: Fn(usize) -> R>(out: &mut [R], start: usize, f: &F, timeout_n
     match r {
         Ok(()) => None,
         Err(payload) if stopped && payload.is::<Interrupted>() => Some(Stop::Timeout),
-        Err(payload) => Some(panic_parts(payload)),
+        Err(payload) => Some(Stop::Panic(caught(payload))),
     }
 }
 
@@ -1205,18 +1201,7 @@ pub unsafe fn run_map<R: Send, F: Fn(usize) -> R + Sync>(
     for stop in stops.into_iter().flatten() {
         match stop {
             Stop::Timeout => timed_out = true,
-            Stop::Panic(msg, file, line, col) => {
-                return unexpected(PyObject_CallMethod(
-                    k,
-                    c"_panic".as_ptr(),
-                    c"nNNII".as_ptr(),
-                    fi,
-                    PyUnicode_FromStringAndSize(msg.as_ptr() as *const c_char, msg.len() as Ssize),
-                    PyUnicode_FromStringAndSize(file.as_ptr() as *const c_char, file.len() as Ssize),
-                    line,
-                    col,
-                ));
-            }
+            Stop::Panic(c) => return raise_panic(k, fi, &c),
         }
     }
     if timed_out {

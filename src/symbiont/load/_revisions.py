@@ -46,11 +46,11 @@ class Functions:
         raise AttributeError(f"no declared function {name!r}; declared: {', '.join(self.__names)}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("the functions of a runtime are fixed; use rt.activate() to swap")
+        raise AttributeError("these functions are fixed; use rt.activate() to swap revisions")
 
     def __getitem__(self, name: str) -> Callable[..., Any]:
         if name not in self.__names:
-            self.__getattr__(name)
+            self.__getattr__(name)  # raises, with the subclass's message
         fn: Callable[..., Any] = self.__dict__[name]
         return fn
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from symbiont.decl import NUMPY_DTYPE, FunctionDecl
-from symbiont.load._revisions import timeout_ns
+from symbiont.load._revisions import Functions, timeout_ns
 
 
 class Vectorised:
@@ -125,12 +125,11 @@ def _python_scalar(where: str, rust: str, value: float, dtype: Any) -> Any:
     return np.array(value, dtype=dtype)
 
 
-class Maps:
+class Maps(Functions):
     """Vectorised functions, one attribute per scalar function (``rt.map.f(xs)``)."""
 
     def __init__(self, maps: dict[str, Vectorised], others: tuple[str, ...]) -> None:
-        self.__dict__.update(maps)
-        object.__setattr__(self, "_Maps__names", tuple(maps))
+        super().__init__(dict(maps), "vectorised")
         object.__setattr__(self, "_Maps__others", others)
 
     def __getattr__(self, name: str) -> Any:
@@ -139,18 +138,8 @@ class Maps:
                 f"{name} has no vectorised form: only functions whose arguments are numeric "
                 "scalars and whose result is a numeric or bool scalar do"
             )
-        raise AttributeError(
-            f"no vectorised function {name!r}; available: {', '.join(self.__names) or 'none'}"
-        )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("vectorised functions are fixed")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.__names)
-
-    def __dir__(self) -> list[str]:
-        return list(self.__names)
+        available = ", ".join(self) or "none"
+        raise AttributeError(f"no vectorised function {name!r}; available: {available}")
 
     def __repr__(self) -> str:
-        return f"<symbiont vectorised functions {', '.join(self.__names)}>"
+        return f"<symbiont vectorised functions {', '.join(self)}>"
