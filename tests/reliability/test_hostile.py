@@ -510,38 +510,27 @@ def test_panic_line_follows_the_layout_of_the_code_that_was_sent(runtime_for: Ru
 # `drop`, `S[i]` calls `index`, without naming them. Methods of trait implementations get the
 # entry guard for this reason. Run in a child process so a regression cannot take the test
 # session with it.
+ADD_RECURSION = """
+use std::ops::Add;
+#[derive(Clone, Copy)]
+struct W(u64);
+impl Add for W {
+    type Output = W;
+    fn add(self, o: W) -> W {
+        self + o
+    }
+}
+fn run(n: u64) -> u64 {
+    (W(n) + W(1)).0
+}"""
 IMPLICIT_RECURSION = {
     "operator_add_release": (
         "release",
-        """
-use std::ops::Add;
-#[derive(Clone, Copy)]
-struct W(u64);
-impl Add for W {
-    type Output = W;
-    fn add(self, o: W) -> W {
-        self + o
-    }
-}
-fn run(n: u64) -> u64 {
-    (W(n) + W(1)).0
-}""",
+        ADD_RECURSION,
     ),
     "operator_add_debug": (
         "debug",
-        """
-use std::ops::Add;
-#[derive(Clone, Copy)]
-struct W(u64);
-impl Add for W {
-    type Output = W;
-    fn add(self, o: W) -> W {
-        self + o
-    }
-}
-fn run(n: u64) -> u64 {
-    (W(n) + W(1)).0
-}""",
+        ADD_RECURSION,
     ),
     "drop_debug": (
         "debug",

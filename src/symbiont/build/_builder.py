@@ -86,6 +86,13 @@ class BuildResult:
         return self.library is not None
 
 
+def _single_error(message: str, rendered: str, raw: str = "") -> Diagnostics:
+    """A build failure that is not one of rustc's own diagnostics (a deadline, a crash)."""
+    diag = Diagnostic(message=message, code=None, file=None, line=None, column=None,
+                      rendered=rendered)  # fmt: skip
+    return Diagnostics(errors=(diag,), raw=raw)
+
+
 class Builder:
     """Compiles generated crates into shared libraries, with a content-hash cache.
 
@@ -271,15 +278,11 @@ class Builder:
                         proc.kill()
                     await proc.wait()
                     message = f"the build was stopped after {self.timeout:.0f} s"
-                    diag = Diagnostic(
-                        message=message, code=None, file=None, line=None, column=None,
-                        rendered=f"error: {message} (is there a huge constant expression "
-                        "or a deeply recursive type?)",
-                    )  # fmt: skip
+                    hint = "(is there a huge constant expression or a deeply recursive type?)"
                     return BuildResult(
                         key=key,
                         library=None,
-                        diagnostics=Diagnostics(errors=(diag,)),
+                        diagnostics=_single_error(message, f"error: {message} {hint}"),
                         seconds=time.perf_counter() - started,
                         rustc_seconds=time.perf_counter() - rustc_started,
                         cached=False,
@@ -299,12 +302,8 @@ class Builder:
                         text, source=crate.candidate, insertions=crate.insertions
                     )
                     if not diagnostics.errors:
-                        diag = Diagnostic(
-                            message=f"rustc exited with status {proc.returncode}",
-                            code=None, file=None, line=None, column=None,
-                            rendered=f"error: rustc exited with status {proc.returncode}",
-                        )  # fmt: skip
-                        diagnostics = Diagnostics(errors=(diag,), raw=text)
+                        message = f"rustc exited with status {proc.returncode}"
+                        diagnostics = _single_error(message, f"error: {message}", raw=text)
                     return BuildResult(
                         key=key,
                         library=None,
