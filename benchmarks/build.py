@@ -40,11 +40,11 @@ import _report as rep
 
 import symbiont as sb
 import symbiont._runtime as runtime_module
-from symbiont.build import BuildResult
-from symbiont.codegen import RUNTIME_CRATE, generate
-from symbiont.decl._syntax import normalise_source
-from symbiont.evolve import run_sync
-from symbiont.load import loaded_count
+from symbiont._compile import BuildResult
+from symbiont._codegen import RUNTIME_CRATE, generate
+from symbiont._decl._syntax import normalise_source
+from symbiont._evolve import run_sync
+from symbiont._load import loaded_count
 
 DECL = """
 /// Advance the counter.

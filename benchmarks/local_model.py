@@ -12,7 +12,7 @@ no correction loop, so the shares describe single replies. Attempts of the two a
 so machine noise hits both alike. For each reply:
 
 - cut off: the reply stopped at the token limit (`finish_reason == "length"`);
-- parses: code was found and parses as Rust (`symbiont.validate.validate`: not `no_code` or
+- parses: code was found and parses as Rust (`symbiont._validate.validate`: not `no_code` or
   `parse_error`);
 - signature: it parses and is not a `signature_mismatch` (the shares are cumulative: each
   column counts replies that also passed the columns before it);
@@ -44,11 +44,11 @@ from pathlib import Path
 import _report as rep
 
 import symbiont as sb
-from symbiont.agents import Request
-from symbiont.cli import examples_dir
-from symbiont.evolve import base_prompt
-from symbiont.evolve._prompts import base_messages
-from symbiont.validate import Candidate, validate
+from symbiont._agents import Request
+from symbiont._cli import examples_dir
+from symbiont._evolve import base_prompt
+from symbiont._evolve._prompts import base_messages
+from symbiont._validate import Candidate, validate
 
 
 @dataclass

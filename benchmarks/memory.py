@@ -35,7 +35,7 @@ from pathlib import Path
 import _report as rep
 
 import symbiont as sb
-from symbiont.load import loaded_count
+from symbiont._load import loaded_count
 from symbiont.testing import ScriptedAgent
 
 DECL = """

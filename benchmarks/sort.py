@@ -44,7 +44,7 @@ import _report as rep
 import numpy as np
 
 import symbiont as sb
-from symbiont.build import find_toolchain
+from symbiont._compile import find_toolchain
 
 DECL = """
 /// Sorts `xs` in ascending order.

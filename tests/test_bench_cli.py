@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from symbiont.cli import _bench as bench
-from symbiont.cli import build_parser
-from symbiont.cli._bench import LONG, benchmarks_dir, default_selection, list_benchmarks, run
+from symbiont._cli import _bench as bench
+from symbiont._cli import build_parser
+from symbiont._cli._bench import LONG, benchmarks_dir, default_selection, list_benchmarks, run
 
 EXPECTED = {"dispatch", "vectorised", "build", "batch", "memory", "sort", "local_model"}
 
 
 def symbiont(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "symbiont.cli", *args],
+        [sys.executable, "-m", "symbiont._cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

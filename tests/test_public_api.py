@@ -43,3 +43,18 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dir_shows_only_the_public_names() -> None:
+    code = "import symbiont; print(sorted(dir(symbiont)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == repr(sorted(EXPECTED))
+
+
+def test_public_classes_name_the_public_module() -> None:
+    assert repr(sb.PanicError) == "<class 'symbiont.PanicError'>"
+    assert sb.Runtime.__module__ == "symbiont"
+    for name in sb.__all__:
+        obj = getattr(sb, name)
+        if isinstance(obj, type):
+            assert obj.__module__ == "symbiont", name

@@ -5,17 +5,19 @@
     rt.fns.step(counter := sb.Cell(0, "usize"))
     rt.evolve(sb.agent_from_env(), "Increment by a constant in 5..20.")
 
-Layers (imports only point down; nothing in decl..load knows an LLM exists):
+This module is the public front: every supported name is in ``__all__``; the layers below are
+private packages (``symbiont.testing`` is public too). Layers, in import order (imports only
+point down; nothing in _decl.._load knows an LLM exists):
 
-    decl      Rust declaration parsing, boundary types, signature normalisation
-    codegen   generated crate source: prelude + candidate + CPython glue + panic capture
-    build     rustc invocation, flags per profile, content-hash cache, diagnostics
-    load      loading revisions, dispatchers, revision registry, unloading
-    validate  reply -> code extraction, tree-sitter parse, signature check, policy scan
-    agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent
-    evolve    the constrained-generation loop, retry ladder, traces, batch lanes
-    _runtime  the Runtime, which orchestrates all of the above
-    cli       the `symbiont` command
+    _decl      Rust declaration parsing, boundary types, signature normalisation
+    _codegen   generated crate source: prelude + candidate + CPython glue + panic capture
+    _compile   rustc invocation, flags per profile, content-hash cache, diagnostics
+    _load      loading revisions, dispatchers, revision registry, unloading
+    _validate  reply -> code extraction, tree-sitter parse, signature check, policy scan
+    _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent
+    _evolve    the constrained-generation loop, retry ladder, traces, batch lanes
+    _runtime   the Runtime, which orchestrates all of the above
+    _cli       the `symbiont` command
 """
 
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ from symbiont._errors import (
     TransientAgentError,
 )
 from symbiont._runtime import Runtime
-from symbiont.agents import (
+from symbiont._agents import (
     Agent,
     CommandAgent,
     Message,
@@ -47,13 +49,13 @@ from symbiont.agents import (
     Usage,
     agent_from_env,
 )
-from symbiont.decl import Declarations, evolvable
-from symbiont.evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
-from symbiont.load import Cell, Functions, Revision, RevisionHandle
-from symbiont.validate import Policy
+from symbiont._decl import Declarations, evolvable
+from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
+from symbiont._load import Cell, Functions, Revision, RevisionHandle
+from symbiont._validate import Policy
 
 if TYPE_CHECKING:
-    from symbiont.agents._local import LocalAgent
+    from symbiont._agents._local import LocalAgent
 
 __version__ = "0.1.0"
 
@@ -96,10 +98,29 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    return list(__all__)
+
+
+def _publish() -> None:
+    # Tracebacks and reprs name the public path (symbiont.PanicError), not the private module.
+    for name in __all__:
+        obj = globals().get(name)
+        if isinstance(obj, type) or callable(obj):
+            try:
+                obj.__module__ = __name__
+            except (AttributeError, TypeError):  # pragma: no cover - builtins, slots
+                pass
+
+
+_publish()
+
+
 def __getattr__(name: str) -> Any:
     # The local agent's module pulls in llama.cpp helpers: loaded on first use only.
     if name == "LocalAgent":
-        from symbiont.agents._local import LocalAgent
+        from symbiont._agents._local import LocalAgent
 
+        LocalAgent.__module__ = __name__
         return LocalAgent
     raise AttributeError(f"module 'symbiont' has no attribute {name!r}")

@@ -2,6 +2,6 @@
 
 import sys
 
-from symbiont.cli import main
+from symbiont._cli import main
 
 sys.exit(main())

@@ -29,7 +29,7 @@ import builtins
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from symbiont.evolve._trace import AttemptTrace, Trace
+    from symbiont._evolve._trace import AttemptTrace, Trace
 
 
 class SymbiontError(Exception):

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from symbiont._errors import CrashError, SymbiontError
 from symbiont._worker import read_message, write_message
-from symbiont.evolve import Failure
+from symbiont._evolve import Failure
 
 _STDERR_TAIL = 2000
 

@@ -30,12 +30,12 @@ from symbiont._errors import (
     ToolchainError,
 )
 from symbiont._isolation import CheckTask, WorkerPool, crash_failure
-from symbiont.agents import Agent
-from symbiont.build import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
-from symbiont.codegen import generate
-from symbiont.decl import Declarations, evolvable
-from symbiont.decl._syntax import excerpt, normalise_source, remap_position
-from symbiont.evolve import (
+from symbiont._agents import Agent
+from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
+from symbiont._codegen import generate
+from symbiont._decl import Declarations, evolvable
+from symbiont._decl._syntax import excerpt, normalise_source, remap_position
+from symbiont._evolve import (
     EvolveInfo,
     Failure,
     FailureKind,
@@ -49,7 +49,7 @@ from symbiont.evolve import (
     run_lane,
     run_sync,
 )
-from symbiont.load import (
+from symbiont._load import (
     Functions,
     Library,
     Maps,
@@ -60,7 +60,7 @@ from symbiont.load import (
     timeout_ns,
     trampoline,
 )
-from symbiont.validate import Candidate, Policy, validate_code
+from symbiont._validate import Candidate, Policy, validate_code
 
 log = logging.getLogger("symbiont")
 

@@ -38,9 +38,9 @@ def _run(task: dict[str, Any]) -> tuple[Any, ...]:
     import cloudpickle
 
     from symbiont._runtime import check_failure, run_check_sync
-    from symbiont.build import find_toolchain
-    from symbiont.decl import evolvable
-    from symbiont.load import Library, RevisionTable, trampoline
+    from symbiont._compile import find_toolchain
+    from symbiont._decl import evolvable
+    from symbiont._load import Library, RevisionTable, trampoline
 
     decls = evolvable(task["declarations"])
     tramp = trampoline(find_toolchain(task["rustc"]), task["cache_dir"])

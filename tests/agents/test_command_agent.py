@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from symbiont._errors import AgentError, ConfigError, TransientAgentError
-from symbiont.agents import Agent, CommandAgent, Message, Reply, Request, Usage
-from symbiont.agents._command import render_conversation
+from symbiont._agents import Agent, CommandAgent, Message, Reply, Request, Usage
+from symbiont._agents._command import render_conversation
 
 CONVERSATION = Request(
     messages=(

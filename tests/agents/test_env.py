@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from symbiont._errors import ConfigError
-from symbiont.agents import CommandAgent, OpenAIAgent, agent_from_env
+from symbiont._agents import CommandAgent, OpenAIAgent, agent_from_env
 
 
 def test_base_url_selects_the_openai_agent() -> None:
@@ -102,15 +102,15 @@ def test_without_the_local_module_the_error_names_the_fix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A None entry makes the import fail as if the module did not exist.
-    monkeypatch.setitem(sys.modules, "symbiont.agents._local", None)
+    monkeypatch.setitem(sys.modules, "symbiont._agents._local", None)
     with pytest.raises(ConfigError, match="BASE_URL"):
         agent_from_env({})
 
 
 def test_nothing_set_selects_the_local_model(caplog: pytest.LogCaptureFixture) -> None:
-    local = pytest.importorskip("symbiont.agents._local")
-    caplog.set_level(logging.INFO, logger="symbiont.agents")
+    local = pytest.importorskip("symbiont._agents._local")
+    caplog.set_level(logging.INFO, logger="symbiont._agents")
     agent = agent_from_env({})
     assert isinstance(agent, local.LocalAgent)
-    lines = [r.getMessage() for r in caplog.records if r.name == "symbiont.agents"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "symbiont._agents"]
     assert any("no BASE_URL" in line and "local model" in line for line in lines)

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 import symbiont as sb
-from symbiont.agents import Message
-from symbiont.agents._grammar import build_grammar
-from symbiont.agents._local import LocalAgent, completion_prompt
-from symbiont.cli import examples_dir, list_examples
-from symbiont.evolve import base_prompt, correction
-from symbiont.evolve._prompts import base_messages
-from symbiont.evolve._trace import Failure
+from symbiont._agents import Message
+from symbiont._agents._grammar import build_grammar
+from symbiont._agents._local import LocalAgent, completion_prompt
+from symbiont._cli import examples_dir, list_examples
+from symbiont._evolve import base_prompt, correction
+from symbiont._evolve._prompts import base_messages
+from symbiont._evolve._trace import Failure
 
 
 def example_declarations() -> list[sb.Declarations]:

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
-from symbiont.agents import Agent, Message, OpenAIAgent, Reply, Request, Usage
-from symbiont.agents._openai import parse_retry_after
+from symbiont._agents import Agent, Message, OpenAIAgent, Reply, Request, Usage
+from symbiont._agents._openai import parse_retry_after
 from symbiont.testing import Drop, Hang, Malformed, OpenAITestServer, Status, Text
 
 SECRET = "sk-test-SECRET-0123456789"
@@ -382,7 +382,7 @@ def test_invalid_options_raise_config_error(options: dict[str, object]) -> None:
 
 def test_import_does_not_load_openai() -> None:
     code = (
-        "import sys, symbiont.agents, symbiont.testing\n"
+        "import sys, symbiont._agents, symbiont.testing\n"
         "assert 'openai' not in sys.modules, 'openai imported eagerly'\n"
     )
     result = subprocess.run(

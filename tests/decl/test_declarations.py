@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import symbiont as sb
-from symbiont.decl import evolvable
+from symbiont._decl import evolvable
 
 SOURCE = """
 use std::collections::HashMap;

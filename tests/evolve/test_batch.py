@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import symbiont as sb
-from symbiont.agents import Reply, Request, Usage
+from symbiont._agents import Reply, Request, Usage
 
 DECL = "fn f(x: i64) -> i64 { x }"
 

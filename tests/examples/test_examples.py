@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import symbiont as sb
-from symbiont.cli import examples_dir, list_examples
+from symbiont._cli import examples_dir, list_examples
 from symbiont.testing import OpenAITestServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import symbiont as sb
-from symbiont.codegen import ENTER, TICK, instrument, original_column
+from symbiont._codegen import ENTER, TICK, instrument, original_column
 
 DECL = """
 fn run(n: u64) -> u64 { n }

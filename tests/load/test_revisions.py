@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import symbiont as sb
-from symbiont.load import loaded_count, reap
+from symbiont._load import loaded_count, reap
 
 DECL = """
 /// Add a constant.

@@ -122,7 +122,7 @@ def test_a_check_taking_two_arguments_gets_the_vectorised_functions() -> None:
 def test_threaded_maps_leave_nothing_mapped_once_unloaded() -> None:
     import gc
 
-    from symbiont.load import reap
+    from symbiont._load import reap
 
     def mapped(paths: set[str]) -> set[str]:
         with open("/proc/self/maps") as maps:

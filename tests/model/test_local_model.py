@@ -8,11 +8,11 @@ import runpy
 import pytest
 
 import symbiont as sb
-from symbiont.agents import Request
-from symbiont.cli import examples_dir, list_examples
-from symbiont.evolve import base_prompt
-from symbiont.evolve._prompts import base_messages
-from symbiont.validate import Rejection, validate
+from symbiont._agents import Request
+from symbiont._cli import examples_dir, list_examples
+from symbiont._evolve import base_prompt
+from symbiont._evolve._prompts import base_messages
+from symbiont._validate import Rejection, validate
 
 pytestmark = pytest.mark.model
 pytest.importorskip("llama_cpp")
@@ -56,6 +56,6 @@ def test_with_the_grammar_every_reply_matches_the_signatures(name: str) -> None:
 
 
 def test_doctor_loads_the_model() -> None:
-    from symbiont.cli._doctor import doctor
+    from symbiont._cli._doctor import doctor
 
     assert doctor(check_model=True) == 0

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import symbiont as sb
-from symbiont.load import Functions
+from symbiont._load import Functions
 from symbiont.testing import ScriptedAgent
 
 pytestmark = pytest.mark.timeout(60)

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import symbiont as sb
-from symbiont.load import loaded_count, reap
+from symbiont._load import loaded_count, reap
 from symbiont.testing import ScriptedAgent
 
 SECONDS = float(os.environ.get("SYMBIONT_STRESS_SECONDS", "60"))

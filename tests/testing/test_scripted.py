@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from symbiont._errors import AgentError, TransientAgentError
-from symbiont.agents import Agent, Message, Reply, Request, Usage
+from symbiont._agents import Agent, Message, Reply, Request, Usage
 from symbiont.testing import ScriptedAgent
 
 

@@ -1,7 +1,7 @@
 """Code extraction from realistic LLM replies."""
 
-from symbiont.decl import evolvable
-from symbiont.validate import Candidate, Rejection, extract_code, validate
+from symbiont._decl import evolvable
+from symbiont._validate import Candidate, Rejection, extract_code, validate
 
 DECLS = evolvable("fn mean(xs: &[f64]) -> f64 { 0.0 }")
 CODE = "fn mean(xs: &[f64]) -> f64 {\n    xs.iter().sum::<f64>() / xs.len() as f64\n}\n"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from symbiont.decl import evolvable
-from symbiont.validate import Candidate, Rejection, validate, validate_code
+from symbiont._decl import evolvable
+from symbiont._validate import Candidate, Rejection, validate, validate_code
 
 DECLS = evolvable("fn score(xs: &[f64]) -> f64 { 0.0 }")
 SCORE = "fn score(xs: &[f64]) -> f64 {\n    xs.iter().sum()\n}\n"
@@ -234,8 +234,8 @@ def test_harmless_attributes_lifetimes_and_helpers_are_accepted() -> None:
 
 
 def test_catch_unwind_is_refused_because_deadlines_unwind() -> None:
-    from symbiont.decl import evolvable
-    from symbiont.validate import Rejection, validate_code
+    from symbiont._decl import evolvable
+    from symbiont._validate import Rejection, validate_code
 
     decls = evolvable("fn f(x: u64) -> u64 { x }")
     code = "use std::panic;\nfn f(x: u64) -> u64 {\n    panic::catch_unwind(|| x).unwrap_or(0)\n}\n"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from symbiont.decl import evolvable
-from symbiont.validate import Candidate, Policy, Rejection, validate_code
+from symbiont._decl import evolvable
+from symbiont._validate import Candidate, Policy, Rejection, validate_code
 
 DECLS = evolvable("fn score(xs: &[f64]) -> f64 { 0.0 }")
 DEFAULT = Policy()

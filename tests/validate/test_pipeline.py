@@ -1,8 +1,8 @@
 """validate_code end to end: parse errors, crate attributes, check order, the accepted value."""
 
-from symbiont.decl import evolvable
-from symbiont.decl._syntax import normalise_source
-from symbiont.validate import Candidate, Rejection, validate, validate_code
+from symbiont._decl import evolvable
+from symbiont._decl._syntax import normalise_source
+from symbiont._validate import Candidate, Rejection, validate, validate_code
 
 DECLS = evolvable("fn score(xs: &[f64]) -> f64 { 0.0 }")
 SCORE = "fn score(xs: &[f64]) -> f64 {\n    xs.iter().sum()\n}\n"

@@ -1,7 +1,7 @@
 """The candidate's top-level functions against the declared signatures."""
 
-from symbiont.decl import evolvable
-from symbiont.validate import Candidate, Rejection, validate_code
+from symbiont._decl import evolvable
+from symbiont._validate import Candidate, Rejection, validate_code
 
 DECLS = evolvable(
     """

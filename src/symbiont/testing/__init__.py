@@ -1,6 +1,6 @@
 """Test doubles for code that talks to LLMs: symbiont's own tests and its users' tests.
 
-- :class:`ScriptedAgent`: an in-process :class:`~symbiont.agents.Agent` replaying a script of
+- :class:`ScriptedAgent`: an in-process :class:`~symbiont._agents.Agent` replaying a script of
   replies, exceptions and callables, recording every request.
 - :class:`OpenAITestServer`: a real HTTP server on 127.0.0.1 speaking the OpenAI
   chat-completions protocol, answering from a script of :class:`Text`, :class:`Status`,
@@ -9,7 +9,7 @@
 
 Example::
 
-    from symbiont.agents import OpenAIAgent
+    from symbiont._agents import OpenAIAgent
     from symbiont.testing import OpenAITestServer, Status
 
     with OpenAITestServer([Status(503), "fn answer() -> u32 { 42 }"]) as server:

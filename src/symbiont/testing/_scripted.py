@@ -1,4 +1,4 @@
-"""The scripted agent: an in-process :class:`~symbiont.agents.Agent` that replays a script."""
+"""The scripted agent: an in-process :class:`~symbiont._agents.Agent` that replays a script."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeAlias
 
 from symbiont._errors import AgentError
-from symbiont.agents._protocol import Reply, Request, Usage
+from symbiont._agents._protocol import Reply, Request, Usage
 from symbiont.testing._server import rough_token_count
 
 ScriptedResult: TypeAlias = str | Reply
@@ -30,9 +30,9 @@ class ScriptedAgent:
     - a ``str``: the reply text, with ``finish_reason="stop"`` and ``usage`` (default: rough
       word counts of the conversation and of the reply, one request);
     - an exception instance: raised, e.g. ``TransientAgentError("busy", status=503)``;
-    - a callable: called with the :class:`~symbiont.agents.Request` (it may be ``async``); it
+    - a callable: called with the :class:`~symbiont._agents.Request` (it may be ``async``); it
       returns the text (treated like a ``str`` item) or a complete
-      :class:`~symbiont.agents.Reply`.
+      :class:`~symbiont._agents.Reply`.
 
     Every request is recorded in :attr:`requests`, in call order, including the one that finds
     the script exhausted (which raises :class:`~symbiont.AgentError`). Items are taken under a

@@ -1,0 +1,217 @@
+"""The command agent: any program (a CLI coding agent, a script) used as the LLM.
+
+This module owns running that program once per request under a deadline, the plain-text
+rendering of the conversation it reads on stdin, and the cleanup of the whole process group
+when the deadline passes or the caller cancels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import shlex
+import signal
+import time
+from collections.abc import Mapping, Sequence
+
+from symbiont._errors import AgentError, ConfigError, TransientAgentError
+from symbiont._agents._protocol import Message, Reply, Request, Usage
+
+logger = logging.getLogger("symbiont.agents")
+
+DEFAULT_TIMEOUT = 600.0
+"""Seconds one run of the program may take (coding agents think for minutes)."""
+
+_STDERR_TAIL_LINES = 20
+_STDERR_TAIL_CHARS = 2000
+
+
+def render_conversation(messages: Sequence[Message]) -> str:
+    """The conversation as the command agent writes it to the program's stdin.
+
+    Each message is a header line ``### SYSTEM``, ``### USER`` or ``### ASSISTANT``, then the
+    content, then a blank line::
+
+        ### SYSTEM
+        You write Rust.
+
+        ### USER
+        Implement `fn step(counter: &mut usize)`.
+
+    """
+    return "".join(f"### {m.role.upper()}\n{m.content.rstrip(chr(10))}\n\n" for m in messages)
+
+
+class CommandAgent:
+    """Runs a program per request: the conversation on stdin, the reply on stdout.
+
+    ``command`` is an argument list or a string split like a shell would (``shlex``; no shell
+    runs, so pipes and ``$VARS`` are not interpreted). The program receives the conversation
+    rendered by :func:`render_conversation`:
+
+    .. code-block:: text
+
+        ### SYSTEM
+        <system prompt>
+
+        ### USER
+        <first user message>
+
+        ### ASSISTANT
+        <an earlier reply>
+
+        ### USER
+        <the correction to answer>
+
+    and everything it prints on stdout (decoded as UTF-8, invalid bytes replaced) is the reply.
+    ``env`` adds variables to the inherited environment; ``cwd`` is its working directory.
+
+    Errors: a non-zero exit raises :class:`~symbiont.AgentError` with the status and the last
+    lines of stderr; passing ``timeout`` seconds (default 10 minutes) kills the program and
+    everything it started (it runs in its own session) and raises
+    :class:`~symbiont.TransientAgentError`; a missing program raises
+    :class:`~symbiont.AgentError` naming it. Token counts are unknown: usage is zero tokens
+    and one request.
+    """
+
+    name: str
+
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if isinstance(command, str):
+            try:
+                argv = shlex.split(command)
+            except ValueError as exc:
+                raise ConfigError(f"CommandAgent: cannot split command {command!r}: {exc}") from exc
+        else:
+            argv = [os.fspath(arg) for arg in command]
+        if not argv or not argv[0]:
+            raise ConfigError("CommandAgent: command is empty; give the program to run")
+        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(
+                f"CommandAgent: timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        self.argv: tuple[str, ...] = tuple(argv)
+        self.timeout = float(timeout)
+        self.env: dict[str, str] | None = dict(env) if env is not None else None
+        self.cwd = os.fspath(cwd) if cwd is not None else None
+        self.name = f"command:{os.path.basename(self.argv[0])}"
+
+    def __repr__(self) -> str:
+        # The environment may hold secrets: only its variable names are shown.
+        env = f", env=<{', '.join(sorted(self.env))}>" if self.env else ""
+        cwd = f", cwd={self.cwd!r}" if self.cwd else ""
+        return f"CommandAgent({shlex.join(self.argv)!r}, timeout={self.timeout:g}{env}{cwd})"
+
+    async def complete(self, request: Request) -> Reply:
+        """Run the program once with the rendered conversation and return what it printed."""
+        program = self.argv[0]
+        stdin = render_conversation(request.messages).encode("utf-8")
+        env = {**os.environ, **self.env} if self.env is not None else None
+        started = time.monotonic()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=self.cwd,
+                # Its own session, so a deadline can kill the program and its children as one
+                # process group (a CLI agent typically spawns tools and sub-shells).
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            if self.cwd is not None and not os.path.isdir(self.cwd):
+                raise AgentError(
+                    f"command agent: working directory {self.cwd!r} does not exist"
+                ) from exc
+            raise AgentError(
+                f"command agent: program {program!r} not found: install it, put it on PATH "
+                "or give its full path"
+            ) from exc
+        except PermissionError as exc:
+            raise AgentError(
+                f"command agent: program {program!r} cannot be executed: make it executable "
+                "(chmod +x) or run it through its interpreter"
+            ) from exc
+        except OSError as exc:
+            raise AgentError(f"command agent: cannot start {program!r}: {exc}") from exc
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                stdout, stderr = await process.communicate(stdin)
+        except TimeoutError as exc:
+            await _kill_group(process)
+            raise TransientAgentError(
+                f"command agent: {program!r} timed out after {self.timeout:g} s (killed)"
+            ) from exc
+        except BaseException:
+            # Cancelled by the caller (or worse): leave no process behind.
+            await _kill_group(process)
+            raise
+        # The program exited, but children it left in the background may still run. The kernel
+        # does not reuse a pid while it still names a live process group, so this reaches only
+        # those leftovers (or nobody).
+        _signal_group(process.pid, signal.SIGKILL)
+
+        elapsed = time.monotonic() - started
+        status = process.returncode
+        if status != 0:
+            raise AgentError(
+                f"command agent: {program!r} {_describe_exit(status)} after {elapsed:.1f} s"
+                f"{_stderr_tail(stderr)}"
+            )
+        logger.debug("%s answered in %.2f s (%d bytes)", self.name, elapsed, len(stdout))
+        return Reply(
+            text=stdout.decode("utf-8", errors="replace"),
+            usage=Usage(requests=1),
+            finish_reason=None,
+        )
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    _signal_group(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    # Reap it, so no zombie stays behind; shielded so a second cancellation cannot skip it.
+    with contextlib.suppress(Exception):
+        await asyncio.shield(process.wait())
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    # The group id is the program's pid (start_new_session made it a session leader).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _describe_exit(status: int | None) -> str:
+    if status is None:
+        return "did not report an exit status"
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"was killed by {name}"
+    return f"exited with status {status}"
+
+
+def _stderr_tail(stderr: bytes) -> str:
+    text = stderr.decode("utf-8", errors="replace").rstrip()
+    if not text:
+        return " (stderr was empty)"
+    lines = text.splitlines()[-_STDERR_TAIL_LINES:]
+    tail = "\n".join(lines)
+    if len(tail) > _STDERR_TAIL_CHARS:
+        tail = "..." + tail[-_STDERR_TAIL_CHARS:]
+    return f"; last lines of stderr:\n{tail}"

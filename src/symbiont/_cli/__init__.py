@@ -1,0 +1,134 @@
+"""The `symbiont` command: run examples, check the machine, run the benchmarks.
+
+Heavy modules (rich, numpy, llama.cpp) are imported by the subcommand that needs them, so
+`symbiont --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import runpy
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def shipped_dir(name: str) -> Path:
+    """A folder of the repository the wheel ships inside the package as ``symbiont/_<name>``
+    (examples, benchmarks); a source checkout has it at the top."""
+    packaged = Path(__file__).resolve().parent.parent / f"_{name}"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / name
+
+
+def examples_dir() -> Path:
+    return shipped_dir("examples")
+
+
+def list_examples() -> list[str]:
+    root = examples_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "main.py").is_file())
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    try:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, show_time=verbose > 0)
+        fmt = "%(message)s"
+    except ImportError:  # pragma: no cover - rich is a dependency
+        handler = logging.StreamHandler()
+        fmt = "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger("symbiont")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    names = list_examples()
+    if not args.name:
+        print("examples:", ", ".join(names) or "(none found)")
+        return 0
+    if args.name not in names:
+        print(f"unknown example {args.name!r}; available: {', '.join(names)}", file=sys.stderr)
+        return 2
+    script = examples_dir() / args.name / "main.py"
+    sys.argv = [str(script), *args.args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from symbiont._cli._doctor import doctor
+
+    return doctor(check_model=not args.no_model)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from symbiont._cli._bench import run
+
+    return run(args.names, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="symbiont",
+        description="Evolve native Rust functions with an LLM inside a running Python process.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command")
+    ex = sub.add_parser("example", help="run a bundled example (list them without NAME)")
+    ex.add_argument("name", nargs="?", help="example name, e.g. counter or fizzbuzz")
+    ex.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the example")
+    ex.set_defaults(func=_cmd_example)
+    doc = sub.add_parser("doctor", help="check rustc, the local model and the LLM endpoint")
+    doc.add_argument("--no-model", action="store_true", help="skip loading the local model")
+    doc.set_defaults(func=_cmd_doctor)
+    from symbiont._cli._bench import help_text  # stdlib only: keeps --help fast
+
+    bench = sub.add_parser(
+        "bench",
+        help="run benchmark scripts (all but memory and local_model unless named)",
+        description="Run the benchmark scripts, each in its own process, and stream their\n"
+        "tables. Without NAMES: all except the long ones (memory, local_model).\n"
+        "A target NOT MET is a report: the exit status is non-zero only if a script fails.",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("names", nargs="*", metavar="NAMES", help="benchmarks to run")
+    bench.add_argument("--quick", action="store_true", help="shorter runs")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from symbiont import __version__
+
+        print(f"symbiont {__version__}")
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    if os.environ.get("SYMBIONT_LOG", "1") != "0":
+        _configure_logging(args.verbose)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Generated crate source: prelude + candidate + CPython glue + panic capture.
+
+Knows nothing of compilers, loading or LLMs.
+"""
+
+from symbiont._codegen._crate import (
+    ENTRY_PREFIX,
+    GLUE_ABI,
+    INIT_SYMBOL,
+    MAP_PREFIX,
+    RUNTIME_CRATE,
+    CrateSource,
+    generate,
+    public_prelude,
+    runtime_source,
+    vectorisable,
+)
+from symbiont._codegen._guards import ENTER, TICK, Instrumented, instrument, original_column
+
+__all__ = [
+    "ENTER",
+    "ENTRY_PREFIX",
+    "GLUE_ABI",
+    "INIT_SYMBOL",
+    "MAP_PREFIX",
+    "RUNTIME_CRATE",
+    "TICK",
+    "CrateSource",
+    "Instrumented",
+    "generate",
+    "instrument",
+    "original_column",
+    "public_prelude",
+    "runtime_source",
+    "vectorisable",
+]

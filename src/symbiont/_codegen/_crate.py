@@ -1,0 +1,331 @@
+"""The generated crate: prelude + candidate + one CPython entry per function.
+
+Layout of a generated crate (all files in one build directory)::
+
+    lib.rs        lint allowances, `mod __symbiont_prelude { include!("prelude.rs") }`,
+                  `include!("candidate.rs")` at the crate root, the guard functions, and the
+                  exported entry points (one per function, plus a vectorised one per scalar
+                  function)
+    prelude.rs    the declaration's non-function items, made `pub` so the root can glob-import
+                  them (a candidate may shadow a prelude item instead of clashing with it)
+    candidate.rs  the code under test, verbatim: compiler spans and panic locations already
+                  point at the lines the LLM wrote
+and, compiled once per toolchain and profile into an rlib every revision links
+(``extern crate symbiont_rt``): rt.rs, the conversions, buffer views, panic capture, deadlines
+and vectorised loops. Compiling it with every candidate would more than double each build.
+
+Only the entry points (``__symbiont_entry_<i>``, ``__symbiont_map_<i>``) and
+``__symbiont_init`` are exported. The candidate's own functions keep mangled, local symbols, so a
+helper named ``qsort`` can never preempt libc's.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+from symbiont._codegen._guards import instrument
+from symbiont._decl import Declarations, FunctionDecl
+from symbiont._decl import _syntax as syn
+
+# Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
+# symbiont._load: cached libraries built by another glue version are then never reused.
+GLUE_ABI = 3
+ENTRY_PREFIX = "__symbiont_entry_"
+MAP_PREFIX = "__symbiont_map_"
+INIT_SYMBOL = "__symbiont_init"
+
+_LINTS = (
+    "dead_code, unused, non_snake_case, non_camel_case_types, non_upper_case_globals, "
+    "unreachable_code, unused_must_use, clippy::all"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrateSource:
+    """The files of one generated crate and the exported entry symbol of each function.
+
+    ``candidate`` is the code as written; ``files["candidate.rs"]`` is what is compiled (with
+    guards inserted when ``guards``); ``insertions`` maps one to the other.
+    """
+
+    files: dict[str, str]
+    entries: tuple[str, ...]
+    candidate: str
+    guards: bool = True
+    insertions: tuple[tuple[int, str], ...] = ()
+    runtime: str = ""  # source of the support crate this crate links (see runtime_source)
+
+    def digest(self, normalised_candidate: str) -> str:
+        """Content hash of everything but the candidate's layout and comments."""
+        h = hashlib.sha256()
+        h.update(f"glue-abi={GLUE_ABI}\nguards={int(self.guards)}\n".encode())
+        h.update(b"runtime\0" + self.runtime.encode() + b"\0")
+        for name in sorted(self.files):
+            if name == "candidate.rs":
+                continue
+            h.update(name.encode() + b"\0" + self.files[name].encode() + b"\0")
+        h.update(b"candidate\0" + normalised_candidate.encode())
+        return h.hexdigest()
+
+
+def vectorisable(f: FunctionDecl) -> bool:
+    """Numeric scalars in, a numeric or bool scalar out: such functions also get a vectorised
+    entry. (bool inputs are left out: a byte other than 0 or 1 in a buffer would be an invalid
+    Rust bool, and checking every element would cost as much as the call.)"""
+    ret = f.ret
+    return (
+        bool(f.params)
+        and all(p.type.numeric for p in f.params)
+        and (ret.numeric or (ret.is_scalar and ret.name == "bool"))
+    )
+
+
+RUNTIME_CRATE = "symbiont_rt"
+_LINT_HEADER = f"#![allow({_LINTS})]\n"
+
+
+@functools.cache
+def runtime_source() -> str:
+    """The support crate's root: rt.rs behind crate-level lint allowances."""
+    text = resources.files("symbiont._codegen").joinpath("rt.rs").read_text(encoding="utf-8")
+    return _LINT_HEADER + text
+
+
+def public_prelude(prelude: str) -> str:
+    """The prelude with `pub` added where it is missing, so the crate root can glob-import it."""
+    if not prelude.strip():
+        return ""
+    tree = syn.parse(prelude)
+    inserts: list[int] = []
+
+    def needs_pub(node_children: list[str]) -> bool:
+        return "visibility_modifier" not in node_children
+
+    for item in tree.root_node.named_children:
+        kinds = [c.type for c in item.children]
+        if item.type in ("line_comment", "block_comment", "attribute_item"):
+            continue
+        if item.type == "impl_item":
+            if item.child_by_field_name("trait") is not None:
+                continue
+            body = item.child_by_field_name("body")
+            for member in body.named_children if body else []:
+                if member.type in ("function_item", "const_item") and needs_pub(
+                    [c.type for c in member.children]
+                ):
+                    inserts.append(member.start_byte)
+            continue
+        if needs_pub(kinds) and item.type not in ("macro_invocation", "foreign_mod_item"):
+            inserts.append(item.start_byte)
+        if item.type == "struct_item":
+            body = item.child_by_field_name("body")
+            if body is None:
+                continue
+            if body.type == "field_declaration_list":
+                for field in body.named_children:
+                    if field.type == "field_declaration" and needs_pub(
+                        [c.type for c in field.children]
+                    ):
+                        inserts.append(field.start_byte)
+            elif body.type == "ordered_field_declaration_list":
+                prev_vis = False
+                for child in body.children:
+                    if child.type == "visibility_modifier":
+                        prev_vis = True
+                    elif child.is_named and child.type not in ("attribute_item",):
+                        if not prev_vis:
+                            inserts.append(child.start_byte)
+                        prev_vis = False
+    raw = bytearray(prelude.encode("utf-8"))
+    for pos in sorted(inserts, reverse=True):
+        raw[pos:pos] = b"pub "
+    return raw.decode("utf-8")
+
+
+def _entry(index: int, f: FunctionDecl) -> str:
+    """One exported METH_FASTCALL entry point. Its `self` is the dispatcher's slot, which holds
+    the library's Python keeper object `k` and the call's deadline."""
+    n = len(f.params)
+    lines = [
+        "#[no_mangle]",
+        f'pub unsafe extern "C" fn {ENTRY_PREFIX}{index}(',
+        "    slot: *mut rt::SlotHead, args: *const rt::Obj, nargs: isize,",
+        ") -> rt::Obj {",
+        "    let k = (*slot).keeper;",
+        "    let timeout_ns = (*slot).timeout_ns;",
+        "    let mut pin = rt::Pin::new(k);",
+        f"    if nargs != {n} {{ return rt::arity(&mut pin, {index}, nargs); }}",
+    ]
+    call_args: list[str] = []
+    spans: list[str] = []
+    write_backs: list[str] = []
+    for pi, p in enumerate(f.params):
+        o = f"*args.add({pi})"
+        t = p.type
+        err = "Err(()) => return std::ptr::null_mut()"
+        if t.kind == "scalar":
+            lines.append(
+                f"    let a{pi}: {t.rust} = match rt::arg(&mut pin, {index}, {pi}, {o}) "
+                f"{{ Ok(v) => v, {err} }};"
+            )
+            call_args.append(f"a{pi}")
+        elif t.kind == "str":
+            lines.append(
+                f"    let a{pi}: &str = match rt::str_arg(&mut pin, {index}, {pi}, {o}) "
+                f"{{ Ok(v) => v, {err} }};"
+            )
+            call_args.append(f"a{pi}")
+        elif t.kind == "slice":
+            assert t.elem is not None
+            fn = "slice_mut" if t.mutable else "slice"
+            lines.append(f"    let mut v{pi} = rt::View::new();")
+            lines.append(
+                f"    let a{pi}: {t.rust} = match rt::{fn}::<{t.elem.rust}>(&mut pin, {index}, "
+                f"{pi}, {o}, &mut v{pi}) {{ Ok(v) => v, {err} }};"
+            )
+            spans.append(f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})")
+            call_args.append(f"a{pi}")
+        elif t.kind == "mut_ref":
+            assert t.elem is not None
+            e = t.elem.rust
+            lines.append(f"    let mut v{pi} = rt::View::new();")
+            lines.append(f"    let mut t{pi}: {e} = Default::default();")
+            lines.append(
+                f"    let a{pi}: &mut {e} = match rt::mut_ref::<{e}>(&mut pin, {index}, {pi}, {o}, "
+                f"&mut v{pi}, &mut t{pi}) {{ Ok(v) => v, {err} }};"
+            )
+            spans.append(f"({pi}, v{pi}.bytes(), true)")
+            call_args.append(f"a{pi}")
+            write_backs.append(
+                f"    if !rt::cell_back(&mut pin, {index}, {pi}, {o}, &v{pi}, t{pi}) "
+                "{ return std::ptr::null_mut(); }"
+            )
+        else:  # pragma: no cover - decl rejects these
+            raise AssertionError(t)
+    if len(spans) > 1:
+        lines.append(
+            f"    if rt::overlap(&mut pin, {index}, &[{', '.join(spans)}]) "
+            "{ return std::ptr::null_mut(); }"
+        )
+    call = f"crate::{f.name}({', '.join(call_args)})"
+    lines.append("    let armed = rt::arm(timeout_ns);")
+    lines.append(f"    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {call}));")
+    lines.append("    let stopped = rt::disarm(armed);")
+    if write_backs:
+        lines.append("    if r.is_ok() {")
+        lines.extend("    " + w for w in write_backs)
+        lines.append("    }")
+    lines.append(f"    rt::finish(pin, {index}, r, stopped, timeout_ns)")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _map_entry(index: int, f: FunctionDecl) -> str:
+    """The vectorised entry of a scalar function: (out, threads, timeout_ns, in_0, step_0, ...),
+    every array 1-D, C-contiguous and of the exact element type (the Python side broadcasts)."""
+    n = len(f.params)
+    ret = f.ret.rust
+    err = "Err(()) => return std::ptr::null_mut()"
+    lines = [
+        "#[no_mangle]",
+        f'pub unsafe extern "C" fn {MAP_PREFIX}{index}(',
+        "    slot: *mut rt::SlotHead, args: *const rt::Obj, nargs: isize,",
+        ") -> rt::Obj {",
+        "    let mut pin = rt::Pin::new((*slot).keeper);",
+        f"    if nargs != {3 + 2 * n} {{ return rt::arity(&mut pin, {index}, nargs); }}",
+        "    let mut vo = rt::View::new();",
+        f"    let out: &mut [{ret}] = match rt::slice_mut::<{ret}>(&mut pin, {index}, -1, *args, "
+        f"&mut vo) {{ Ok(v) => v, {err} }};",
+        f"    let threads: usize = match rt::arg(&mut pin, {index}, -2, *args.add(1)) "
+        f"{{ Ok(v) => v, {err} }};",
+        f"    let timeout_ns: u64 = match rt::arg(&mut pin, {index}, -3, *args.add(2)) "
+        f"{{ Ok(v) => v, {err} }};",
+    ]
+    for pi, p in enumerate(f.params):
+        t = p.type.rust
+        lines.append(f"    let mut v{pi} = rt::View::new();")
+        array, step = 3 + 2 * pi, 4 + 2 * pi
+        lines.append(
+            f"    let l{pi} = match rt::lane::<{t}>(&mut pin, {index}, {pi}, *args.add({array}), "
+            f"*args.add({step}), out.len(), &mut v{pi}) {{ Ok(v) => v, {err} }};"
+        )
+    call_args = ", ".join(f"l{pi}.at(j)" for pi in range(n))
+    lines.append(
+        f"    rt::run_map(&mut pin, {index}, out, threads, timeout_ns, "
+        f"|j: usize| unsafe {{ crate::{f.name}({call_args}) }})"
+    )
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def generate(decls: Declarations, candidate: str, *, guards: bool = True) -> CrateSource:
+    """The crate for ``candidate`` (Rust source defining every declared function).
+
+    With ``guards``, loops, closures and recursive functions get the checks that let a call be
+    stopped at its deadline or before it overflows the stack (see _guards.py).
+    """
+    entries = tuple(f"{ENTRY_PREFIX}{i}" for i in range(len(decls.functions)))
+    if not candidate.endswith("\n"):
+        candidate += "\n"
+    compiled = instrument(candidate) if guards else None
+    glue = "\n\n".join(_entry(i, f) for i, f in enumerate(decls.functions))
+    maps = [_map_entry(i, f) for i, f in enumerate(decls.functions) if vectorisable(f)]
+    if maps:
+        glue += "\n\n" + "\n\n".join(maps)
+    lib = f"""// generated by symbiont: do not edit
+#![allow({_LINTS})]
+
+#[doc(hidden)]
+mod __symbiont_prelude {{
+    #![allow(unused_imports)]
+    include!("prelude.rs");
+}}
+#[allow(unused_imports)]
+use __symbiont_prelude::*;
+
+extern crate {RUNTIME_CRATE} as __symbiont_rt;
+
+// Guards inserted into the candidate (see codegen/_guards.py).
+#[doc(hidden)]
+#[inline(always)]
+#[track_caller]
+pub fn __sb_tick() {{
+    __symbiont_rt::tick()
+}}
+#[doc(hidden)]
+#[inline(always)]
+#[track_caller]
+pub fn __sb_enter() {{
+    __symbiont_rt::enter()
+}}
+
+include!("candidate.rs");
+
+#[doc(hidden)]
+mod __symbiont_glue {{
+    use super::__symbiont_rt as rt;
+
+    #[no_mangle]
+    pub unsafe extern "C" fn {INIT_SYMBOL}(api: *mut rt::Api) -> u32 {{
+        rt::init(api);
+        {GLUE_ABI}
+    }}
+
+{glue}
+}}
+"""
+    return CrateSource(
+        files={
+            "lib.rs": lib,
+            "prelude.rs": public_prelude(decls.prelude),
+            "candidate.rs": compiled.code if compiled else candidate,
+        },
+        runtime=runtime_source(),
+        entries=entries,
+        candidate=candidate,
+        guards=guards,
+        insertions=compiled.insertions if compiled else (),
+    )

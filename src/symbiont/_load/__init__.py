@@ -1,0 +1,31 @@
+"""Loading revisions, the stable dispatchers, the revision registry and unloading.
+
+Knows nothing of LLMs.
+"""
+
+from symbiont._load._boundary import Cell
+from symbiont._load._library import Library, loaded_count, reap
+from symbiont._load._revisions import (
+    Functions,
+    Revision,
+    RevisionHandle,
+    RevisionTable,
+    timeout_ns,
+)
+from symbiont._load._trampoline import trampoline
+from symbiont._load._vectorised import Maps, Vectorised
+
+__all__ = [
+    "Cell",
+    "Functions",
+    "Library",
+    "Maps",
+    "Revision",
+    "RevisionHandle",
+    "RevisionTable",
+    "Vectorised",
+    "loaded_count",
+    "reap",
+    "timeout_ns",
+    "trampoline",
+]

@@ -1,0 +1,173 @@
+"""A loaded revision library, its keeper object, and the reaper that unloads dead libraries.
+
+The keeper is the ``self`` every entry point of the library receives. Dispatchers, revision
+handles and calls in flight that may run Python code hold strong references to it (see
+"Pinning" in codegen/rt.rs), so once it has died no code of the library can run again. The
+library is not unloaded in the keeper's deallocation, which may happen inside the library's own
+epilogue, but by :func:`reap`, called from Python code at safe points (loading another library,
+activating or registering a revision).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import logging
+import sys
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, NoReturn
+
+from symbiont._errors import BuildError, PanicError, TimeoutError
+from symbiont._codegen import (
+    ENTRY_PREFIX,
+    GLUE_ABI,
+    INIT_SYMBOL,
+    MAP_PREFIX,
+    original_column,
+    vectorisable,
+)
+from symbiont._decl import FunctionDecl
+from symbiont._load._boundary import ArgumentChecker, Cell
+
+log = logging.getLogger("symbiont.load")
+
+_RTLD_LOCAL = getattr(ctypes, "RTLD_LOCAL", 0)
+_RTLD_NOW = 2
+
+_lock = threading.Lock()
+_ids = itertools.count()
+# id -> (weak reference to the keeper, dlopen handle, file name)
+_live: dict[int, tuple[weakref.ref[Library], int, str]] = {}
+
+
+def reap() -> int:
+    """Unloads every library whose keeper has died; returns how many were unloaded.
+
+    Safe from any Python code: a dead keeper means no dispatcher, handle or pinned call can
+    reach the library, and an unpinned call never lets Python code run until it has returned.
+    """
+    if sys.is_finalizing():
+        return 0
+    with _lock:
+        dead = [i for i, (ref, _, _) in _live.items() if ref() is None]
+        entries = [_live.pop(i) for i in dead]
+    if not entries:
+        return 0
+    import _ctypes
+
+    for _, handle, name in entries:
+        _ctypes.dlclose(handle)
+        log.debug("unloaded %s", name)
+    return len(entries)
+
+
+def loaded_count() -> int:
+    """Libraries currently mapped by this process (alive or awaiting the reaper)."""
+    with _lock:
+        return len(_live)
+
+
+class Library:
+    """One loaded revision library (the keeper passed to its entry points as ``self``)."""
+
+    __slots__ = (
+        "__weakref__", "_checkers", "code", "entries", "functions", "insertions", "map_entries",
+        "path", "revision",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        path: Path,
+        functions: tuple[FunctionDecl, ...],
+        *,
+        api: int,
+        code: str = "",
+        insertions: tuple[tuple[int, str], ...] = (),
+    ) -> None:
+        """Loads ``path``. ``api`` is the trampoline's table address; ``code`` and
+        ``insertions`` (the guards added to it) map panic locations back to the written code."""
+        reap()
+        self.path = path
+        self.functions = functions
+        self.code = code
+        self.insertions = insertions
+        self.revision: int | None = None
+        self._checkers = tuple(ArgumentChecker(f) for f in functions)
+        try:
+            # PyDLL: the one ctypes call made here (init) keeps the GIL.
+            dll = ctypes.PyDLL(str(path), mode=_RTLD_LOCAL | _RTLD_NOW)
+        except OSError as exc:
+            raise BuildError(f"cannot load {path}: {exc}") from exc
+        init = dll[INIT_SYMBOL]
+        init.restype = ctypes.c_uint32
+        init.argtypes = [ctypes.c_void_p]
+        abi = init(api)
+        if abi != GLUE_ABI:
+            import _ctypes
+
+            _ctypes.dlclose(dll._handle)
+            raise BuildError(f"{path} was built for glue ABI {abi}, expected {GLUE_ABI}")
+        try:
+            self.entries: tuple[int, ...] = tuple(
+                ctypes.cast(dll[f"{ENTRY_PREFIX}{i}"], ctypes.c_void_p).value or 0
+                for i in range(len(functions))
+            )
+            # Vectorised entries, by function index (scalar functions only).
+            self.map_entries: dict[int, int] = {
+                i: ctypes.cast(dll[f"{MAP_PREFIX}{i}"], ctypes.c_void_p).value or 0
+                for i, f in enumerate(functions)
+                if vectorisable(f)
+            }
+        except AttributeError as exc:
+            import _ctypes
+
+            _ctypes.dlclose(dll._handle)
+            raise BuildError(f"{path} lacks an entry point symbiont generates: {exc}") from exc
+        with _lock:
+            _live[next(_ids)] = (weakref.ref(self), dll._handle, path.name)
+
+    def __repr__(self) -> str:
+        return f"<symbiont library {self.path.name} revision={self.revision}>"
+
+    # Callbacks from the generated glue (rt.rs): error paths only.
+
+    def _arity(self, fi: int, nargs: int) -> NoReturn:
+        self._checkers[fi].arity(nargs)
+
+    def _coerce(self, fi: int, pi: int, obj: Any, retry: int) -> Any:
+        if pi < 0:  # an internal argument of a vectorised call: prepared by symbiont itself
+            raise TypeError(
+                f"{self.functions[fi].name}: invalid internal argument {pi} of a vectorised "
+                f"call: {obj!r}"
+            )
+        return self._checkers[fi].coerce(pi, obj, bool(retry))
+
+    def _cell_get(self, fi: int, pi: int, obj: Any) -> Any:
+        return self._checkers[fi].cell_get(pi, obj)
+
+    def _cell_set(self, fi: int, pi: int, obj: Cell, value: Any) -> None:
+        obj.value = value
+
+    def _alias(self, fi: int, pi: int, pj: int) -> NoReturn:
+        self._checkers[fi].alias(pi, pj)
+
+    def _timeout(self, fi: int, timeout_ns: int) -> NoReturn:
+        rev = f" (revision {self.revision})" if self.revision is not None else ""
+        raise TimeoutError(
+            f"{self.functions[fi].name}{rev} did not finish within its deadline of "
+            f"{timeout_ns / 1e9:g} s and was stopped"
+        )
+
+    def _panic(self, fi: int, message: str, file: str, line: int, column: int) -> NoReturn:
+        if file == "candidate.rs" and self.insertions and line and column:
+            column = original_column(self.insertions, self.code, line, column)
+        raise PanicError(
+            message,
+            function=self.functions[fi].name,
+            revision=self.revision,
+            file=file or None,
+            line=line or None,
+            column=column or None,
+        )

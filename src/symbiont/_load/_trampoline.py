@@ -1,0 +1,95 @@
+"""Building and importing the dispatcher trampoline (see trampoline.rs)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+from importlib import resources
+from pathlib import Path
+from types import ModuleType
+
+from symbiont._errors import BuildError, ToolchainError
+from symbiont._compile import Toolchain, library_suffix
+
+_MODULE = "_symbiont_trampoline"
+_lock = threading.Lock()
+_loaded: ModuleType | None = None
+
+
+def _check_interpreter() -> None:
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        raise ToolchainError(
+            "symbiont's native glue needs a CPython with the GIL; this is a free-threaded "
+            "build (python3.13t or later): use a regular CPython 3.11+"
+        )
+    if sys.implementation.name != "cpython":
+        raise ToolchainError(f"symbiont needs CPython, not {sys.implementation.name}")
+
+
+def trampoline(toolchain: Toolchain, cache_dir: Path) -> ModuleType:
+    """The trampoline module: built into ``cache_dir`` once, imported once per process."""
+    global _loaded
+    with _lock:
+        if _loaded is not None:
+            return _loaded
+        _check_interpreter()
+        source = resources.files("symbiont._load").joinpath("trampoline.rs").read_text("utf-8")
+        key = hashlib.sha256(
+            "\0".join((source, toolchain.verbose_version, sys.version)).encode()
+        ).hexdigest()[:24]
+        target = cache_dir / "trampoline" / f"{_MODULE}-{key}{library_suffix()}"
+        if not target.exists():
+            _compile(toolchain, source, target)
+        loader = importlib.machinery.ExtensionFileLoader(_MODULE, str(target))
+        spec = importlib.util.spec_from_file_location(_MODULE, target, loader=loader)
+        if spec is None:  # pragma: no cover
+            raise BuildError(f"cannot import the trampoline from {target}")
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+        _loaded = module
+        return module
+
+
+def _compile(toolchain: Toolchain, source: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"tramp-{os.getpid()}-", dir=target.parent) as tmp:
+        src = Path(tmp) / "trampoline.rs"
+        src.write_text(source, encoding="utf-8")
+        out = Path(tmp) / f"out{library_suffix()}"
+        cmd = [
+            toolchain.rustc,
+            "--edition",
+            "2021",
+            "--crate-type",
+            "cdylib",
+            "--crate-name",
+            _MODULE,
+            "-C",
+            "opt-level=3",
+            "-C",
+            "panic=abort",  # it never unwinds into Python; a panic here is a bug worth a stop
+            "-C",
+            "strip=debuginfo",
+            str(src),
+            "-o",
+            str(out),
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ToolchainError(f"could not run rustc for the trampoline: {exc}") from exc
+        if proc.returncode != 0:
+            hint = ""
+            if "linker" in proc.stderr and "not found" in proc.stderr:
+                hint = "\nrustc needs a C linker: install gcc (Debian/Ubuntu: apt install gcc)"
+            raise ToolchainError(
+                f"rustc could not build symbiont's trampoline:\n{proc.stderr[-3000:]}{hint}"
+            )
+        os.replace(out, target)

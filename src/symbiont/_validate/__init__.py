@@ -1,0 +1,30 @@
+"""Validation of LLM replies before compiling.
+
+Owns: reply -> code extraction, tree-sitter parse, signature check, policy scan.
+
+Layer rule (DESIGN.md section 2): imports point down. This package uses ``symbiont._decl`` only
+and never imports ``symbiont._agents``: it sees replies as plain text.
+"""
+
+from symbiont._validate._extract import extract_code
+from symbiont._validate._types import (
+    DEFAULT_DENIED_MACROS,
+    DEFAULT_DENIED_PATHS,
+    Candidate,
+    Policy,
+    Rejection,
+    RejectionKind,
+)
+from symbiont._validate._validate import validate, validate_code
+
+__all__ = [
+    "DEFAULT_DENIED_MACROS",
+    "DEFAULT_DENIED_PATHS",
+    "Candidate",
+    "Policy",
+    "Rejection",
+    "RejectionKind",
+    "extract_code",
+    "validate",
+    "validate_code",
+]

@@ -1,0 +1,466 @@
+"""Policy scan: crate-level attributes, forbidden constructs and denied paths and macros.
+
+Paths are resolved through the candidate's (and the prelude's) ``use`` declarations, aliases
+and glob imports, with one simplification: every ``use`` is treated as visible everywhere.
+Token trees of macro calls are scanned like code, so ``println!("{}", std::process::id())``
+is seen. This is guidance for honest models, not a sandbox.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from symbiont._decl import _syntax as syn
+from symbiont._validate._types import DEFAULT_DENIED_MACROS
+
+if TYPE_CHECKING:
+    import tree_sitter as ts
+
+    from symbiont._decl import Declarations
+    from symbiont._validate._types import Policy
+
+RustPath = tuple[str, ...]  # segments: ("std", "process", "exit")
+
+# Lint attributes are harmless but illegal where the candidate is `include!`d; they are dropped.
+_LINT_ATTRIBUTES = frozenset({"allow", "warn", "deny", "forbid", "expect"})
+_SYMBOL_ATTRIBUTES = frozenset(
+    {
+        "no_mangle",
+        "export_name",
+        "link_section",
+        "link",
+        "used",
+        "global_allocator",
+        "panic_handler",
+        "alloc_error_handler",
+        "start",
+        "naked",
+    }
+)
+# Denied whatever the policy says: symbiont's panic capture relies on the host's hooks.
+_HOOKS = (
+    "std::panic::set_hook",
+    "std::panic::take_hook",
+    "std::panic::update_hook",
+    "std::panic::always_abort",
+    "std::alloc::set_alloc_error_hook",
+)
+# Also denied whatever the policy says: deadlines stop a call by unwinding through its code.
+_CATCHERS = ("std::panic::catch_unwind",)
+_PATH_REASONS = {
+    "std::process": "`std::process` exits the host Python process or starts programs",
+    "std::thread": "`std::thread` spawns or blocks threads inside the host process",
+    "std::fs": "`std::fs` reads or writes files",
+    "std::net": "`std::net` opens network connections",
+    "std::env": "`std::env` reads the host's environment and command line",
+    "std::os": "`std::os` reaches operating-system interfaces",
+    "std::io::stdin": "standard input belongs to the host process",
+    "std::io::Stdin": "standard input belongs to the host process",
+}
+_CRATES = frozenset({"std", "core", "alloc"})
+_SEGMENTS = frozenset({"identifier", "type_identifier", "self", "crate", "super"})
+_COMMENTS = frozenset({"line_comment", "block_comment"})
+_LITERALS = frozenset({"string_literal", "raw_string_literal", "char_literal"})
+_NAMED_ITEMS = frozenset(
+    {
+        "function_item",
+        "mod_item",
+        "struct_item",
+        "enum_item",
+        "union_item",
+        "trait_item",
+        "type_item",
+        "const_item",
+        "static_item",
+    }
+)
+_UNSAFE_FORMS = {  # parent node type -> (construct, how the message names it)
+    "unsafe_block": ("unsafe block", "an unsafe block (`unsafe { ... }`)"),
+    "function_modifiers": ("unsafe fn", "an `unsafe fn`"),
+    "impl_item": ("unsafe impl", "an `unsafe impl`"),
+    "trait_item": ("unsafe trait", "an `unsafe trait`"),
+    "foreign_mod_item": ("unsafe extern", "an `unsafe extern` block"),
+    "attribute": ("#[unsafe(...)]", "the `#[unsafe(...)]` attribute form"),
+    "token_tree": ("unsafe", "`unsafe` inside a macro call"),
+}
+_UNSAFE_WHY = (
+    "the code runs inside the Python process, where undefined behaviour crashes or corrupts it. "
+    "Write safe Rust: slices, indexing, iterators and `std` collections cover what these "
+    "functions need"
+)
+_STATE_WHY = (
+    "global state outlives a call and is shared by every caller and revision. Use a `const` for "
+    "constant data, and keep state in local variables and parameters"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One forbidden construct: where (1-based; the column orders findings on one line), what
+    (``construct``), and the feedback line for it."""
+
+    line: int
+    column: int
+    construct: str
+    message: str
+
+
+def _finding(at: ts.Node | tuple[int, int], construct: str, what: str, why: str) -> Finding:
+    """``at`` is a node or a 0-based (row, column) point."""
+    row, column = at if isinstance(at, tuple) else at.start_point
+    message = f"line {row + 1}: {what} is not allowed: {why}."
+    return Finding(line=row + 1, column=column + 1, construct=construct, message=message)
+
+
+def render(findings: list[Finding], limit: int = 5) -> str:
+    """The rejection message for ``findings`` (in source order, first ``limit`` of them)."""
+    shown = "\n".join(f"- {f.message}" for f in findings[:limit])
+    more = f"\n(and {len(findings) - limit} more)" if len(findings) > limit else ""
+    first = f"`{findings[0].construct}` on line {findings[0].line}"
+    return (
+        f"The code uses constructs that are not allowed here (first: {first}):\n\n"
+        f"{shown}{more}\n\n"
+        "Remove them and send the complete corrected code in one ```rust block."
+    )
+
+
+def crate_attributes(root: ts.Node, code: str) -> tuple[str, list[Finding]]:
+    """``code`` without crate-level lint attributes and inner doc comments, and the other
+    crate-level attributes (which cannot be honoured where the candidate is included).
+
+    Removed text becomes spaces, so every later line and column keeps its position.
+    """
+    raw = bytearray(code.encode("utf-8"))
+    rows: set[int] = set()
+    findings: list[Finding] = []
+    for node in root.children:
+        if node.type == "inner_attribute_item":
+            attribute = node.named_children[0]
+            name = syn.text(attribute.named_children[0]) if attribute.named_children else "?"
+            if name not in _LINT_ATTRIBUTES:
+                findings.append(
+                    _finding(
+                        node,
+                        f"#![{name}]",
+                        f"the crate attribute `#![{name}]`",
+                        "the code is included into a crate that symbiont generates, so "
+                        "crate-level attributes cannot be set. Remove it",
+                    )
+                )
+                continue
+        elif not (
+            node.type in _COMMENTS
+            and any(c.type == "inner_doc_comment_marker" for c in node.children)
+        ):
+            continue
+        for i in range(node.start_byte, node.end_byte):
+            if raw[i] != ord("\n"):
+                raw[i] = ord(" ")
+        (first, _), (last, last_col) = node.start_point, node.end_point
+        rows.update(range(first, last + (1 if last_col else 0)))
+    if not rows:
+        return code, findings
+    lines = raw.decode("utf-8").split("\n")
+    for row in rows:
+        lines[row] = lines[row].rstrip()
+    return "\n".join(lines), findings
+
+
+@dataclass(frozen=True, slots=True)
+class _Use:
+    """One name a `use` declaration brings in: its path as written, and the binding."""
+
+    path: RustPath  # starts with "" for a leading `::`
+    binding: str | None  # None for a glob or `as _`
+    glob: bool
+    point: tuple[int, int]  # 0-based (row, column) where the entry is written
+
+
+def _segments(node: ts.Node) -> RustPath:
+    return tuple("".join(syn.text(t) for t in syn.tokens(node)).split("::"))
+
+
+def _use_entries(node: ts.Node, prefix: RustPath = ()) -> Iterator[_Use]:
+    point = node.start_point
+    kind = node.type
+    if kind == "use_declaration":
+        argument = node.child_by_field_name("argument")
+        if argument is not None:
+            yield from _use_entries(argument, prefix)
+    elif kind == "use_list":
+        for child in node.named_children:
+            yield from _use_entries(child, prefix)
+    elif kind == "scoped_use_list":
+        path = node.child_by_field_name("path")
+        inner = node.child_by_field_name("list")
+        if inner is not None:
+            yield from _use_entries(inner, prefix + (_segments(path) if path else ()))
+    elif kind == "use_wildcard":
+        path = next((c for c in node.named_children if c.type not in _COMMENTS), None)
+        yield _Use(prefix + (_segments(path) if path else ()), None, True, point)
+    elif kind == "use_as_clause":
+        path, alias = node.child_by_field_name("path"), node.child_by_field_name("alias")
+        full = _self_path(prefix + _segments(path)) if path else prefix
+        binding = syn.text(alias) if alias is not None else None
+        yield _Use(full, binding if binding != "_" else None, False, point)
+    elif kind not in _COMMENTS:
+        full = _self_path(prefix + _segments(node))
+        yield _Use(full, full[-1] if full else None, False, point)
+
+
+def _self_path(path: RustPath) -> RustPath:
+    """`use std::process::{self}` names `std::process`."""
+    return path[:-1] if len(path) > 1 and path[-1] == "self" else path
+
+
+@functools.lru_cache(maxsize=64)
+def _prelude_uses(prelude: str) -> tuple[_Use, ...]:
+    """The prelude's `use` lines: glob-imported into the candidate's scope by the crate."""
+    if "use" not in prelude:
+        return ()
+    root = syn.parse(prelude).root_node
+    return tuple(
+        u for n in root.named_children if n.type == "use_declaration" for u in _use_entries(n)
+    )
+
+
+def _std(path: RustPath) -> RustPath:
+    return ("std", *path[1:]) if path and path[0] in ("core", "alloc") else path
+
+
+def _matches(path: str, rule: str) -> bool:
+    return path == rule or path.startswith(rule + "::")
+
+
+class _Scan:
+    """One pass over a candidate: collects tokens, `use` entries and item-level findings, then
+    resolves paths."""
+
+    def __init__(self, decls: Declarations, policy: Policy) -> None:
+        def norm(rule: str) -> str:
+            return "::".join(_std(tuple(rule.removeprefix("::").split("::"))))
+
+        # Denied first, so that on equal length the allowed rule (later) wins the max().
+        self.rules = [(norm(r), False) for r in policy.denied_paths] + [
+            (norm(r), True) for r in policy.allowed_paths
+        ]
+        self.denied_macros = frozenset(policy.denied_macros)
+        self.locals: set[str] = set(decls.prelude_names)
+        self.prelude = _prelude_uses(decls.prelude)
+        self.aliases: dict[str, set[RustPath]] = {}
+        self.globs: set[RustPath] = set()
+        self.findings: list[Finding] = []
+
+    def run(self, root: ts.Node) -> list[Finding]:
+        tokens: list[ts.Node] = []
+        uses: list[_Use] = []
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            kind = node.type
+            if kind in _COMMENTS:
+                continue
+            if kind == "use_declaration":
+                uses.extend(_use_entries(node))
+                continue
+            if kind in _NAMED_ITEMS and (name := node.child_by_field_name("name")) is not None:
+                self.locals.add(syn.text(name))
+            self._item(node)
+            if node.child_count == 0 or kind in _LITERALS:
+                tokens.append(node)
+            else:
+                stack.extend(reversed(node.children))
+        self._bind((*self.prelude, *uses))
+        for use in uses:
+            self._check_use(use)
+        self._tokens(tokens)
+        # The same construct twice on a line (a `use` and its path token) is reported once.
+        unique: dict[tuple[int, str], Finding] = {}
+        for f in sorted(self.findings, key=lambda f: (f.line, f.column)):
+            unique.setdefault((f.line, f.construct), f)
+        return list(unique.values())
+
+    def _item(self, node: ts.Node) -> None:
+        kind = node.type
+        if kind == "foreign_mod_item":
+            why = "it links foreign functions, and only Rust and `std` are available. Remove it"
+            # Placed at `extern`, so that `unsafe extern` reports its `unsafe` first.
+            at = next((c for c in node.children if c.type == "extern_modifier"), node)
+            what = 'an extern block (`extern "C" { ... }`)'
+            self.findings.append(_finding(at, "extern block", what, why))
+        elif kind == "extern_crate_declaration":
+            why = "`std` is already in scope and no other crate is available. Remove it"
+            self.findings.append(_finding(node, "extern crate", "`extern crate`", why))
+        elif kind == "static_item":
+            mut = any(c.type == "mutable_specifier" for c in node.children)
+            construct = "static mut" if mut else "static"
+            self.findings.append(_finding(node, construct, f"a `{construct}` item", _STATE_WHY))
+        elif kind == "macro_definition":
+            self._macro_rules(node)
+
+    def _macro_rules(self, node: ts.Node) -> None:
+        why = "macro definitions are not accepted here. Write a helper function instead"
+        self.findings.append(_finding(node, "macro_rules!", "a `macro_rules!` definition", why))
+
+    def _bind(self, uses: tuple[_Use, ...]) -> None:
+        """Resolve `use` bindings to std paths; a few rounds settle uses that build on others."""
+        for _ in range(4):
+            changed = False
+            for use in uses:
+                if use.glob:
+                    target = self.globs
+                elif use.binding is not None:
+                    target = self.aliases.setdefault(use.binding, set())
+                else:
+                    continue
+                new = self._resolve(use.path) - target
+                if new:
+                    target |= new
+                    changed = True
+            if not changed:
+                return
+
+    def _resolve(self, path: RustPath) -> set[RustPath]:
+        """The std paths ``path`` may denote (empty for local and unknown names)."""
+        if not path:
+            return set()
+        head, rest = path[0], path[1:]
+        if head == "":
+            return {_std(rest)} if rest and rest[0] in _CRATES else set()
+        if head in _CRATES:
+            return {_std(path)}
+        if head in ("crate", "self", "super"):
+            return self._resolve(rest)
+        found = {alias + rest for alias in self.aliases.get(head, ())}
+        # Items the candidate defines shadow glob imports.
+        if head not in self.locals:
+            found |= {glob + path for glob in self.globs}
+        return found
+
+    def _denial(self, path: RustPath) -> str | None:
+        """Why ``path`` is refused (the message's reason), or None when it is allowed."""
+        joined = "::".join(path)
+        for hook in _HOOKS:
+            if _matches(joined, hook):
+                return (
+                    f"`{hook}` changes the host's panic handling, which symbiont uses to catch "
+                    "and report panics. Remove it: a panic in your code is reported back to you"
+                )
+        for catcher in _CATCHERS:
+            if _matches(joined, catcher):
+                return (
+                    f"`{catcher}` would swallow the unwinding symbiont uses to stop a call at its "
+                    "deadline. Remove it: a panic in your code is reported back to you"
+                )
+        matching = [
+            (len(rule), allowed, rule) for rule, allowed in self.rules if _matches(joined, rule)
+        ]
+        if not matching:
+            return None
+        _, allowed, rule = max(matching)
+        if allowed:
+            return None
+        reason = _PATH_REASONS.get(rule, f"this runtime's policy denies `{rule}`")
+        return f"{reason}. Compute the result from the arguments alone and remove this use"
+
+    def _check_use(self, use: _Use) -> None:
+        written = "::".join(use.path) + ("::*" if use.glob else "")
+        for path in sorted(self._resolve(use.path)):
+            why = self._denial(path)
+            if why is not None:
+                construct = "::".join(path) + ("::*" if use.glob else "")
+                self.findings.append(_finding(use.point, construct, f"`use {written}`", why))
+                return
+
+    def _tokens(self, tokens: list[ts.Node]) -> None:
+        words = [syn.text(t) for t in tokens]
+        kinds = [t.type for t in tokens]
+        n = len(tokens)
+        i = 0
+        while i < n:
+            word, kind = words[i], kinds[i]
+            prev = words[i - 1] if i else ""
+            if word == "unsafe":
+                parent = tokens[i].parent
+                construct, what = _UNSAFE_FORMS.get(
+                    parent.type if parent else "", ("unsafe", "`unsafe`")
+                )
+                self.findings.append(_finding(tokens[i], construct, what, _UNSAFE_WHY))
+            elif word == "#":
+                self._attribute(tokens, words, i)
+            starts_path = kind in _SEGMENTS and prev not in ("::", ".", "'")
+            absolute = (
+                word == "::"
+                and i + 1 < n
+                and kinds[i + 1] in _SEGMENTS
+                and prev != ">"
+                and (i == 0 or kinds[i - 1] not in _SEGMENTS)
+            )
+            if not (starts_path or absolute):
+                i += 1
+                continue
+            segments = [""] if absolute else []
+            j = i + 1 if absolute else i
+            while True:
+                segments.append(words[j])
+                j += 1
+                if not (j + 1 < n and words[j] == "::" and kinds[j + 1] in _SEGMENTS):
+                    break
+                j += 1
+            if j < n and words[j] == "!":
+                self._macro(tokens[i], segments[-1])
+            else:
+                self._path(tokens[i], tuple(segments))
+            i = j
+
+    def _attribute(self, tokens: list[ts.Node], words: list[str], at: int) -> None:
+        i = at + 1
+        if i < len(words) and words[i] == "!":
+            i += 1
+        if i >= len(words) or words[i] != "[":
+            return
+        depth = 0
+        for k in range(i, len(words)):
+            depth += (words[k] == "[") - (words[k] == "]")
+            if depth == 0:
+                return
+            if words[k] in _SYMBOL_ATTRIBUTES and tokens[k].type == "identifier":
+                name = words[k]
+                why = (
+                    "it exports or overrides a linker symbol or a runtime hook of the host "
+                    "process. Remove it: symbiont exports the declared functions itself"
+                )
+                self.findings.append(
+                    _finding(tokens[k], f"#[{name}]", f"the `#[{name}]` attribute", why)
+                )
+
+    def _macro(self, node: ts.Node, name: str) -> None:
+        if name in self.denied_macros:
+            why = (
+                "it reads files or environment variables of the build machine at compile "
+                "time. Write the data into the code or compute it"
+                if name in DEFAULT_DENIED_MACROS
+                else f"this runtime's policy denies `{name}!`. Remove it"
+            )
+            self.findings.append(_finding(node, f"{name}!", f"the `{name}!` macro", why))
+        elif name == "thread_local":
+            self.findings.append(_finding(node, "thread_local!", "`thread_local!`", _STATE_WHY))
+        elif name == "macro_rules":
+            self._macro_rules(node)
+
+    def _path(self, node: ts.Node, path: RustPath) -> None:
+        for resolved in sorted(self._resolve(path)):
+            why = self._denial(resolved)
+            if why is not None:
+                written, full = "::".join(path), "::".join(resolved)
+                what = f"`{written}`" + (f" (that is `{full}`)" if written != full else "")
+                self.findings.append(_finding(node, full, what, why))
+                return
+
+
+def scan(root: ts.Node, decls: Declarations, policy: Policy) -> list[Finding]:
+    """Every forbidden construct, denied path and denied macro in the tree, by line."""
+    return _Scan(decls, policy).run(root)
