@@ -63,6 +63,8 @@ def main(agent: sb.Agent | None = None, *, rounds: int = 3, attempts: int = 10) 
         except sb.EvolveError as exc:
             reason = exc.last_failure.summary if exc.last_failure else exc
             print(f"round {round_}: no revision registered ({reason})", file=sys.stderr)
+            if exc.fatal:  # a bad key or an unknown model: another round cannot help
+                return 2
     else:
         return 1
     print(

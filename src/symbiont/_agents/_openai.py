@@ -3,19 +3,29 @@
 This module owns the translation of the ``openai`` client's behaviour into the agent error
 policy (see :class:`~symbiont._agents.Agent`): which HTTP statuses are worth retrying, how a
 ``Retry-After`` header becomes ``retry_after``, how a context-window overflow is recognised,
-and that the API key never reaches a message, a repr or a log line.
+the phases of a streamed request and their deadlines, and that the API key never reaches a
+message, a repr or a log line.
+
+A request has three deadlines. Connecting and receiving the response headers must finish
+within ``header_timeout`` (seconds: a server that accepts and never answers is given up
+quickly); once the stream has started, ``idle_timeout`` bounds each silence between two
+chunks (long, because a reasoning model may think for minutes before its first token); and
+``timeout`` bounds the whole request, so a server trickling bytes cannot hold a lane forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import json
 import logging
 import math
 import re
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +39,12 @@ logger = logging.getLogger("symbiont.agents")
 
 DEFAULT_TIMEOUT = 600.0
 """Seconds one request may take. LLM replies to long prompts take minutes, not seconds."""
+
+DEFAULT_HEADER_TIMEOUT = 30.0
+"""Seconds to connect and receive the response headers (a streaming server sends them at once)."""
+
+DEFAULT_IDLE_TIMEOUT = 300.0
+"""Seconds a started stream may stay silent (a reasoning model thinks before its first token)."""
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 """The values of ``reasoning_effort`` the OpenAI API documents."""
@@ -61,6 +77,13 @@ class OpenAIAgent:
     ``API_KEY``). ``timeout`` bounds each request in seconds (default 10 minutes). The client
     never retries by itself: the evolve loop owns retries and backoff.
 
+    Replies are streamed (``stream=True``, the default) so that the phases of a request have
+    their own deadlines: ``header_timeout`` (default 30 s) for connecting and the response
+    headers, ``idle_timeout`` (default 5 minutes) for each silence once the stream has started,
+    and ``timeout`` for the whole request. With ``stream=False`` (for servers that cannot
+    stream) the server is silent until the whole reply is written, so the headers get
+    ``idle_timeout`` instead.
+
     ``reasoning_effort``, ``temperature`` and ``max_tokens`` are sent when given (a request's
     own ``max_tokens`` wins); ``extra_body`` is merged into every request body, for server
     specific options.
@@ -81,6 +104,9 @@ class OpenAIAgent:
         api_key: str | None = None,
         model: str,
         timeout: float = DEFAULT_TIMEOUT,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        stream: bool = True,
         reasoning_effort: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
@@ -90,10 +116,15 @@ class OpenAIAgent:
             raise ConfigError("OpenAIAgent: base_url is empty; give the API root, e.g. .../v1")
         if not model or not model.strip():
             raise ConfigError("OpenAIAgent: model is empty; give the model name the server serves")
-        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-            raise ConfigError(
-                f"OpenAIAgent: timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        for option, value in (
+            ("timeout", timeout),
+            ("header_timeout", header_timeout),
+            ("idle_timeout", idle_timeout),
+        ):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(
+                    f"OpenAIAgent: {option} must be a positive number of seconds, got {value!r}"
+                )
         if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
             raise ConfigError(
                 f"OpenAIAgent: unknown reasoning_effort {reasoning_effort!r}; "
@@ -104,6 +135,9 @@ class OpenAIAgent:
         self.base_url = base_url.strip().rstrip("/")
         self.model = model.strip()
         self.timeout = float(timeout)
+        self.header_timeout = float(header_timeout)
+        self.idle_timeout = float(idle_timeout)
+        self.stream = bool(stream)
         self.reasoning_effort = reasoning_effort
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -164,14 +198,11 @@ class OpenAIAgent:
 
         started = time.monotonic()
         try:
-            # The client's own timeout bounds each connect/read; this one bounds the whole
-            # request, so a server trickling bytes cannot hold a lane forever.
-            async with asyncio.timeout(self.timeout):
-                completion = await client.chat.completions.create(**kwargs)
+            reply = await self._send(client, kwargs)
+        except _PhaseTimeout as exc:
+            raise TransientAgentError(self._timed_out(exc.phase)) from None
         except openai.APITimeoutError as exc:
-            raise TransientAgentError(self._timed_out()) from exc
-        except TimeoutError as exc:
-            raise TransientAgentError(self._timed_out()) from exc
+            raise TransientAgentError(self._timed_out("total")) from exc
         except openai.APIConnectionError as exc:
             raise TransientAgentError(
                 f"could not reach {self._endpoint}: {self._scrub(_describe_cause(exc))}"
@@ -183,8 +214,11 @@ class OpenAIAgent:
             ) from _scrubbed(exc, self._api_key)
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from _scrubbed(exc, self._api_key)
+        except openai.APIError as exc:
+            # An error event inside a started stream: the server gave up mid-reply.
+            raise self._stream_error(exc) from _scrubbed(exc, self._api_key)
         except ValueError as exc:
-            # The client parses a JSON content type without guarding the decode.
+            # The client parses a JSON content type (or an event's data) without guarding it.
             raise TransientAgentError(
                 f"{self._endpoint} answered with a body that is not valid JSON: {exc}"
             ) from exc
@@ -193,7 +227,6 @@ class OpenAIAgent:
                 f"request to {self._endpoint} failed: {self._scrub(str(exc))}"
             ) from _scrubbed(exc, self._api_key)
 
-        reply = self._reply_from(completion)
         logger.debug(
             "%s answered in %.2f s: %d prompt + %d completion tokens, finish_reason=%s",
             self.name,
@@ -204,8 +237,99 @@ class OpenAIAgent:
         )
         return reply
 
-    def _timed_out(self) -> str:
-        return f"request to {self._endpoint} timed out after {self.timeout:g} s"
+    async def _send(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Reply:
+        """One request, its phases under their deadlines; raises :class:`_PhaseTimeout`."""
+        phase = "headers"
+        try:
+            async with asyncio.timeout(self.timeout) as whole:
+                try:
+                    if not self.stream:
+                        async with asyncio.timeout(self.idle_timeout):
+                            completion = await client.chat.completions.create(**kwargs)
+                        return self._reply_from(completion)
+                    async with asyncio.timeout(self.header_timeout):
+                        # create() returns once the response headers are in.
+                        stream = await client.chat.completions.create(
+                            **kwargs, stream=True, stream_options={"include_usage": True}
+                        )
+                    phase = "idle"
+                    try:
+                        return await self._read_stream(stream)
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await stream.close()
+                except TimeoutError:
+                    if whole.expired():
+                        raise
+                    raise _PhaseTimeout(phase) from None
+        except TimeoutError:
+            raise _PhaseTimeout("total") from None
+
+    async def _read_stream(self, stream: Any) -> Reply:
+        content_type = stream.response.headers.get("content-type", "")
+        if "text/event-stream" not in content_type:
+            # A server that ignores "stream": one body, read under the idle deadline.
+            async with asyncio.timeout(self.idle_timeout):
+                raw = await stream.response.aread()
+            return self._reply_from_body(raw, content_type)
+        collected = _Collected()
+        while True:
+            async with asyncio.timeout(self.idle_timeout):
+                chunk = await anext(stream, None)
+            if chunk is None:
+                break
+            collected.add(chunk)
+        if not collected.chunks:
+            raise TransientAgentError(f"{self._endpoint} answered with an empty event stream")
+        return collected.reply(self.model)
+
+    def _reply_from_body(self, raw: bytes, content_type: str) -> Reply:
+        from openai.types.chat import ChatCompletion
+        from pydantic import ValidationError
+
+        text = raw.decode("utf-8", errors="replace")
+        if "json" not in content_type:
+            raise TransientAgentError(
+                f"{self._endpoint} answered with a body that is not a chat completion "
+                f"({content_type or 'no content type'}): {_truncate(text)!r}"
+            )
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise TransientAgentError(
+                f"{self._endpoint} answered with a body that is not valid JSON: {exc}"
+            ) from exc
+        try:
+            completion = ChatCompletion.model_validate(data)
+        except ValidationError:
+            completion = data if not isinstance(data, dict) else ChatCompletion.construct(**data)
+        return self._reply_from(completion)
+
+    def _timed_out(self, phase: str) -> str:
+        if phase == "headers":
+            limit = self.idle_timeout if not self.stream else self.header_timeout
+            setting = "idle_timeout" if not self.stream else "header_timeout"
+            what = "sent no response headers"
+        elif phase == "idle":
+            limit, setting, what = self.idle_timeout, "idle_timeout", "stopped streaming"
+        else:
+            limit, setting, what = self.timeout, "timeout", "did not finish the reply"
+        env = " or SYMBIONT_LLM_TIMEOUT" if setting == "timeout" else ""
+        return (
+            f"{self._endpoint} timed out after {limit:g} s: it {what} "
+            f"(raise OpenAIAgent({setting}=...){env} if the server is just slow)"
+        )
+
+    def _stream_error(self, exc: openai.APIError) -> AgentError:
+        message = exc.message if isinstance(exc.message, str) else str(exc)
+        if _CONTEXT_OVERFLOW.search(message):
+            return ContextOverflowError(
+                f"the conversation does not fit the context window of {self.model}: "
+                f"{self._endpoint} reported: {self._scrub(_truncate(message))}"
+            )
+        return TransientAgentError(
+            f"{self._endpoint} broke off the stream: {self._scrub(_truncate(message))}"
+        )
 
     def _reply_from(self, completion: object) -> Reply:
         from openai.types.chat import ChatCompletion
@@ -244,7 +368,13 @@ class OpenAIAgent:
 
     def _status_error(self, exc: openai.APIStatusError) -> AgentError:
         status = exc.status_code
-        server_message = self._scrub(_server_message(exc))
+        # Classified on the server's own words: masking first could break the phrases matched
+        # below (a short key hides inside ordinary words).
+        raw_message = _server_message(exc)
+        overflow = bool(
+            _CONTEXT_OVERFLOW.search(raw_message) or _CONTEXT_OVERFLOW.search(exc.code or "")
+        )
+        server_message = self._scrub(raw_message)
         what = f"{self._endpoint} answered HTTP {status}"
         if server_message:
             what = f"{what}: {server_message}"
@@ -252,9 +382,7 @@ class OpenAIAgent:
             return TransientAgentError(
                 what, status=status, retry_after=parse_retry_after(exc.response.headers)
             )
-        if status in (400, 413) and (
-            _CONTEXT_OVERFLOW.search(server_message) or _CONTEXT_OVERFLOW.search(exc.code or "")
-        ):
+        if status in (400, 413) and overflow:
             return ContextOverflowError(
                 f"the conversation does not fit the context window of {self.model}: {what}",
                 status=status,
@@ -267,6 +395,68 @@ class OpenAIAgent:
 
     def _scrub(self, text: str) -> str:
         return _redact(text, self._api_key)
+
+
+class _PhaseTimeout(Exception):
+    """A deadline of one phase of a request passed: ``"headers"``, ``"idle"`` or ``"total"``."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(phase)
+        self.phase = phase
+
+
+@dataclass(slots=True)
+class _Collected:
+    """The pieces of a streamed reply, joined as they arrive."""
+
+    chunks: int = 0
+    parts: list[str] = field(default_factory=list)
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finish_reason: str | None = None
+    model: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+    def add(self, chunk: Any) -> None:
+        self.chunks += 1
+        model = getattr(chunk, "model", None)
+        if isinstance(model, str) and model:
+            self.model = model
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.usage = Usage(
+                prompt_tokens=_as_count(getattr(usage, "prompt_tokens", 0)),
+                completion_tokens=_as_count(getattr(usage, "completion_tokens", 0)),
+                requests=1,
+            )
+        for choice in getattr(chunk, "choices", None) or ():
+            if getattr(choice, "index", 0) != 0:
+                continue
+            if isinstance(choice.finish_reason, str):
+                self.finish_reason = choice.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            if isinstance(delta.content, str):
+                self.parts.append(delta.content)
+            for call in delta.tool_calls or ():
+                slot = self.tool_calls.setdefault(
+                    call.index, {"id": None, "name": "", "arguments": ""}
+                )
+                if call.id:
+                    slot["id"] = call.id
+                if call.function is not None:
+                    if call.function.name:
+                        slot["name"] += call.function.name
+                    if call.function.arguments:
+                        slot["arguments"] += call.function.arguments
+
+    def reply(self, default_model: str) -> Reply:
+        return Reply(
+            text="".join(self.parts),
+            usage=self.usage if self.usage.requests else Usage(requests=1),
+            finish_reason=self.finish_reason,
+            model=self.model or default_model,
+        )
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -339,7 +529,7 @@ def _scrubbed(exc: BaseException, secret: str) -> BaseException:
     Servers echo keys back (partially or not) in 401 bodies; the chained exception is printed
     with every traceback, so it is cleaned in place before it is attached as ``__cause__``.
     """
-    if secret != _PLACEHOLDER_KEY and any(secret in str(arg) for arg in exc.args):
+    if any(_redact(str(arg), secret) != str(arg) for arg in exc.args):
         exc.args = tuple(_redact(str(arg), secret) for arg in exc.args)
         message = getattr(exc, "message", None)
         if isinstance(message, str):
@@ -347,10 +537,20 @@ def _scrubbed(exc: BaseException, secret: str) -> BaseException:
     return exc
 
 
+# A key shorter than this is a placeholder ("x", "none", "sk-local"), not a secret: masking it
+# would only mangle the words it happens to appear in.
+_MIN_SECRET_CHARS = 12
+
+
 def _redact(text: str, secret: str) -> str:
-    if secret and secret != _PLACEHOLDER_KEY and secret in text:
-        return text.replace(secret, "***")
-    return text
+    """``text`` with every whole-token copy of ``secret`` replaced by ``***``.
+
+    Only keys of a plausible length are masked, and only where they stand as a token of their
+    own (not inside a longer word or key), so ordinary words survive any key.
+    """
+    if len(secret) < _MIN_SECRET_CHARS or secret == _PLACEHOLDER_KEY or secret not in text:
+        return text
+    return re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", text)
 
 
 def _redact_url(url: str) -> str:

@@ -124,7 +124,10 @@ async def _request(
                 raise
             retries.append(str(exc))
             delay = _backoff(limits, retry, exc)
-            log.debug("transient agent failure (%s); retry %d in %.2f s", exc, retry + 1, delay)
+            status = f"HTTP {exc.status}" if exc.status is not None else "no status"
+            log.info("agent %r: transient failure (%s), retry %d/%d in %.1f s: %s",
+                     agent.name, status, retry + 1, limits.transient_retries, delay,
+                     _one_line(str(exc)))  # fmt: skip
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -153,6 +156,11 @@ def _for_history(text: str) -> str:
     if len(text) <= MAX_REPLY_CHARS:
         return text
     return f"{text[:_HISTORY_CHARS]}\n[... {len(text) - _HISTORY_CHARS:,} more characters omitted]"
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
 
 
 def _as_failure(r: Rejection) -> Failure:
@@ -251,7 +259,11 @@ async def run_lane(
             record(sent=sent, reply=None, timings=llm, outcome="agent_error", failure=None,
                    decision="end", revision=None, retries=retries, started=started,
                    counted=False)  # fmt: skip
-            what = "unreachable after retries" if isinstance(exc, TransientAgentError) else "failed"
+            what = (
+                f"unreachable after retries ({len(retries) + 1} requests)"
+                if isinstance(exc, TransientAgentError)
+                else "failed"
+            )
             raise end(f"the agent {agent.name!r} {what}: {exc}", exc) from exc
         except Exception as exc:
             raise end(f"the agent {agent.name!r} raised {type(exc).__name__}: {exc}", exc) from exc
@@ -322,7 +334,8 @@ async def run_lane(
         record(sent=sent, reply=reply, timings=timings, outcome="failed", failure=failure,
                decision="end" if final else "retry", revision=None, retries=retries,
                started=started)  # fmt: skip
-        log.debug("lane %d attempt %d failed: %s", lane, state.attempts, failure.summary)
+        log.info("lane %d attempt %d failed (%s): %s",
+                 lane, state.attempts, failure.kind, _one_line(failure.summary))  # fmt: skip
         messages = [
             *messages,
             Message(role="assistant", content=_for_history(reply.text)),

@@ -4,7 +4,8 @@
   replies, exceptions and callables, recording every request.
 - :class:`OpenAITestServer`: a real HTTP server on 127.0.0.1 speaking the OpenAI
   chat-completions protocol, answering from a script of :class:`Text`, :class:`Status`,
-  :class:`Malformed`, :class:`Drop` and :class:`Hang` items (or plain strings, or callables),
+  :class:`Malformed`, :class:`Drop`, :class:`Hang` and :class:`Stall` items (or plain strings,
+  or callables), streaming the answer as server-sent events when the client asks for a stream,
   so tests exercise a real client over a real socket, faults included.
 
 Example::
@@ -27,8 +28,10 @@ from symbiont.testing._server import (
     OpenAITestServer,
     ServerItem,
     ServerReply,
+    Stall,
     Status,
     Text,
+    ToolCall,
     rough_token_count,
 )
 
@@ -41,7 +44,9 @@ __all__ = [
     "ScriptedItem",
     "ServerItem",
     "ServerReply",
+    "Stall",
     "Status",
     "Text",
+    "ToolCall",
     "rough_token_count",
 ]
