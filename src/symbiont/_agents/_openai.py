@@ -314,10 +314,14 @@ class OpenAIAgent:
             limit, setting, what = self.idle_timeout, "idle_timeout", "stopped streaming"
         else:
             limit, setting, what = self.timeout, "timeout", "did not finish the reply"
-        env = " or SYMBIONT_LLM_TIMEOUT" if setting == "timeout" else ""
+        env = {
+            "timeout": "SYMBIONT_LLM_TIMEOUT",
+            "header_timeout": "SYMBIONT_HEADER_TIMEOUT",
+            "idle_timeout": "SYMBIONT_IDLE_TIMEOUT",
+        }[setting]
         return (
             f"{self._endpoint} timed out after {limit:g} s: it {what} "
-            f"(raise OpenAIAgent({setting}=...){env} if the server is just slow)"
+            f"(raise OpenAIAgent({setting}=...) or {env} if the server is just slow)"
         )
 
     def _stream_error(self, exc: openai.APIError) -> AgentError:
