@@ -46,6 +46,7 @@ from symbiont._agents import (
     OpenAIAgent,
     Reply,
     Request,
+    ToolCallRecord,
     Usage,
     agent_from_env,
 )
@@ -53,6 +54,7 @@ from symbiont._decl import Declarations, evolvable
 from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
 from symbiont._load import Cell, Functions, Revision, RevisionHandle
 from symbiont._validate import Policy
+from symbiont import tools  # a public module: sb.tools.call(rt), sb.tools.try_code(rt)
 
 if TYPE_CHECKING:
     from symbiont._agents._local import LocalAgent
@@ -89,12 +91,14 @@ __all__ = [
     "StageTimings",
     "SymbiontError",
     "TimeoutError",
+    "ToolCallRecord",
     "ToolchainError",
     "Trace",
     "TransientAgentError",
     "Usage",
     "agent_from_env",
     "evolvable",
+    "tools",
 ]
 
 

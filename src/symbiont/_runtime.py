@@ -528,6 +528,15 @@ class Runtime:
         except BuildError as exc:
             return Failure(kind="load_error", feedback=str(exc), summary=str(exc))
 
+    async def _try_draft(self, candidate: Candidate, *, check: Check | None) -> Rejected | float:
+        """A draft built, loaded and checked exactly like a lane's candidate (same build limits,
+        same isolation), never registered: the score (NaN without one), or why it failed.
+        Used by :func:`symbiont.tools.try_code`."""
+        outcome = await self._try(candidate, lane=None, check=check, register=False)
+        if isinstance(outcome, Rejected):
+            return outcome
+        return float("nan") if outcome.score is None else outcome.score
+
     async def _try(
         self,
         candidate: Candidate,
@@ -535,6 +544,7 @@ class Runtime:
         lane: int | None,
         check: Check | None,
         parent: int | None = None,
+        register: bool = True,
     ) -> Registered | Rejected:
         t0 = time.perf_counter()
         timing: list[float] = []
@@ -561,6 +571,8 @@ class Runtime:
             if isinstance(outcome, Failure):
                 return Rejected(failure=outcome, timings=timings)
             score = outcome
+        if not register:  # a draft (_try_draft): revision -1 stands for "not registered"
+            return Registered(revision=-1, new=False, score=score, timings=timings)
         rev, new = self._table.register(
             code=candidate.code, key=key, library=lib, parent=parent, lane=lane,
             build_seconds=timings.build,

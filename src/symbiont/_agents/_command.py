@@ -160,7 +160,13 @@ class CommandAgent:
         timeout: float = DEFAULT_TIMEOUT,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
+        tools: Sequence[object] = (),
     ) -> None:
+        if tools:
+            raise ConfigError(
+                "CommandAgent has no tool support: the program reads the conversation as text "
+                "and runs its own tools; give tools to OpenAIAgent (or ScriptedAgent in tests)"
+            )
         if isinstance(command, str):
             try:
                 argv = shlex.split(command)

@@ -24,13 +24,23 @@ import math
 import re
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
-from symbiont._agents._protocol import Reply, Request, Usage
+from symbiont._agents._protocol import Reply, Request, ToolCallRecord, Usage
+from symbiont._agents._tools import (
+    DEFAULT_MAX_RESULT_CHARS,
+    DEFAULT_MAX_TOOL_TURNS,
+    DEFAULT_TOOL_TIMEOUT,
+    Tool,
+    ToolBox,
+    ToolCallRequest,
+    Turn,
+    run_tool_loop,
+)
 
 if TYPE_CHECKING:
     import openai
@@ -84,6 +94,15 @@ class OpenAIAgent:
     stream) the server is silent until the whole reply is written, so the headers get
     ``idle_timeout`` instead.
 
+    ``tools`` are plain Python functions (sync or async) the model may call while it writes:
+    each becomes an OpenAI tool definition (its JSON schema from the type hints, descriptions
+    from the docstring). The agent runs the calls, feeds the results back and asks again, for
+    at most ``max_tool_turns`` requests (then the model must answer); each call runs under
+    ``tool_timeout`` seconds, its result is cut to ``max_tool_result_chars`` (the model is told),
+    and a tool's exception reaches the model as an error message. Every call is recorded in
+    the reply's ``tool_calls`` and so in the attempt's trace. See :mod:`symbiont.tools` for
+    ready-made tools.
+
     ``reasoning_effort``, ``temperature`` and ``max_tokens`` are sent when given (a request's
     own ``max_tokens`` wins); ``extra_body`` is merged into every request body, for server
     specific options.
@@ -107,6 +126,10 @@ class OpenAIAgent:
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         stream: bool = True,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        max_tool_turns: int = DEFAULT_MAX_TOOL_TURNS,
+        tool_timeout: float = DEFAULT_TOOL_TIMEOUT,
+        max_tool_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
         reasoning_effort: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
@@ -138,6 +161,10 @@ class OpenAIAgent:
         self.header_timeout = float(header_timeout)
         self.idle_timeout = float(idle_timeout)
         self.stream = bool(stream)
+        self._toolbox = ToolBox(
+            tools, timeout=tool_timeout, max_result_chars=max_tool_result_chars,
+            max_turns=max_tool_turns, owner="OpenAIAgent",
+        )  # fmt: skip
         self.reasoning_effort = reasoning_effort
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -176,9 +203,8 @@ class OpenAIAgent:
             await client.close()
 
     async def complete(self, request: Request) -> Reply:
-        """Send the conversation, return the first choice's text and the token usage."""
-        import openai
-
+        """Send the conversation, run the tools the model calls (if it has any), return the
+        final text, the token usage of every request and the tool calls made."""
         client = self._client_for_running_loop()
         kwargs: dict[str, Any] = {
             "model": self.model,
@@ -197,8 +223,45 @@ class OpenAIAgent:
             kwargs["extra_body"] = dict(self.extra_body)
 
         started = time.monotonic()
+        records: tuple[ToolCallRecord, ...] = ()
+        if not self._toolbox:
+            turn = await self._turn(client, kwargs)
+            usage = turn.usage
+        else:
+            tools = self._toolbox.definitions()
+
+            async def send(messages: list[dict[str, Any]], allowed: bool) -> Turn:
+                # Tools stay declared on the last turn (the conversation refers to them);
+                # tool_choice="none" asks for the answer.
+                choice = "auto" if allowed else "none"
+                body = {**kwargs, "messages": messages, "tools": tools, "tool_choice": choice}
+                return await self._turn(client, body)
+
+            loop = await run_tool_loop(send, list(kwargs["messages"]), self._toolbox)
+            turn, usage, records = loop.final, loop.usage, loop.records
+        reply = Reply(
+            text=turn.text,
+            usage=usage,
+            finish_reason=turn.finish_reason,
+            model=turn.model or self.model,
+            tool_calls=records,
+        )
+        logger.debug(
+            "%s answered in %.2f s: %d prompt + %d completion tokens, finish_reason=%s",
+            self.name,
+            time.monotonic() - started,
+            reply.usage.prompt_tokens,
+            reply.usage.completion_tokens,
+            reply.finish_reason,
+        )
+        return reply
+
+    async def _turn(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
+        """One request, its failures translated into the agent error policy."""
+        import openai
+
         try:
-            reply = await self._send(client, kwargs)
+            return await self._send(client, kwargs)
         except _PhaseTimeout as exc:
             raise TransientAgentError(self._timed_out(exc.phase)) from None
         except openai.APITimeoutError as exc:
@@ -227,17 +290,7 @@ class OpenAIAgent:
                 f"request to {self._endpoint} failed: {self._scrub(str(exc))}"
             ) from _scrubbed(exc, self._api_key)
 
-        logger.debug(
-            "%s answered in %.2f s: %d prompt + %d completion tokens, finish_reason=%s",
-            self.name,
-            time.monotonic() - started,
-            reply.usage.prompt_tokens,
-            reply.usage.completion_tokens,
-            reply.finish_reason,
-        )
-        return reply
-
-    async def _send(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Reply:
+    async def _send(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
         """One request, its phases under their deadlines; raises :class:`_PhaseTimeout`."""
         phase = "headers"
         try:
@@ -265,7 +318,7 @@ class OpenAIAgent:
         except TimeoutError:
             raise _PhaseTimeout("total") from None
 
-    async def _read_stream(self, stream: Any) -> Reply:
+    async def _read_stream(self, stream: Any) -> Turn:
         content_type = stream.response.headers.get("content-type", "")
         if "text/event-stream" not in content_type:
             # A server that ignores "stream": one body, read under the idle deadline.
@@ -281,9 +334,9 @@ class OpenAIAgent:
             collected.add(chunk)
         if not collected.chunks:
             raise TransientAgentError(f"{self._endpoint} answered with an empty event stream")
-        return collected.reply(self.model)
+        return collected.turn()
 
-    def _reply_from_body(self, raw: bytes, content_type: str) -> Reply:
+    def _reply_from_body(self, raw: bytes, content_type: str) -> Turn:
         from openai.types.chat import ChatCompletion
         from pydantic import ValidationError
 
@@ -335,7 +388,7 @@ class OpenAIAgent:
             f"{self._endpoint} broke off the stream: {self._scrub(_truncate(message))}"
         )
 
-    def _reply_from(self, completion: object) -> Reply:
+    def _reply_from(self, completion: object) -> Turn:
         from openai.types.chat import ChatCompletion
 
         # Without strict validation the client returns the raw text for a non-JSON content
@@ -349,6 +402,15 @@ class OpenAIAgent:
             choice = completion.choices[0]
             content = choice.message.content
             finish_reason = choice.finish_reason
+            calls = tuple(
+                ToolCallRequest(
+                    id=call.id or f"call_{index}",
+                    name=call.function.name,
+                    arguments=call.function.arguments or "",
+                )
+                for index, call in enumerate(choice.message.tool_calls or ())
+                if call.type == "function"
+            )
         except (AttributeError, IndexError, TypeError, KeyError) as exc:
             raise TransientAgentError(
                 f"{self._endpoint} answered with a chat completion without a usable choice"
@@ -361,8 +423,9 @@ class OpenAIAgent:
         prompt_tokens = _as_count(getattr(usage, "prompt_tokens", 0))
         completion_tokens = _as_count(getattr(usage, "completion_tokens", 0))
         model = getattr(completion, "model", None)
-        return Reply(
+        return Turn(
             text=content or "",
+            calls=calls,
             usage=Usage(
                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, requests=1
             ),
@@ -454,12 +517,19 @@ class _Collected:
                     if call.function.arguments:
                         slot["arguments"] += call.function.arguments
 
-    def reply(self, default_model: str) -> Reply:
-        return Reply(
+    def turn(self) -> Turn:
+        calls = tuple(
+            ToolCallRequest(
+                id=slot["id"] or f"call_{index}", name=slot["name"], arguments=slot["arguments"]
+            )
+            for index, slot in sorted(self.tool_calls.items())
+        )
+        return Turn(
             text="".join(self.parts),
+            calls=calls,
             usage=self.usage if self.usage.requests else Usage(requests=1),
             finish_reason=self.finish_reason,
-            model=self.model or default_model,
+            model=self.model,
         )
 
 

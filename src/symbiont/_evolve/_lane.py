@@ -225,6 +225,7 @@ async def run_lane(
                 revision=revision,
                 retries=tuple(retries),
                 started=started,
+                tool_calls=reply.tool_calls if reply else (),
             )
         )
 
