@@ -53,14 +53,20 @@ lines copied exactly from the current code
 the lines that replace them
 >>>>>>> REPLACE
 
-Each SEARCH part must match exactly one place in the current code (copy enough lines to make
-it unique); blocks apply in order, each to the code the previous ones produced."""
+Edits always apply to the current code shown above, not to your earlier replies. Each SEARCH
+part must match exactly one place in it (copy enough lines to make it unique); blocks apply in
+order, each to the code the previous ones produced."""
 
 
-def edit_not_found(block: int, search: str, nearest: str | None) -> str:
-    near = (
-        f"\nThe closest lines of the current code are:\n```rust\n{nearest}\n```" if nearest else ""
-    )
+EDIT_FAILED = "Your edits could not be applied to the current code; nothing was built."
+
+
+def edit_not_found(block: int, search: str, nearest: str | None, line: int | None) -> str:
+    near = ""
+    if nearest:
+        near = (
+            f"\nThe closest lines of the current code (from line {line}):\n```rust\n{nearest}\n```"
+        )
     return (
         f"Edit block {block} did not apply: its SEARCH part matches nothing in the current "
         f"code:\n```\n{search}\n```{near}\nCopy the lines exactly, or send the whole code."

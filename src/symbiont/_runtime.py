@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from symbiont._llm_wording import EDIT_FORMAT
 from symbiont._errors import (
     BuildError,
     CandidateError,
@@ -138,13 +139,16 @@ class Runtime:
       in-process. Checks must then be picklable by cloudpickle (closures and lambdas are).
     - ``worker_memory`` (4 GiB): address-space limit of each worker, in bytes (None: none).
     - ``isolation_timeout`` (300 s): a worker that does not answer a check within it is killed.
+    - ``edits`` (True): besides a whole code block, a reply may be SEARCH/REPLACE edits
+      against the current code the prompt shows (the prompt explains the form); False accepts
+      whole code only.
     """
 
     _OPTIONS = (
         "profile", "cache_dir", "rustc", "rustc_flags", "allow", "deny", "max_attempts",
         "transient_retries", "context_resets", "backoff", "max_requests_in_flight",
         "llm_timeout", "build_timeout", "max_parallel_builds", "timeout", "check_timeout",
-        "guards", "max_loaded", "isolation", "worker_memory", "isolation_timeout",
+        "guards", "max_loaded", "isolation", "worker_memory", "isolation_timeout", "edits",
     )  # fmt: skip
 
     def __init__(
@@ -172,6 +176,7 @@ class Runtime:
         isolation: str | None = None,
         worker_memory: int | None = 4 << 30,
         isolation_timeout: float = 300.0,
+        edits: bool = True,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -217,6 +222,7 @@ class Runtime:
         timeout_ns(check_timeout)  # both validated up front
         self.check_timeout = check_timeout
         self.guards = bool(guards)
+        self.edits = bool(edits)
         if isolation not in (None, "process"):
             raise ConfigError(f"isolation must be None or 'process', got {isolation!r}")
         self.isolation = isolation
@@ -462,7 +468,12 @@ class Runtime:
     ) -> EvolveInfo:
         lane = next(self._lanes)
         parent = self.active_revision
-        text = base_prompt(self.declarations, prompt, current=self.code(parent), revision=parent)
+        current = self.code(parent)
+        text = base_prompt(self.declarations, prompt, current=current, revision=parent)
+        # Edits need the current code in the prompt (base_prompt leaves out unwritten bodies).
+        edit_base = current if self.edits and "unimplemented!(" not in current else None
+        if edit_base is not None:
+            text = f"{text}\n\n{EDIT_FORMAT}"
         runtime = self
 
         class Sink:
@@ -481,6 +492,7 @@ class Runtime:
             limits=self.limits,
             gate=self._gate_for_loop(),
             seed=seed,
+            edit_base=edit_base,
         )
 
     # ------------------------------------------------------------------ the pipeline

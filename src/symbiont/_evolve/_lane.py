@@ -31,7 +31,8 @@ from symbiont._evolve._trace import (
     StageTimings,
     Trace,
 )
-from symbiont._validate import Candidate, Policy, Rejection, validate
+from symbiont._evolve._edit_replies import code_from_edits
+from symbiont._validate import Candidate, Policy, Rejection, validate, validate_code
 
 log = logging.getLogger("symbiont.evolve")
 
@@ -138,8 +139,15 @@ MAX_REPLY_CHARS = 200_000
 _HISTORY_CHARS = 4_000
 
 
-def _validate(text: str, decls: Declarations, policy: Policy) -> Candidate | Rejection:
+def _validate(
+    text: str, decls: Declarations, policy: Policy, edit_base: str | None = None
+) -> Candidate | Rejection:
     if len(text) <= MAX_REPLY_CHARS:
+        # -- edit replies: SEARCH/REPLACE blocks against the current code (_edit_replies) --
+        edited = code_from_edits(text, edit_base)
+        if edited is not None:
+            return edited if isinstance(edited, Rejection) else validate_code(edited, decls, policy)
+        # -- end of edit replies --
         return validate(text, decls, policy)
     signatures = "\n".join(f.signature for f in decls.functions)
     return Rejection(
@@ -179,8 +187,13 @@ async def run_lane(
     limits: Limits,
     gate: asyncio.Semaphore,
     seed: int | None = None,
+    edit_base: str | None = None,
 ) -> EvolveInfo:
-    """Runs one lane to a registered revision, or raises :class:`EvolveError` with its trace."""
+    """Runs one lane to a registered revision, or raises :class:`EvolveError` with its trace.
+
+    ``edit_base`` is the current code the prompt showed: replies may then be SEARCH/REPLACE
+    edits against it (``None``: whole-code replies only).
+    """
     state = _LaneState(lane=lane)
     base = base_messages(prompt)
     messages = list(base)
@@ -273,7 +286,7 @@ async def run_lane(
         state.usage = state.usage + reply.usage
 
         t1 = time.perf_counter()
-        checked = _validate(reply.text, decls, policy)
+        checked = _validate(reply.text, decls, policy, edit_base)
         validate_seconds = time.perf_counter() - t1
         timings = StageTimings(llm=llm_seconds, validate=validate_seconds)
         code = checked.code

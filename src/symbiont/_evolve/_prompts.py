@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from symbiont import _llm_wording as wording
 from symbiont._agents import Message
 from symbiont._decl import Declarations
 from symbiont._evolve._trace import Failure
@@ -53,6 +54,7 @@ _HEADERS = {
     "timeout": "Your code compiled, but a call did not finish in time.",
     "crash": "Your code compiled, but running it crashed the process.",
     "repeat": "You repeated code that was already rejected.",
+    "edit_failed": wording.EDIT_FAILED,
 }
 
 

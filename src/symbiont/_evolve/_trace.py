@@ -23,6 +23,7 @@ FailureKind = Literal[
     "timeout",
     "crash",
     "repeat",
+    "edit_failed",
 ]
 
 Decision = Literal["registered", "retry", "reset_repeat", "reset_context", "end"]
