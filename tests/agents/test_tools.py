@@ -323,3 +323,28 @@ def array_of(*values: int) -> Any:
     import array
 
     return array.array("q", values)
+
+
+def test_try_code_follows_the_runtime_isolation() -> None:
+    # With isolation="process" a draft that aborts kills a worker, not the host, and the model
+    # reads the same crash record a candidate would give.
+    rt = sb.Runtime("fn f(x: u32) -> u32 { x }", isolation="process", worker_memory=1 << 30)
+
+    def check(fns: sb.Functions) -> float:
+        assert fns.f(1) == 11, "f(1) must be 11"
+        return 1.0
+
+    hog = "```rust\nfn f(x: u32) -> u32 { let v = vec![1u8; 1 << 34]; v[x as usize] as u32 }\n```"
+    good = "```rust\nfn f(x: u32) -> u32 { x + 10 }\n```"
+    agent = ScriptedAgent(
+        [ToolCall("try_code", {"code": hog}), ToolCall("try_code", {"code": good}), good],
+        tools=[sb.tools.try_code(rt, check)],
+    )
+    try:
+        info = rt.evolve(agent, "Add 10.", check=check)
+    finally:
+        rt.close()
+    crashed, passed = (c.result for c in info.trace.attempts[0].tool_calls)
+    assert crashed.startswith("The draft fails (crash)"), crashed
+    assert passed.startswith("The draft compiles and passes the check.")
+    assert len(rt.revisions) == 2  # revision 0 and the final answer, no draft
