@@ -20,8 +20,20 @@ point down; nothing in _decl.._load knows an LLM exists):
     _cli       the `symbiont` command
 """
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
+from symbiont._agents import (
+    Agent,
+    CommandAgent,
+    Message,
+    OpenAIAgent,
+    Reply,
+    Request,
+    Usage,
+    agent_from_env,
+)
+from symbiont._decl import Declarations, evolvable
 from symbiont._errors import (
     AgentError,
     BuildError,
@@ -38,20 +50,9 @@ from symbiont._errors import (
     ToolchainError,
     TransientAgentError,
 )
-from symbiont._runtime import Runtime
-from symbiont._agents import (
-    Agent,
-    CommandAgent,
-    Message,
-    OpenAIAgent,
-    Reply,
-    Request,
-    Usage,
-    agent_from_env,
-)
-from symbiont._decl import Declarations, evolvable
 from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
 from symbiont._load import Cell, Functions, Revision, RevisionHandle
+from symbiont._runtime import Runtime
 from symbiont._validate import Policy
 
 if TYPE_CHECKING:
@@ -107,10 +108,8 @@ def _publish() -> None:
     for name in __all__:
         obj = globals().get(name)
         if isinstance(obj, type) or callable(obj):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):  # builtins refuse it
                 obj.__module__ = __name__
-            except (AttributeError, TypeError):  # pragma: no cover - builtins, slots
-                pass
 
 
 _publish()

@@ -17,8 +17,8 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 
-from symbiont._errors import AgentError, ConfigError, TransientAgentError
 from symbiont._agents._protocol import Message, Reply, Request, Usage
+from symbiont._errors import AgentError, ConfigError, TransientAgentError
 
 logger = logging.getLogger("symbiont.agents")
 

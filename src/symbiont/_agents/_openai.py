@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
 from symbiont._agents._protocol import Reply, Request, Usage
+from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
 
 if TYPE_CHECKING:
     import openai

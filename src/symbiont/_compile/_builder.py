@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from symbiont._errors import BuildError, ConfigError, ToolchainError
+from symbiont._codegen import RUNTIME_CRATE, CrateSource
 from symbiont._compile._diagnostics import Diagnostic, Diagnostics, parse_rustc_json
 from symbiont._compile._toolchain import Toolchain
-from symbiont._codegen import RUNTIME_CRATE, CrateSource
+from symbiont._errors import BuildError, ConfigError, ToolchainError
 
 log = logging.getLogger("symbiont.build")
 

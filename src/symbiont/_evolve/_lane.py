@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
 from symbiont._agents import Agent, Message, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
+from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
 from symbiont._evolve._prompts import base_messages, correction, repeat_note
 from symbiont._evolve._trace import (
     AttemptTrace,
