@@ -40,8 +40,8 @@ import _report as rep
 
 import symbiont as sb
 import symbiont._runtime as runtime_module
-from symbiont._compile import BuildResult
 from symbiont._codegen import RUNTIME_CRATE, generate
+from symbiont._compile import BuildResult
 from symbiont._decl._syntax import normalise_source
 from symbiont._evolve import run_sync
 from symbiont._load import loaded_count

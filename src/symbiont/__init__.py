@@ -20,8 +20,20 @@ point down; nothing in _decl.._load knows an LLM exists):
     _cli       the `symbiont` command
 """
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
+from symbiont._agents import (
+    Agent,
+    CommandAgent,
+    Message,
+    OpenAIAgent,
+    Reply,
+    Request,
+    Usage,
+    agent_from_env,
+)
+from symbiont._decl import Declarations, evolvable
 from symbiont._errors import (
     AgentError,
     BuildError,
@@ -38,20 +50,10 @@ from symbiont._errors import (
     ToolchainError,
     TransientAgentError,
 )
-from symbiont._runtime import Runtime
-from symbiont._agents import (
-    Agent,
-    CommandAgent,
-    Message,
-    OpenAIAgent,
-    Reply,
-    Request,
-    Usage,
-    agent_from_env,
-)
-from symbiont._decl import Declarations, evolvable
 from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
 from symbiont._load import Cell, Functions, Revision, RevisionHandle
+from symbiont._options import Options
+from symbiont._runtime import Runtime
 from symbiont._validate import Policy
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ __all__ = [
     "LocalAgent",
     "Message",
     "OpenAIAgent",
+    "Options",
     "PanicError",
     "Policy",
     "Reply",
@@ -107,10 +110,9 @@ def _publish() -> None:
     for name in __all__:
         obj = globals().get(name)
         if isinstance(obj, type) or callable(obj):
-            try:
+            # Builtins and some slotted objects refuse it: they keep their own name.
+            with contextlib.suppress(AttributeError, TypeError):
                 obj.__module__ = __name__
-            except (AttributeError, TypeError):  # pragma: no cover - builtins, slots
-                pass
 
 
 _publish()

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from symbiont._errors import CrashError, SymbiontError
-from symbiont._worker import read_message, write_message
 from symbiont._evolve import Failure
+from symbiont._worker import read_message, write_message
 
 _STDERR_TAIL = 2000
 

@@ -13,10 +13,15 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from symbiont import _config
+from symbiont._agents import Agent
+from symbiont._codegen import generate
+from symbiont._compile import Builder, find_toolchain
+from symbiont._decl import Declarations, evolvable
+from symbiont._decl._syntax import excerpt, normalise_source, remap_position
 from symbiont._errors import (
     BuildError,
     CandidateError,
@@ -29,26 +34,20 @@ from symbiont._errors import (
     TimeoutError,
     ToolchainError,
 )
-from symbiont._isolation import CheckTask, WorkerPool, crash_failure
-from symbiont._agents import Agent
-from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
-from symbiont._codegen import generate
-from symbiont._decl import Declarations, evolvable
-from symbiont._decl._syntax import excerpt, normalise_source, remap_position
 from symbiont._evolve import (
     EvolveInfo,
     Failure,
     FailureKind,
-    Limits,
+    Lane,
     Registered,
     Rejected,
     StageTimings,
     base_prompt,
     in_background,
     run_async,
-    run_lane,
     run_sync,
 )
+from symbiont._isolation import CheckTask, WorkerPool, crash_failure
 from symbiont._load import (
     Functions,
     Library,
@@ -57,10 +56,10 @@ from symbiont._load import (
     RevisionHandle,
     RevisionTable,
     reap,
-    timeout_ns,
     trampoline,
 )
-from symbiont._validate import Candidate, Policy, validate_code
+from symbiont._options import Options
+from symbiont._validate import Candidate, validate_code
 
 log = logging.getLogger("symbiont")
 
@@ -108,77 +107,20 @@ class Runtime:
     ``declarations`` is Rust source (or the result of :func:`symbiont.evolvable`). Creating a
     runtime compiles revision 0 from the default bodies and activates it.
 
-    Options (keyword only; an unknown one is an error listing these):
-    - ``profile``: ``"release"`` (opt-level 3, default) or ``"debug"`` (opt-level 0, overflow
-      checks and debug assertions).
-    - ``cache_dir``: where built libraries are cached (default ``$SYMBIONT_CACHE_DIR`` or
-      ``~/.cache/symbiont``).
-    - ``rustc``: the compiler to use (default ``$SYMBIONT_RUSTC`` or ``rustc`` on PATH).
-    - ``rustc_flags``: extra flags, e.g. ``("-C", "target-cpu=native")``.
-    - ``allow`` / ``deny``: extra allowed / denied paths for candidates (see ``Policy``).
-    - ``max_attempts`` (10), ``transient_retries`` (6), ``context_resets`` (3),
-      ``backoff`` ((0.5, 30.0): first and longest delay between transient retries, seconds).
-    - ``max_requests_in_flight`` (8): LLM requests in flight at once across all lanes.
-    - ``llm_timeout`` (900 s): outer deadline of one LLM request.
-    - ``build_timeout`` (120 s): deadline of one rustc run.
-    - ``max_parallel_builds``: concurrent rustc processes (default: the core count).
-    - ``timeout`` (None): per-call deadline in seconds for ``fns`` and revision handles; a call
-      past it raises :class:`TimeoutError` (the thread is stopped at a loop or function entry
-      of the candidate's code). ``with_timeout(s)`` gives dispatchers with another deadline.
-    - ``check_timeout`` (10 s): per-call deadline of the functions a check receives.
-    - ``guards`` (True): insert the checks that make deadlines and the recursion-depth guard
-      work; switch off for trusted code (a loop then cannot be stopped, and unbounded recursion
-      aborts the process).
-    - ``max_loaded`` (64): revision libraries kept loaded; past it the least recently used
-      inactive ones are dropped (and loaded again on use), so long runs stay bounded in memory.
-      None keeps every one.
-    - ``isolation`` (None): ``"process"`` runs every check in a worker process, so a candidate
-      that aborts, segfaults, runs out of memory or exits produces a ``crash`` failure record
-      (with a :class:`CrashError`) and the run goes on. Registered revisions still run
-      in-process. Checks must then be picklable by cloudpickle (closures and lambdas are).
-    - ``worker_memory`` (4 GiB): address-space limit of each worker, in bytes (None: none).
-    - ``isolation_timeout`` (300 s): a worker that does not answer a check within it is killed.
+    Options are keyword arguments (``profile="debug"``, ``timeout=1.0``, ...) or one
+    :class:`symbiont.Options` value passed as ``options=`` (keywords next to it override it);
+    :class:`symbiont.Options` documents each one. An unknown option is a :class:`ConfigError`
+    listing the valid ones. ``rt.options`` is the validated value.
     """
-
-    _OPTIONS = (
-        "profile", "cache_dir", "rustc", "rustc_flags", "allow", "deny", "max_attempts",
-        "transient_retries", "context_resets", "backoff", "max_requests_in_flight",
-        "llm_timeout", "build_timeout", "max_parallel_builds", "timeout", "check_timeout",
-        "guards", "max_loaded", "isolation", "worker_memory", "isolation_timeout",
-    )  # fmt: skip
 
     def __init__(
         self,
         declarations: Declarations | str,
         *,
-        profile: str = "release",
-        cache_dir: str | Path | None = None,
-        rustc: str | None = None,
-        rustc_flags: Sequence[str] = (),
-        allow: Sequence[str] = (),
-        deny: Sequence[str] = (),
-        max_attempts: int = 10,
-        transient_retries: int = 6,
-        context_resets: int = 3,
-        backoff: tuple[float, float] = (0.5, 30.0),
-        max_requests_in_flight: int = 8,
-        llm_timeout: float = 900.0,
-        build_timeout: float = DEFAULT_BUILD_TIMEOUT,
-        max_parallel_builds: int | None = None,
-        timeout: float | None = None,
-        check_timeout: float | None = 10.0,
-        guards: bool = True,
-        max_loaded: int | None = 64,
-        isolation: str | None = None,
-        worker_memory: int | None = 4 << 30,
-        isolation_timeout: float = 300.0,
-        **unknown: Any,
+        options: Options | None = None,
+        **overrides: Any,
     ) -> None:
-        if unknown:
-            raise ConfigError(
-                f"unknown Runtime option(s) {', '.join(sorted(unknown))}; "
-                f"valid: {', '.join(self._OPTIONS)}"
-            )
+        opts = Options.create(options, **overrides)
         if isinstance(declarations, str):
             declarations = evolvable(declarations)
         elif not isinstance(declarations, Declarations):
@@ -186,64 +128,42 @@ class Runtime:
                 "Runtime() takes Rust source or symbiont.evolvable(...), "
                 f"got {type(declarations).__name__}"
             )
-        if profile not in PROFILES:
-            raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-        for name, value, low in (("max_attempts", max_attempts, 1),
-                                 ("max_requests_in_flight", max_requests_in_flight, 1),
-                                 ("max_loaded", 1 if max_loaded is None else max_loaded, 1),
-                                 ("transient_retries", transient_retries, 0),
-                                 ("context_resets", context_resets, 0),
-                                 ("worker_memory", worker_memory or 1, 1)):  # fmt: skip
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
-        for name, seconds in (("llm_timeout", llm_timeout), ("build_timeout", build_timeout),
-                              ("isolation_timeout", isolation_timeout),
-                              ("backoff[0]", backoff[0]), ("backoff[1]", backoff[1])):  # fmt: skip
-            if not isinstance(seconds, (int, float)) or not seconds > 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, got {seconds!r}")
+        self.options = opts
         self.declarations = declarations
-        self.profile = profile
-        self.policy = Policy.create(allow=tuple(allow), deny=tuple(deny))
-        self.limits = Limits(
-            attempts=max_attempts,
-            transient_retries=transient_retries,
-            context_resets=context_resets,
-            backoff_initial=backoff[0],
-            backoff_cap=backoff[1],
-            request_timeout=llm_timeout,
-        )
-        self._max_in_flight = max_requests_in_flight
-        timeout_ns(timeout)
-        timeout_ns(check_timeout)  # both validated up front
-        self.check_timeout = check_timeout
-        self.guards = bool(guards)
-        if isolation not in (None, "process"):
-            raise ConfigError(f"isolation must be None or 'process', got {isolation!r}")
-        self.isolation = isolation
+        self.profile = opts.profile
+        self.policy = opts.policy
+        self.limits = opts.limits
+        self.check_timeout = opts.check_timeout
+        self.guards = opts.guards
+        self.isolation = opts.isolation
         self._pool: WorkerPool | None = None
-        if isolation == "process":
-            self._pool = WorkerPool(memory=worker_memory, timeout=isolation_timeout)
+        if opts.isolation == "process":
+            self._pool = WorkerPool(memory=opts.worker_memory, timeout=opts.isolation_timeout)
             weakref.finalize(self, self._pool.close)
         self._gate: asyncio.Semaphore | None = None
         self._lanes = itertools.count(1)
-        toolchain = find_toolchain(rustc)
+        self._toolchain = find_toolchain(opts.rustc)
         self._builder = Builder(
-            toolchain,
-            profile=profile,
-            cache_dir=Path(cache_dir) if cache_dir is not None else None,
-            extra_flags=tuple(rustc_flags),
-            max_parallel=max_parallel_builds,
-            timeout=build_timeout,
+            self._toolchain,
+            profile=opts.profile,
+            cache_dir=opts.cache_dir,
+            extra_flags=opts.rustc_flags,
+            max_parallel=opts.max_parallel_builds,
+            timeout=opts.build_timeout,
         )
-        tramp = trampoline(toolchain, self._builder.cache_dir)
+        tramp = trampoline(self._toolchain, self._builder.cache_dir)
         self._api = int(tramp.api())
-        self._toolchain = toolchain
         self._table = RevisionTable(
-            declarations, tramp, "symbiont.fns", timeout, max_loaded=max_loaded,
+            declarations, tramp, "symbiont.fns", opts.timeout, max_loaded=opts.max_loaded,
             reload=self._reload,
         )  # fmt: skip
+        self._register_defaults()
+
+    def _register_defaults(self) -> None:
+        """Builds revision 0 from the default bodies and activates it; a failure here is a
+        broken setup, not a candidate failure."""
         started = time.perf_counter()
-        code = declarations.default_code
+        code = self.declarations.default_code
         outcome = run_sync(self._build_and_load(code, normalise_source(code)))
         if isinstance(outcome, Failure):
             if "linker" in outcome.feedback and "not found" in outcome.feedback:
@@ -301,8 +221,7 @@ class Runtime:
     def with_timeout(self, timeout: float) -> Functions:
         """Dispatchers like ``fns`` (following activations) whose calls stop after
         ``timeout`` seconds with :class:`TimeoutError`."""
-        timeout_ns(timeout)
-        return self._table.timed(timeout)
+        return self._table.timed(_config.seconds("timeout", timeout))
 
     def code(self, number: int | None = None) -> str:
         """The Rust source of revision ``number`` (default: the active one)."""
@@ -427,7 +346,7 @@ class Runtime:
 
     def _gate_for_loop(self) -> asyncio.Semaphore:
         if self._gate is None:
-            self._gate = asyncio.Semaphore(self._max_in_flight)
+            self._gate = asyncio.Semaphore(self.options.max_requests_in_flight)
         return self._gate
 
     async def _evolve(
@@ -471,7 +390,7 @@ class Runtime:
             ) -> Registered | Rejected:
                 return await runtime._try(candidate, lane=lane, check=check, parent=parent)
 
-        return await run_lane(
+        return await Lane(
             lane=lane,
             agent=agent,
             prompt=text,
@@ -481,7 +400,7 @@ class Runtime:
             limits=self.limits,
             gate=self._gate_for_loop(),
             seed=seed,
-        )
+        ).run()
 
     # ------------------------------------------------------------------ the pipeline
 

@@ -37,10 +37,10 @@ def write_message(stream: IO[bytes], obj: Any) -> None:
 def _run(task: dict[str, Any]) -> tuple[Any, ...]:
     import cloudpickle
 
-    from symbiont._runtime import check_failure, run_check_sync
     from symbiont._compile import find_toolchain
     from symbiont._decl import evolvable
     from symbiont._load import Library, RevisionTable, trampoline
+    from symbiont._runtime import check_failure, run_check_sync
 
     decls = evolvable(task["declarations"])
     tramp = trampoline(find_toolchain(task["rustc"]), task["cache_dir"])

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from symbiont._errors import ConfigError
 from symbiont._agents import CommandAgent, OpenAIAgent, agent_from_env
+from symbiont._errors import ConfigError
 
 
 def test_base_url_selects_the_openai_agent() -> None:

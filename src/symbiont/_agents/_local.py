@@ -39,11 +39,11 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from symbiont._errors import AgentError, ConfigError, ContextOverflowError
 from symbiont._agents._grammar import build_grammar
 from symbiont._agents._protocol import Message, Reply, Request, Usage
 from symbiont._compile import default_cache_dir
 from symbiont._decl import Declarations
+from symbiont._errors import AgentError, ConfigError, ContextOverflowError
 
 log = logging.getLogger("symbiont.agents")
 

@@ -5,7 +5,7 @@ nothing of how candidates are built or loaded.
 """
 
 from symbiont._evolve._background import background_loop, in_background, run_async, run_sync
-from symbiont._evolve._lane import CandidateSink, Limits, Registered, Rejected, run_lane
+from symbiont._evolve._lane import CandidateSink, Lane, Limits, Registered, Rejected, run_lane
 from symbiont._evolve._prompts import SYSTEM, base_prompt, correction
 from symbiont._evolve._trace import (
     AttemptTrace,
@@ -23,6 +23,7 @@ __all__ = [
     "EvolveInfo",
     "Failure",
     "FailureKind",
+    "Lane",
     "Limits",
     "Registered",
     "Rejected",

@@ -25,6 +25,7 @@ FailureKind = Literal[
 ]
 
 Decision = Literal["registered", "retry", "reset_repeat", "reset_context", "end"]
+Outcome = Literal["registered", "failed", "context_overflow", "agent_error"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,7 +82,7 @@ class AttemptTrace:
     finish_reason: str | None
     usage: Usage
     timings: StageTimings
-    outcome: Literal["registered", "failed", "context_overflow", "agent_error"]
+    outcome: Outcome
     failure: Failure | None
     decision: Decision
     revision: int | None

@@ -19,7 +19,6 @@ import weakref
 from pathlib import Path
 from typing import Any, NoReturn
 
-from symbiont._errors import BuildError, PanicError, TimeoutError
 from symbiont._codegen import (
     ENTRY_PREFIX,
     GLUE_ABI,
@@ -29,6 +28,7 @@ from symbiont._codegen import (
     vectorisable,
 )
 from symbiont._decl import FunctionDecl
+from symbiont._errors import BuildError, PanicError, TimeoutError
 from symbiont._load._boundary import ArgumentChecker, Cell
 
 log = logging.getLogger("symbiont.load")

@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
-from symbiont._errors import BuildError, ToolchainError
 from symbiont._compile import Toolchain, library_suffix
+from symbiont._errors import BuildError, ToolchainError
 
 _MODULE = "_symbiont_trampoline"
 _lock = threading.Lock()

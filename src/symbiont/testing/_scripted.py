@@ -7,8 +7,8 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeAlias
 
-from symbiont._errors import AgentError
 from symbiont._agents._protocol import Reply, Request, Usage
+from symbiont._errors import AgentError
 from symbiont.testing._server import rough_token_count
 
 ScriptedResult: TypeAlias = str | Reply
