@@ -7,46 +7,42 @@ LLMs (agents, evolve).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 
 from symbiont import _config
 from symbiont._agents import Agent
+from symbiont._checks import Check, check_failure, run_check
 from symbiont._codegen import generate
 from symbiont._compile import Builder, find_toolchain
 from symbiont._decl import Declarations, evolvable
-from symbiont._decl._syntax import excerpt, normalise_source, remap_position
+from symbiont._decl._syntax import normalise_source
 from symbiont._errors import (
     BuildError,
     CandidateError,
     ConfigError,
     CrashError,
     EvolveError,
-    PanicError,
     RevisionError,
     SymbiontError,
-    TimeoutError,
     ToolchainError,
 )
 from symbiont._evolve import (
     EvolveInfo,
-    Failure,
-    FailureKind,
     Lane,
     Registered,
     Rejected,
     StageTimings,
-    base_prompt,
     in_background,
     run_async,
     run_sync,
 )
+from symbiont._failures import Failure, FailureKind
 from symbiont._isolation import CheckTask, WorkerPool, crash_failure
 from symbiont._load import (
     Functions,
@@ -59,46 +55,10 @@ from symbiont._load import (
     trampoline,
 )
 from symbiont._options import Options
+from symbiont._prompts import shown_current
 from symbiont._validate import Candidate, validate_code
 
 log = logging.getLogger("symbiont")
-
-Check = Callable[..., "float | Awaitable[float | None] | None"]
-"""A candidate check: called with the candidate's functions (and, if it takes a second
-argument, their vectorised forms); returns an optional score, or raises to reject the candidate
-(the exception's message is fed back to the LLM)."""
-
-
-def check_failure(exc: BaseException, code: str, compiled: str | None = None) -> Failure:
-    """A failed check, as feedback for the LLM about ``code``.
-
-    ``compiled`` is the layout the library was built from when it differs (the cache reuses a
-    library for code with the same tokens): panic locations are moved to the same token in
-    ``code``, so the LLM is shown its own lines.
-    """
-    if isinstance(exc, PanicError):
-        where = ""
-        shown = ""
-        if exc.file == "candidate.rs" and exc.line:
-            if compiled is not None and compiled != code and exc.column:
-                exc.line, exc.column = remap_position(compiled, code, exc.line, exc.column)
-            where = f" at line {exc.line}, column {exc.column}"
-            shown = excerpt(code, exc.line, exc.column or 1)
-            shown = f"\n{shown}" if shown else ""
-        elif exc.file:
-            where = f" in {exc.file}"
-        return Failure(
-            kind="panic",
-            feedback=f"Calling `{exc.function}` panicked{where}: {exc.message}{shown}",
-            summary=f"`{exc.function}` panicked{where}: {exc.message}",
-            line=exc.line if exc.file == "candidate.rs" else None,
-        )
-    if isinstance(exc, TimeoutError):
-        return Failure(kind="timeout", feedback=str(exc), summary=str(exc).splitlines()[0])
-    text = str(exc).strip() or type(exc).__name__
-    if not isinstance(exc, AssertionError):
-        text = f"{type(exc).__name__}: {text}"
-    return Failure(kind="check_failed", feedback=text, summary=text.splitlines()[0][:200])
 
 
 class Runtime:
@@ -166,14 +126,15 @@ class Runtime:
         code = self.declarations.default_code
         outcome = run_sync(self._build_and_load(code, normalise_source(code)))
         if isinstance(outcome, Failure):
-            if "linker" in outcome.feedback and "not found" in outcome.feedback:
+            report = outcome.details or outcome.message
+            if "linker" in report and "not found" in report:
                 raise ToolchainError(
                     "rustc cannot link: install a C linker (Debian/Ubuntu: apt install gcc)\n"
-                    + outcome.feedback
+                    + report
                 )
             raise BuildError(
-                f"revision 0 (the default bodies) does not build:\n{outcome.feedback}",
-                diagnostics=outcome.feedback,
+                f"revision 0 (the default bodies) does not build:\n{report}",
+                diagnostics=report,
             )
         lib, key = outcome
         self._table.register(
@@ -269,10 +230,7 @@ class Runtime:
         """
         candidate = validate_code(code, self.declarations, self.policy)
         if not isinstance(candidate, Candidate):
-            raise CandidateError(
-                Failure(kind=candidate.kind, feedback=candidate.message,
-                        summary=candidate.message.splitlines()[0], line=candidate.line)
-            )  # fmt: skip
+            raise CandidateError(candidate.failure())
         outcome = run_sync(self._try(candidate, lane=None, check=check))
         if isinstance(outcome, Rejected):
             raise CandidateError(outcome.failure)
@@ -381,7 +339,6 @@ class Runtime:
     ) -> EvolveInfo:
         lane = next(self._lanes)
         parent = self.active_revision
-        text = base_prompt(self.declarations, prompt, current=self.code(parent), revision=parent)
         runtime = self
 
         class Sink:
@@ -393,8 +350,10 @@ class Runtime:
         return await Lane(
             lane=lane,
             agent=agent,
-            prompt=text,
+            task=prompt,
             decls=self.declarations,
+            current=shown_current(self.code(parent)),
+            revision=parent,
             policy=self.policy,
             sink=Sink(),
             limits=self.limits,
@@ -415,9 +374,15 @@ class Runtime:
         if not result.ok:
             assert result.diagnostics is not None
             kind: FailureKind = "build_timeout" if result.timed_out else "compile_error"
-            rendered = result.diagnostics.render()
-            first = result.diagnostics.errors[0].message if result.diagnostics.errors else kind
-            return Failure(kind=kind, feedback=rendered, summary=first)
+            errors = result.diagnostics.errors
+            first = errors[0] if errors else None
+            return Failure(
+                kind=kind,
+                message=first.message if first else "the build failed",
+                line=first.line if first and first.in_candidate else None,
+                column=first.column if first and first.in_candidate else None,
+                details=result.diagnostics.render(),
+            )
         assert result.library is not None
         loading = time.perf_counter()
         if timing is not None:
@@ -445,7 +410,7 @@ class Runtime:
                 timing.append(time.perf_counter() - loading)
             return lib, result.key
         except BuildError as exc:
-            return Failure(kind="load_error", feedback=str(exc), summary=str(exc))
+            return Failure(kind="load_error", message=str(exc))
 
     async def _try(
         self,
@@ -472,7 +437,7 @@ class Runtime:
             else:
                 fns, maps = self._table.pinned(lib, "candidate under check", self.check_timeout)
                 try:
-                    outcome = await _run_check(check, fns, maps)
+                    outcome = await run_check(check, fns, maps)
                 except Exception as exc:
                     log.debug("check rejected a candidate: %r", exc)
                     outcome = check_failure(exc, candidate.code, lib.code)
@@ -519,8 +484,8 @@ class Runtime:
             score: float | None = answer[1]
             return score
         if answer[0] == "failed":
-            _, kind, feedback, summary, line = answer
-            return Failure(kind=kind, feedback=feedback, summary=summary, line=line)
+            failure: Failure = answer[1]
+            return failure
         raise SymbiontError(f"the isolation worker failed: {answer[1]}")
 
     def close(self) -> None:
@@ -534,44 +499,3 @@ class Runtime:
             f"<symbiont.Runtime {names}: {len(self._table)} revision(s), "
             f"active {self._table.active}, profile {self.profile}>"
         )
-
-
-def _wants_map(check: Check) -> bool:
-    try:
-        params = inspect.signature(check).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2
-
-
-async def _run_check(check: Check, fns: Functions, maps: Maps) -> float | None:
-    """Runs a check off the event loop (native code holds the GIL, HTTP must keep flowing).
-    A check taking two arguments also receives the vectorised functions."""
-    args: tuple[Any, ...] = (fns, maps) if _wants_map(check) else (fns,)
-    if inspect.iscoroutinefunction(check):
-        result = await check(*args)
-    else:
-        result = await asyncio.to_thread(check, *args)
-        if inspect.isawaitable(result):
-            result = await result
-    return _score(result)
-
-
-def run_check_sync(check: Check, fns: Functions, maps: Maps) -> float | None:
-    """The same, in the calling thread (isolation workers have no event loop)."""
-    args: tuple[Any, ...] = (fns, maps) if _wants_map(check) else (fns,)
-    result = check(*args)
-    if inspect.isawaitable(result):
-        result = asyncio.run(result)  # type: ignore[arg-type]
-    return _score(result)
-
-
-def _score(result: object) -> float | None:
-    if result is False:
-        raise AssertionError("the check returned False")
-    if result is None or result is True:
-        return None
-    if isinstance(result, (int, float)):
-        return float(result)
-    raise TypeError(f"a check must return a number or None, got {type(result).__name__}")

@@ -8,10 +8,9 @@ import runpy
 import pytest
 
 import symbiont as sb
-from symbiont._agents import Request
+from symbiont._agents import Message, Request
 from symbiont._cli import examples_dir, list_examples
-from symbiont._evolve import base_prompt
-from symbiont._evolve._prompts import base_messages
+from symbiont._prompts import SYSTEM, base_prompt
 from symbiont._validate import Rejection, validate
 
 pytestmark = pytest.mark.model
@@ -40,9 +39,13 @@ SIGNATURE_SAMPLES = 5
 @pytest.mark.parametrize("name", sorted(list_examples()))
 def test_with_the_grammar_every_reply_matches_the_signatures(name: str) -> None:
     decls = sb.evolvable(example(name)["DECLARATION"])  # type: ignore[arg-type]
-    prompt = base_prompt(decls, str(example(name)["PROMPT"]), current=decls.default_code)
+    task = str(example(name)["PROMPT"])
     agent = sb.LocalAgent(seed=7, max_tokens=120)
-    request = Request(messages=tuple(base_messages(prompt)), declarations=decls)
+    prompt = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
+                         current=decls.default_code)  # fmt: skip
+    messages = (Message(role="system", content=SYSTEM), Message(role="user", content=prompt))
+    request = Request(messages=messages, declarations=decls, task=task,
+                      current=decls.default_code)  # fmt: skip
     kinds = []
     for _ in range(SIGNATURE_SAMPLES):
         reply = asyncio.run(agent.complete(request))

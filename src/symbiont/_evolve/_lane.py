@@ -22,16 +22,16 @@ from symbiont._agents import Agent, Message, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
 from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
-from symbiont._evolve._prompts import base_messages, correction, repeat_note
 from symbiont._evolve._trace import (
     AttemptTrace,
     Decision,
     EvolveInfo,
-    Failure,
     Outcome,
     StageTimings,
     Trace,
 )
+from symbiont._failures import Failure
+from symbiont._prompts import SYSTEM, base_prompt, correction, repeat_note, reply_too_long
 from symbiont._validate import Candidate, Policy, Rejection, validate
 
 log = logging.getLogger("symbiont.evolve")
@@ -126,14 +126,11 @@ _HISTORY_CHARS = 4_000
 def _validate(text: str, decls: Declarations, policy: Policy) -> Candidate | Rejection:
     if len(text) <= MAX_REPLY_CHARS:
         return validate(text, decls, policy)
-    signatures = "\n".join(f.signature for f in decls.functions)
     return Rejection(
         kind="no_code",
-        message=(
-            f"Your reply is {len(text):,} characters long; replies longer than "
-            f"{MAX_REPLY_CHARS:,} are not read. Send only the code: one ```rust block defining "
-            f"these functions:\n\n```rust\n{signatures}\n```"
-        ),
+        message="",
+        error=reply_too_long(len(text), MAX_REPLY_CHARS),
+        expected="\n".join(f.signature for f in decls.functions),
     )
 
 
@@ -141,11 +138,6 @@ def _for_history(text: str) -> str:
     if len(text) <= MAX_REPLY_CHARS:
         return text
     return f"{text[:_HISTORY_CHARS]}\n[... {len(text) - _HISTORY_CHARS:,} more characters omitted]"
-
-
-def _as_failure(r: Rejection) -> Failure:
-    first = r.message.strip().splitlines()[0] if r.message.strip() else r.kind
-    return Failure(kind=r.kind, feedback=r.message, summary=first, line=r.line)
 
 
 @dataclass(slots=True)
@@ -173,8 +165,10 @@ class Lane:
         *,
         lane: int,
         agent: Agent,
-        prompt: str,
+        task: str,
         decls: Declarations,
+        current: str | None = None,
+        revision: int | None = None,
         policy: Policy,
         sink: CandidateSink,
         limits: Limits,
@@ -189,7 +183,11 @@ class Lane:
         self.limits = limits
         self.gate = gate
         self.seed = seed
-        self.base = base_messages(prompt)
+        self.task = task
+        self.current = current
+        prompt = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
+                             current=current, revision=revision)  # fmt: skip
+        self.base = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
         self.messages = list(self.base)
         self.traces: list[AttemptTrace] = []
         self.usage = Usage()
@@ -198,6 +196,7 @@ class Lane:
         self.context_resets = 0
         self.last_failure: Failure | None = None
         self.last_rejected: str | None = None  # normalised code of the last rejected reply
+        self.last_code: str | None = None  # and its code as extracted
 
     async def run(self) -> EvolveInfo:
         while self.attempts < self.limits.attempts:
@@ -215,7 +214,16 @@ class Lane:
     async def _ask(self, attempt: _Attempt) -> bool:
         """Gets the agent's reply into ``attempt``; False when a context overflow restarted the
         conversation instead. Any other agent failure ends the lane."""
-        request = Request(messages=attempt.sent, declarations=self.decls, seed=self.seed)
+        restarted = len(attempt.sent) == len(self.base)
+        request = Request(
+            messages=attempt.sent,
+            declarations=self.decls,
+            seed=self.seed,
+            task=self.task,
+            current=self.current,
+            rejected=None if restarted else self.last_code,
+            failure=None if restarted else self.last_failure,
+        )
         t0 = time.perf_counter()
         try:
             reply = await _request(self.agent, request, self.limits, self.gate, attempt.retries)
@@ -269,7 +277,7 @@ class Lane:
             return None
 
         if isinstance(checked, Rejection):
-            failure = _as_failure(checked)
+            failure = checked.failure()
         else:
             outcome = await self.sink.try_candidate(checked, lane=self.number,
                                                     attempt=self.attempts)  # fmt: skip
@@ -277,16 +285,12 @@ class Lane:
             if isinstance(outcome, Registered):
                 return self._registered(attempt, timings, outcome)
             failure = outcome.failure
-        self._failed(attempt, timings, failure, normalised)
+        self._failed(attempt, timings, failure, normalised, checked.code)
         return None
 
     def _restart_after_repeat(self, attempt: _Attempt, timings: StageTimings) -> None:
         assert self.last_failure is not None
-        failure = Failure(
-            kind="repeat",
-            feedback=self.last_failure.feedback,
-            summary=f"repeated rejected code ({self.last_failure.summary})",
-        )
+        failure = Failure(kind="repeat", message=self.last_failure.summary)
         self._record(attempt, timings, "failed", "reset_repeat", failure=failure)
         log.info("lane %d attempt %d: the model repeated rejected code; restarting",
                  self.number, self.attempts)  # fmt: skip
@@ -319,11 +323,17 @@ class Lane:
         )
 
     def _failed(
-        self, attempt: _Attempt, timings: StageTimings, failure: Failure, normalised: str | None
+        self,
+        attempt: _Attempt,
+        timings: StageTimings,
+        failure: Failure,
+        normalised: str | None,
+        code: str | None,
     ) -> None:
         assert attempt.reply is not None
         self.last_failure = failure
         self.last_rejected = normalised
+        self.last_code = code
         final = self.attempts >= self.limits.attempts
         self._record(attempt, timings, "failed", "end" if final else "retry", failure=failure)
         log.debug("lane %d attempt %d failed: %s", self.number, self.attempts, failure.summary)
