@@ -99,3 +99,12 @@ def test_corrections_say_each_thing_once(rt: sb.Runtime) -> None:
         assert text.count("```rust block") == 1, text
         assert text.count("not allowed here") <= 1, text
         assert text.count("does not parse") <= 1, text
+
+
+def test_a_check_message_ending_in_a_colon_keeps_its_first_item(rt: sb.Runtime) -> None:
+    def suite(fns: typing.Any) -> None:
+        raise AssertionError("2 of 3 cases fail:\nf(1) returned 3, expected 1\nf(2) returned 4")
+
+    failure = rejected(rt, "fn f(x: u64) -> u64 { x + 2 }", check=suite)
+    assert failure.summary == "check failed: 2 of 3 cases fail: f(1) returned 3, expected 1"
+    assert "f(2) returned 4" in failure.feedback

@@ -53,8 +53,11 @@ def check_failure(exc: BaseException, code: str, compiled: str | None = None) ->
     text = str(exc).strip() or type(exc).__name__
     if not isinstance(exc, AssertionError):
         text = f"{type(exc).__name__}: {text}"
-    first, _, rest = text.partition("\n")
-    return Failure(kind="check_failed", message=first, details=text if rest else "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    message = lines[0]
+    if message.endswith(":") and len(lines) > 1:  # "3 cases fail:" says nothing on its own
+        message = f"{message} {lines[1]}"
+    return Failure(kind="check_failed", message=message, details=text if len(lines) > 1 else "")
 
 
 def _wants_map(check: Check) -> bool:

@@ -52,6 +52,7 @@ from symbiont._load import (
     RevisionHandle,
     RevisionTable,
     reap,
+    reap_after_collection,
     trampoline,
 )
 from symbiont._options import Options
@@ -118,6 +119,8 @@ class Runtime:
             reload=self._reload,
         )  # fmt: skip
         self._register_defaults()
+        # Its libraries are unloaded once the runtime is collected, not at some later activation.
+        weakref.finalize(self, reap_after_collection)
 
     def _register_defaults(self) -> None:
         """Builds revision 0 from the default bodies and activates it; a failure here is a
@@ -252,8 +255,11 @@ class Runtime:
         """Runs one lane until a candidate registers; activates it unless ``activate=False``.
 
         Raises :class:`EvolveError` (carrying the trace) when the lane ends without one.
-        Works from inside a running event loop too; :meth:`aevolve` is the async twin.
+        Called from inside a running event loop (Jupyter, an async app) it works, but blocks
+        that loop until the lane ends (minutes with a slow model) and logs a warning saying
+        so: use ``await rt.aevolve(...)`` there, the async twin.
         """
+        _warn_if_blocking_a_loop("evolve", "aevolve")
         return run_sync(self._evolve(agent, prompt, check=check, activate=activate, seed=seed))
 
     async def aevolve(
@@ -281,8 +287,10 @@ class Runtime:
         """Runs one lane per prompt concurrently, each with its own budget.
 
         Every success is registered, none is activated; a failed lane is returned as its
-        :class:`EvolveError` in place, without affecting the others.
+        :class:`EvolveError` in place, without affecting the others. Inside a running event
+        loop it blocks that loop (with a warning): use ``await rt.aevolve_batch(...)`` there.
         """
+        _warn_if_blocking_a_loop("evolve_batch", "aevolve_batch")
         return run_sync(self._batch(agent, prompts, check=check, seed=seed))
 
     async def aevolve_batch(
@@ -499,3 +507,16 @@ class Runtime:
             f"<symbiont.Runtime {names}: {len(self._table)} revision(s), "
             f"active {self._table.active}, profile {self.profile}>"
         )
+
+
+def _warn_if_blocking_a_loop(name: str, twin: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if not in_background():
+        log.warning(
+            "rt.%s() was called from a running event loop: the loop is blocked until it "
+            "returns (no other task runs meanwhile); use `await rt.%s(...)` instead",
+            name, twin,
+        )  # fmt: skip

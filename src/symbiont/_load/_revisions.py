@@ -31,6 +31,14 @@ class Revision:
     lane: int | None
     build_seconds: float
 
+    def __repr__(self) -> str:
+        # The code can be hundreds of lines: rt.code(n) shows it.
+        lines = self.code.count("\n") + (not self.code.endswith("\n"))
+        return (
+            f"Revision(number={self.number}, parent={self.parent}, lane={self.lane}, "
+            f"code=<{lines} line(s)>, build_seconds={self.build_seconds:.3f})"
+        )
+
 
 class Functions:
     """Native callables, one attribute per declared function (``fns.step(...)``).
