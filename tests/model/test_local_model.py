@@ -62,3 +62,33 @@ def test_doctor_loads_the_model() -> None:
     from symbiont._cli._doctor import doctor
 
     assert doctor(check_model=True) == 0
+
+
+_QUIET = """
+import asyncio, logging, sys
+import symbiont as sb
+from symbiont._agents import Message, Request
+
+if sys.argv[1] == "verbose":
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(name)s %(message)s")
+decls = sb.evolvable("fn step(c: &mut usize) { *c += 1; }")
+agent = sb.LocalAgent(max_tokens=8, seed=1)
+request = Request(messages=(Message(role="user", content="Add 2."),), declarations=decls,
+                  task="Add 2.", current=decls.default_code)
+asyncio.run(agent.complete(request))
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_llama_cpp_log_lines_stay_out_of_the_terminal(mode: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _QUIET, mode], capture_output=True, text=True,
+                         timeout=600, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "llama_" not in out.stderr, out.stderr  # nothing of llama.cpp's on the terminal
+    if mode == "verbose":
+        assert "symbiont.agents.llama llama_kv_cache" in out.stdout  # behind the verbose flag
+    else:
+        assert out.stdout == ""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
 import hashlib
 import itertools
 import logging
@@ -118,6 +119,29 @@ def resolve_model_path(model_path: str | Path | None) -> Path:
     return path
 
 
+_llama_log = logging.getLogger("symbiont.agents.llama")
+_log_callback: Any = None  # the ctypes callback must stay alive as long as llama.cpp uses it
+
+
+def _route_llama_logs() -> None:
+    """Sends llama.cpp's own log lines (model metadata, cache sizes, "using full-size SWA
+    cache") to the ``symbiont.agents.llama`` logger at DEBUG (``symbiont -vv`` shows them)
+    instead of the terminal. llama-cpp-python's callback, even with ``verbose=False``, prints
+    lines that newer llama.cpp sends at warning level (it reads their level as an error)."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def forward(level: int, text: bytes, user_data: Any) -> None:
+        if _llama_log.isEnabledFor(logging.DEBUG):
+            _llama_log.debug("%s", text.decode("utf-8", errors="replace").rstrip("\n"))
+
+    llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
+    _log_callback = forward
+
+
 def _load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
     key = (str(path), n_ctx, n_threads)
     with _models_lock:
@@ -127,6 +151,7 @@ def _load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
             from llama_cpp import Llama
         except ImportError as exc:
             raise ConfigError(f"the local model needs llama-cpp-python: {_INSTALL}") from exc
+        _route_llama_logs()
         started = time.perf_counter()
         try:
             llm = Llama(
