@@ -2,11 +2,11 @@
 
 attempt -> agent reply -> extract -> validate -> build -> load -> check -> register.
 
-Budgets (docs/architecture.md, section 2): ``attempts`` replies per lane; transient transport failures
-retried with capped exponential backoff without spending an attempt (``transient_retries``);
-a context-window overflow restarts the conversation from the base prompt (``context_resets``);
-a model that sends again the exact code it was just rejected for is restarted with a note not
-to repeat it; any other agent error ends the lane at once.
+Budgets (docs/architecture.md, section 2): ``attempts`` replies per lane; transient transport
+failures retried with capped exponential backoff without spending an attempt
+(``transient_retries``); a context-window overflow restarts the conversation from the base
+prompt (``context_resets``); a model that sends again the exact code it was just rejected for
+is restarted with a note not to repeat it; any other agent error ends the lane at once.
 """
 
 from __future__ import annotations
