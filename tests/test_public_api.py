@@ -11,7 +11,7 @@ EXPECTED = [
     "Agent", "AgentError", "AttemptTrace", "BuildError", "CandidateError", "Cell",
     "CommandAgent", "ConfigError", "ContextOverflowError", "CrashError", "DeclarationError",
     "Declarations",
-    "EvolveError", "EvolveInfo", "Functions", "LocalAgent", "Message", "OpenAIAgent",
+    "EvolveError", "EvolveInfo", "Functions", "LocalAgent", "Message", "OpenAIAgent", "Options",
     "PanicError", "Policy", "Reply", "Request", "Revision", "RevisionError", "RevisionHandle",
     "Runtime", "StageTimings", "SymbiontError", "TimeoutError", "ToolchainError", "Trace",
     "TransientAgentError", "Usage", "agent_from_env", "evolvable",

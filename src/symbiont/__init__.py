@@ -7,8 +7,9 @@
 
 This module is the public front: every supported name is in ``__all__``; the layers below are
 private packages (``symbiont.testing`` is public too). Layers, in import order (imports only
-point down; nothing in _decl.._load knows an LLM exists):
+point down, checked by tests/test_layers.py; docs/architecture.md explains each):
 
+    _errors, _failures, _prompts, _config   the error tree, failure records, LLM wording
     _decl      Rust declaration parsing, boundary types, signature normalisation
     _codegen   generated crate source: prelude + candidate + CPython glue + panic capture
     _compile   rustc invocation, flags per profile, content-hash cache, diagnostics
@@ -16,8 +17,12 @@ point down; nothing in _decl.._load knows an LLM exists):
     _validate  reply -> code extraction, tree-sitter parse, signature check, policy scan
     _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent
     _evolve    the constrained-generation loop, retry ladder, traces, batch lanes
+    _checks    running a user's check; _isolation/_worker run it in a worker process
+    _options   the validated options of a Runtime
     _runtime   the Runtime, which orchestrates all of the above
     _cli       the `symbiont` command
+
+Nothing in _decl.._load knows an LLM exists.
 """
 
 import contextlib
@@ -52,6 +57,7 @@ from symbiont._errors import (
 )
 from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
 from symbiont._load import Cell, Functions, Revision, RevisionHandle
+from symbiont._options import Options
 from symbiont._runtime import Runtime
 from symbiont._validate import Policy
 
@@ -79,6 +85,7 @@ __all__ = [
     "LocalAgent",
     "Message",
     "OpenAIAgent",
+    "Options",
     "PanicError",
     "Policy",
     "Reply",
@@ -108,7 +115,8 @@ def _publish() -> None:
     for name in __all__:
         obj = globals().get(name)
         if isinstance(obj, type) or callable(obj):
-            with contextlib.suppress(AttributeError, TypeError):  # builtins refuse it
+            # Builtins and some slotted objects refuse it: they keep their own name.
+            with contextlib.suppress(AttributeError, TypeError):
                 obj.__module__ = __name__
 
 

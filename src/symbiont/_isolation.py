@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from symbiont._errors import CrashError, SymbiontError
-from symbiont._evolve import Failure
+from symbiont._failures import Failure
 from symbiont._worker import read_message, write_message
 
 _STDERR_TAIL = 2000
@@ -215,13 +215,4 @@ def worker_environment() -> dict[str, str]:
 
 
 def crash_failure(crash: CrashError) -> Failure:
-    tail = f"\nThe process printed:\n{crash.stderr[-800:]}" if crash.stderr else ""
-    return Failure(
-        kind="crash",
-        feedback=(
-            f"Running your code crashed the evaluation process: {crash}.{tail}\n"
-            "Avoid unbounded allocation, recursion and anything that aborts the process."
-        ),
-        summary=str(crash),
-        crash=crash,
-    )
+    return Failure(kind="crash", message=str(crash), details=crash.stderr[-800:], crash=crash)

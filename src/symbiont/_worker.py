@@ -2,9 +2,9 @@
 
 Reads tasks from stdin and answers on stdout, each message a 4-byte big-endian length followed
 by a pickle. A task loads one candidate library, runs the check on it and answers
-``("ok", score)`` or ``("failed", kind, feedback, summary, line)``. Whatever the candidate does
-to this process (abort, segfault, out of memory, exit) only ends this process: the parent sees
-the pipe close and records a crash. ``LIMIT`` is the address-space limit in bytes (0: none).
+``("ok", score)`` or ``("failed", failure)`` (a ``Failure`` record). Whatever the candidate
+does to this process (abort, segfault, out of memory, exit) only ends this process: the parent
+sees the pipe close and records a crash. ``LIMIT`` is the address-space limit in bytes (0: none).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ def write_message(stream: IO[bytes], obj: Any) -> None:
 def _run(task: dict[str, Any]) -> tuple[Any, ...]:
     import cloudpickle
 
+    from symbiont._checks import check_failure, run_check_sync
     from symbiont._compile import find_toolchain
     from symbiont._decl import evolvable
     from symbiont._load import Library, RevisionTable, trampoline
-    from symbiont._runtime import check_failure, run_check_sync
 
     decls = evolvable(task["declarations"])
     tramp = trampoline(find_toolchain(task["rustc"]), task["cache_dir"])
@@ -59,8 +59,7 @@ def _run(task: dict[str, Any]) -> tuple[Any, ...]:
     try:
         score = run_check_sync(check, fns, maps)
     except Exception as exc:
-        f = check_failure(exc, task["code"], task["compiled"])
-        return ("failed", f.kind, f.feedback, f.summary, f.line)
+        return ("failed", check_failure(exc, task["code"], task["compiled"]))
     return ("ok", score)
 
 

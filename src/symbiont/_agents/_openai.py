@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from symbiont import _config
 from symbiont._agents._protocol import Reply, Request, Usage
 from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
 
@@ -90,10 +91,7 @@ class OpenAIAgent:
             raise ConfigError("OpenAIAgent: base_url is empty; give the API root, e.g. .../v1")
         if not model or not model.strip():
             raise ConfigError("OpenAIAgent: model is empty; give the model name the server serves")
-        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-            raise ConfigError(
-                f"OpenAIAgent: timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        _config.seconds("OpenAIAgent: timeout", timeout)
         if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
             raise ConfigError(
                 f"OpenAIAgent: unknown reasoning_effort {reasoning_effort!r}; "

@@ -11,6 +11,7 @@ activating or registering a revision).
 from __future__ import annotations
 
 import ctypes
+import gc
 import itertools
 import logging
 import sys
@@ -61,6 +62,36 @@ def reap() -> int:
         _ctypes.dlclose(handle)
         log.debug("unloaded %s", name)
     return len(entries)
+
+
+_reap_wanted = False
+
+
+def reap_after_collection() -> None:
+    """For a finalizer (a Runtime being collected): reap once the collection has finished.
+
+    A finalizer runs before the garbage is freed, so the libraries of a collected runtime are
+    still referenced then; the reap runs from a ``gc`` callback at the end of the collection,
+    when their keepers have died. A collection happens while Python code allocates, never
+    between a keeper's death inside its library and that library's return (freeing a keeper
+    runs no Python code), so the reaper's rule holds there too.
+    """
+    global _reap_wanted
+    _reap_wanted = True
+    if _after_collection not in gc.callbacks:
+        gc.callbacks.append(_after_collection)
+
+
+def _after_collection(phase: str, info: dict[str, int]) -> None:
+    global _reap_wanted
+    if phase != "stop" or not _reap_wanted:
+        return
+    # Never wait for the lock here: this thread may hold it (a collection can start inside
+    # reap() or a load). The holder, or the next safe point, reaps instead.
+    if _lock.acquire(blocking=False):
+        _lock.release()
+        _reap_wanted = False
+        reap()
 
 
 def loaded_count() -> int:

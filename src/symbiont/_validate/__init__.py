@@ -2,8 +2,9 @@
 
 Owns: reply -> code extraction, tree-sitter parse, signature check, policy scan.
 
-Layer rule (DESIGN.md section 2): imports point down. This package uses ``symbiont._decl`` only
-and never imports ``symbiont._agents``: it sees replies as plain text.
+Layer rule (docs/architecture.md, section 1): imports point down. This package uses
+``symbiont._decl`` and the failure record only, and never imports ``symbiont._agents``: it sees
+replies as plain text.
 """
 
 from symbiont._validate._extract import extract_code

@@ -116,15 +116,10 @@ def _finding(at: ts.Node | tuple[int, int], construct: str, what: str, why: str)
 
 
 def render(findings: list[Finding], limit: int = 5) -> str:
-    """The rejection message for ``findings`` (in source order, first ``limit`` of them)."""
+    """The report of ``findings`` (in source order, first ``limit`` of them), one per line."""
     shown = "\n".join(f"- {f.message}" for f in findings[:limit])
     more = f"\n(and {len(findings) - limit} more)" if len(findings) > limit else ""
-    first = f"`{findings[0].construct}` on line {findings[0].line}"
-    return (
-        f"The code uses constructs that are not allowed here (first: {first}):\n\n"
-        f"{shown}{more}\n\n"
-        "Remove them and send the complete corrected code in one ```rust block."
-    )
+    return f"{shown}{more}"
 
 
 def crate_attributes(root: ts.Node, code: str) -> tuple[str, list[Finding]]:
