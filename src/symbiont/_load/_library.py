@@ -19,7 +19,6 @@ import weakref
 from pathlib import Path
 from typing import Any, NoReturn
 
-from symbiont._errors import BuildError, PanicError, TimeoutError
 from symbiont._codegen import (
     ENTRY_PREFIX,
     GLUE_ABI,
@@ -29,6 +28,7 @@ from symbiont._codegen import (
     vectorisable,
 )
 from symbiont._decl import FunctionDecl
+from symbiont._errors import BuildError, PanicError, TimeoutError
 from symbiont._load._boundary import ArgumentChecker, Cell
 
 log = logging.getLogger("symbiont.load")
@@ -151,7 +151,21 @@ class Library:
         obj.value = value
 
     def _alias(self, fi: int, pi: int, pj: int) -> NoReturn:
+        if pi < 0:  # the vectorised entry's out= (the Python front copies such inputs)
+            raise ValueError(
+                f"{self.functions[fi].name}.map(): argument {pj + 1} shares memory with out=, "
+                "which the call writes: pass a copy"
+            )
         self._checkers[fi].alias(pi, pj)
+
+    def _busy(self, fi: int, pi: int) -> NoReturn:
+        f = self.functions[fi]
+        what = "out=" if pi < 0 else f"argument {pi + 1} '{f.params[pi].name}'"
+        raise ValueError(
+            f"{f.name}(): {what} shares memory with an array that a vectorised call (rt.map) in "
+            "another thread is using with the GIL released; Rust forbids two live references "
+            "to memory when one of them writes it: wait for that call to finish, or pass a copy"
+        )
 
     def _timeout(self, fi: int, timeout_ns: int) -> NoReturn:
         rev = f" (revision {self.revision})" if self.revision is not None else ""
