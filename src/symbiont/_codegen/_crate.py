@@ -67,6 +67,9 @@ class CrateSource:
             if name == "candidate.rs":
                 continue
             h.update(name.encode() + b"\0" + self.files[name].encode() + b"\0")
+        # The guards placed, in order (independent of layout, like the normalised candidate):
+        # a change in where guards go must not reuse a library built with the old placement.
+        h.update(b"guards\0" + "\0".join(text for _, text in self.insertions).encode() + b"\0")
         h.update(b"candidate\0" + normalised_candidate.encode())
         return h.hexdigest()
 

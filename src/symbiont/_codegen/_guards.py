@@ -111,8 +111,9 @@ def recursive_functions(root: ts.Node) -> set[str]:
     return recursive
 
 
+# `a.f(x)` is a method call (a `field_expression` callee); calling a field that holds a
+# closure takes parentheses, `(a.f)(x)`.
 _VALUE_CALLEES = (
-    "field_expression",
     "parenthesized_expression",
     "index_expression",
     "call_expression",

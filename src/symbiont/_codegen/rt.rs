@@ -1,3 +1,63 @@
+// symbiont runtime support: compiled once per toolchain and profile into the rlib `symbiont_rt`,
+// which every generated library links from a private module (`__symbiont_glue`), so candidate
+// code can name none of it. The shared ABI declarations (abi.rs) are prepended to this file.
+//
+// The generated library is its own CPython glue: the few C-API items it needs are declared by
+// hand (stable-ABI subset, non-free-threaded object header), so building needs nothing but
+// rustc. Fast paths stay in Rust; every error path calls back into the library's Python keeper
+// object (`_coerce`, `_arity`, `_panic`, ...), which formats messages with full knowledge of the
+// declaration.
+//
+// INVARIANT: no code of a library is unmapped while a call is running in it.
+//
+// What unmaps a library. Only symbiont's reaper (`reap()` in load/_library.py), which is Python
+// code, and which unloads a library only after its keeper `k` died. The keeper owns only
+// symbiont's own objects (no finalizers), so its death runs no Python code that could reap.
+//
+// What keeps a library mapped during a call. Either nothing can run `reap` until the call has
+// returned (the GIL is held and no Python code runs), or the call holds a strong reference to
+// `k`: the `Pin`, taken with `hold()` before the first operation that may run Python code.
+// The dispatcher jumps into an entry without touching `k` (a reference count round trip there
+// costs ~10% of a call), so every unpinned step must be proven to run no Python code.
+//
+// What may run Python code (so is pinned first): every keeper callback (all error paths);
+// `__index__`/`__float__` of non-exact types (`arg_slow`); any creation of an exception, since
+// an exception instance is a GC-tracked allocation, and a GC-tracked allocation may start a
+// collection whose finalizers run arbitrary code (or let another thread take the GIL);
+// `PyUnicode_AsUTF8AndSize` (it may build a UnicodeEncodeError, so `&str` always pins);
+// acquiring and releasing a buffer (exporters, `bf_releasebuffer`, 3.12's `__release_buffer__`,
+// the last reference to an exporter dropped by the release); building a list or tuple result;
+// releasing the GIL (`run_map`).
+//
+// Proven-safe unpinned fast paths. An exact `int` is converted with
+// `PyLong_AsLongLongAndOverflow`, which sets no error for an exact int (out-of-range values,
+// negative ones for unsigned types and those above i64::MAX take the pinned slow path); an exact
+// `float` with `PyFloat_AsDouble`, which cannot fail for one; an exact one-character `str` for
+// `char` with `PyUnicode_GetLength`/`PyUnicode_ReadChar`, which cannot fail for one; `bool` by
+// identity. Scalar and `String` results are boxed with allocations that are not GC-tracked and,
+// for valid UTF-8, raise nothing (the one exception: memory exhaustion while boxing). The
+// watchdog arm/disarm, guards and the lent-memory count are atomics and run no Python code.
+//
+// Order of release. Within an entry: the call returns (every panic caught, payloads dropped
+// inside `catch_unwind` by `release`), the deadline is disarmed, Cells are written back, then
+// every buffer view is released, then the result is boxed, and the pin is dropped last:
+// `finish` consumes the pin after the generated code has dropped the views, and boxes a result
+// under the pin whenever the pin is held. Early returns drop the views before the pin because
+// the pin is declared first. `run_map` lends its buffers before releasing the GIL and takes them
+// back after reacquiring it, with the pin held throughout; its views drop before its pin.
+//
+// Entry points reviewed against this: generated entries (`_crate.py` `_entry`): arity, scalar,
+// str, slice and `&mut` conversions, the bool recheck, `borrows`, the call, write-back and
+// `finish`; map entries (`_map_entry`): pinned from the first buffer on, `run_map`; Cell
+// write-back (`cell_back`, pinned); returns (`finish`). The free-threaded build has no GIL and
+// is refused at import.
+//
+// Memory given to Rust. A buffer argument becomes a `&[T]`/`&mut [T]` only if it is aligned,
+// C-contiguous, of the exact element type, not aliased mutably by another argument, and not
+// lent to a call in another thread that released the GIL (`borrows`); `bool` bytes are checked
+// again after every argument is acquired, since a later argument may run Python code that
+// writes them.
+
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::ptr::{addr_of_mut, null_mut};
@@ -15,7 +75,7 @@ unsafe fn is_exact(o: Obj, t: *mut Opaque) -> bool {
 }
 
 /// Keeps the library's keeper alive from the first operation that may run Python code until
-/// the entry point returns (see "Pinning" above).
+/// the entry point returns (see the invariant above).
 pub struct Pin {
     k: Obj,
     held: bool,
@@ -1032,16 +1092,16 @@ pub unsafe fn disarm(armed: Option<Armed>) -> bool {
 }
 
 /// Turns the call's outcome into the Python result: the value, a PanicError, or a TimeoutError
-/// when the watchdog stopped it.
-/// The pin is released before a scalar result is boxed (boxing one runs no Python code), which
-/// lets that last call be a tail call: this is the hot path of every scalar function.
+/// when the watchdog stopped it. The caller has released its buffer views already.
+/// An unpinned call boxes a scalar result as a tail call (boxing one runs no Python code): this
+/// is the hot path of every scalar function. A pinned one boxes it under the pin.
 #[inline(always)]
 pub unsafe fn finish<R: Ret>(
     mut pin: Pin, fi: Ssize, r: std::thread::Result<R>, flagged: bool, timeout_ns: u64,
 ) -> Obj {
     match r {
         Ok(v) => {
-            if R::CONTAINER {
+            if R::CONTAINER || pin.held {
                 pin.hold();
                 let o = v.into_py();
                 drop(pin);

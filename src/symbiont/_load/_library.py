@@ -2,7 +2,7 @@
 
 The keeper is the ``self`` every entry point of the library receives. Dispatchers, revision
 handles and calls in flight that may run Python code hold strong references to it (see
-"Pinning" in codegen/rt.rs), so once it has died no code of the library can run again. The
+the invariant in codegen/rt.rs), so once it has died no code of the library can run again. The
 library is not unloaded in the keeper's deallocation, which may happen inside the library's own
 epilogue, but by :func:`reap`, called from Python code at safe points (loading another library,
 activating or registering a revision).

@@ -11,9 +11,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from symbiont._errors import ConfigError, RevisionError
 from symbiont._codegen import vectorisable
 from symbiont._decl import Declarations, FunctionDecl
+from symbiont._errors import ConfigError, RevisionError
 from symbiont._load._library import Library
 
 

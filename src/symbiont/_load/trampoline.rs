@@ -143,7 +143,7 @@ unsafe extern "C" fn dispatch(slot: Obj, args: *const Obj, nargs: Ssize) -> Obj 
     match (*s).entry {
         Some(f) => {
             // No reference count round trip here: the entry pins its keeper itself before
-            // anything that may run Python code (see "Pinning" in codegen/rt.rs).
+            // anything that may run Python code (see the invariant at the top of codegen/rt.rs).
             f(slot, args, nargs)
         }
         None => {
