@@ -390,3 +390,31 @@ print(rt.map.twice(xs).tolist())
 """
     )
     assert "[2.0, 4.0, 6.0, 8.0, 10.0]" in out
+
+
+def test_the_map_entry_itself_refuses_an_input_that_overlaps_out() -> None:
+    # The Python front copies such inputs; the entry must not rely on it.
+    out = scenario(
+        """
+import numpy as np
+import symbiont as sb
+rt = sb.Runtime("fn twice(x: f64) -> f64 { x * 2.0 }", profile="debug")
+buf = np.ones(16)
+native = rt.map.twice._native
+try:
+    native(buf[:8], 1, 0, buf[4:12], 1)
+    print("accepted")
+except ValueError as exc:
+    print("refused:", exc)
+raw = bytearray(8 * 17)
+odd = np.frombuffer(raw, dtype=np.float64, offset=1, count=16)  # misaligned
+try:
+    native(np.zeros(16), 1, 0, odd, 1)
+except TypeError as exc:
+    print("misaligned:", exc)
+print(buf.tolist() == [1.0] * 16)
+"""
+    )
+    assert "refused:" in out and "shares memory with out=" in out, out
+    assert "misaligned: twice.map(): argument 1 'x' must reach the native loop" in out, out
+    assert "True" in out

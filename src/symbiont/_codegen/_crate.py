@@ -36,6 +36,8 @@ GLUE_ABI = 4
 ENTRY_PREFIX = "__symbiont_entry_"
 MAP_PREFIX = "__symbiont_map_"
 INIT_SYMBOL = "__symbiont_init"
+# Parameter index the vectorised entry reports for its input `pi`: MAP_INPUT - pi.
+MAP_INPUT = -10
 
 _LINTS = (
     "dead_code, unused, non_snake_case, non_camel_case_types, non_upper_case_globals, "
@@ -272,7 +274,9 @@ def _map_entry(index: int, f: FunctionDecl) -> str:
         lines.append(f"    let mut v{pi} = rt::View::new();")
         array, step = 3 + 2 * pi, 4 + 2 * pi
         lines.append(
-            f"    let l{pi} = match rt::lane::<{t}>(&mut pin, {index}, {pi}, *args.add({array}), "
+            # MAP_INPUT - pi: the keeper's errors name a vectorised input, not a scalar parameter.
+            f"    let l{pi} = match rt::lane::<{t}>(&mut pin, {index}, {MAP_INPUT - pi}, "
+            f"*args.add({array}), "
             f"*args.add({step}), out.len(), &mut v{pi}) {{ Ok(v) => v, {err} }};"
         )
     call_args = ", ".join(f"l{pi}.at(j)" for pi in range(n))

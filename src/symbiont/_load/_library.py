@@ -23,6 +23,7 @@ from symbiont._codegen import (
     ENTRY_PREFIX,
     GLUE_ABI,
     INIT_SYMBOL,
+    MAP_INPUT,
     MAP_PREFIX,
     original_column,
     vectorisable,
@@ -137,6 +138,14 @@ class Library:
         self._checkers[fi].arity(nargs)
 
     def _coerce(self, fi: int, pi: int, obj: Any, retry: int) -> Any:
+        if pi <= MAP_INPUT:  # an input array of a vectorised call
+            f = self.functions[fi]
+            p = f.params[MAP_INPUT - pi]
+            raise TypeError(
+                f"{f.name}.map(): argument {MAP_INPUT - pi + 1} '{p.name}' must reach the native "
+                f"loop as a 1-D, C-contiguous, aligned buffer of {p.type.rust} with a step of 0 "
+                f"or 1 covering every element; got {type(obj).__name__}"
+            )
         if pi < 0:  # an internal argument of a vectorised call: prepared by symbiont itself
             raise TypeError(
                 f"{self.functions[fi].name}: invalid internal argument {pi} of a vectorised "
