@@ -272,7 +272,7 @@ def worker():
         results.append(("returned", rt.fns.depth(10**9)))
     except sb.PanicError as exc:
         results.append(("PanicError", str(exc)))
-for size in (256 * 1024, 512 * 1024, 1024 * 1024):
+for size in (64 * 1024, 256 * 1024, 512 * 1024, 1024 * 1024):
     threading.stack_size(size)
     t = threading.Thread(target=worker)
     t.start()
@@ -280,7 +280,7 @@ for size in (256 * 1024, 512 * 1024, 1024 * 1024):
     print(size, results[-1][0], results[-1][1][:60])
 """
     )
-    for size in (256, 512, 1024):
+    for size in (64, 256, 512, 1024):
         assert f"{size * 1024} PanicError" in out, out
 
 

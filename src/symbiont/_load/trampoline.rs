@@ -430,10 +430,9 @@ thread_local! {
 }
 
 // Stack kept clear below the guard's limit for the deepest frame between two checks and for
-// unwinding (the Python error path runs after the unwinding, higher up). A quarter of a small
-// thread's stack, so threads of 512 KiB or less are guarded too.
+// unwinding (the Python error path runs after the unwinding, higher up): 256 KiB, or a quarter
+// of a smaller thread's stack, so threads of 512 KiB or less are guarded too.
 const STACK_MARGIN: usize = 256 * 1024;
-const MIN_MARGIN: usize = 16 * 1024;
 
 extern "C" {
     fn pthread_self() -> usize;
@@ -451,10 +450,10 @@ unsafe fn stack_low() -> usize {
     let mut size: usize = 0;
     let ok = pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) == 0;
     pthread_attr_destroy(attr.as_mut_ptr());
-    if !ok || size < 4 * MIN_MARGIN {
+    if !ok || size == 0 {
         return 0;
     }
-    addr as usize + (size / 4).clamp(MIN_MARGIN, STACK_MARGIN)
+    addr as usize + (size / 4).min(STACK_MARGIN)
 }
 
 unsafe extern "C" fn record() -> *mut Record {
