@@ -56,7 +56,9 @@
 // C-contiguous, of the exact element type, not aliased mutably by another argument, and not
 // lent to a call in another thread that released the GIL (`borrows`); `bool` bytes are checked
 // again after every argument is acquired, since a later argument may run Python code that
-// writes them.
+// writes them. The contract for lent memory: symbiont refuses its own calls on it (ValueError
+// naming the argument); Python code that writes an array while a map call uses it (numpy in
+// another thread) races with it exactly as with any numpy operation that releases the GIL.
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_long, c_void};
