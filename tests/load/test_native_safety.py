@@ -418,3 +418,43 @@ print(buf.tolist() == [1.0] * 16)
     assert "refused:" in out and "shares memory with out=" in out, out
     assert "misaligned: twice.map(): argument 1 'x' must reach the native loop" in out, out
     assert "True" in out
+
+
+def test_calls_ending_at_their_deadline_are_never_misreported() -> None:
+    # A flag the watchdog raises as a call ends names that call's seq, so the thread's next
+    # call is never stopped by it: every outcome is a result or a TimeoutError, never a panic.
+    out = scenario(
+        """
+import threading, time
+import symbiont as sb
+code = '''fn work(n: u64) -> u64 {
+    let mut s = 0u64;
+    for i in 0..n { s = s.wrapping_mul(31).wrapping_add(i); }
+    s
+}'''
+rt = sb.Runtime(code, profile="debug", timeout=0.001)
+outcomes = {}
+lock = threading.Lock()
+def caller(n):
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        for m in (n // 4, n, 4 * n):
+            try:
+                rt.fns.work(m)
+                kind = "result"
+            except sb.TimeoutError:
+                kind = "timeout"
+            except Exception as exc:
+                kind = f"{type(exc).__name__}: {exc}"
+            with lock:
+                outcomes[kind] = outcomes.get(kind, 0) + 1
+threads = [threading.Thread(target=caller, args=(n,)) for n in (20000, 60000)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(sorted(outcomes.items()))
+"""
+    )
+    assert "'result'" in out and "'timeout'" in out, out
+    assert "Error" not in out, out
