@@ -242,7 +242,7 @@ def _entry(index: int, f: FunctionDecl) -> str:
         lines.extend("    " + w for w in write_backs)
         lines.append("    }")
     # Releasing a view may run Python code: it happens while the pin (consumed by finish) holds.
-    lines.extend(f"    drop({v});" for v in views)
+    lines.extend(f"    {v}.release();" for v in views)
     lines.append(f"    rt::finish(pin, {index}, r, stopped, timeout_ns)")
     lines.append("}")
     return "\n".join(lines)

@@ -753,12 +753,21 @@ impl View {
     }
 }
 
+impl View {
+    /// Releases the view now (in place: no copy of the struct), before the pin is dropped.
+    #[inline(always)]
+    pub fn release(&mut self) {
+        if self.held {
+            self.held = false;
+            unsafe { PyBuffer_Release(&mut self.view) };
+        }
+    }
+}
+
 impl Drop for View {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.held {
-            unsafe { PyBuffer_Release(&mut self.view) };
-        }
+        self.release();
     }
 }
 
