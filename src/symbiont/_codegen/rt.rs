@@ -39,10 +39,10 @@
 // watchdog arm/disarm, guards and the lent-memory count are atomics and run no Python code.
 //
 // Order of release. Within an entry: the call returns (every panic caught, payloads dropped
-// inside `catch_unwind` by `release`), the deadline is disarmed, Cells are written back, then
+// inside `catch_unwind` by `fn release`), the deadline is disarmed, Cells are written back, then
 // every buffer view is released, then the result is boxed, and the pin is dropped last:
-// `finish` consumes the pin after the generated code has dropped the views, and boxes a result
-// under the pin whenever the pin is held. Early returns drop the views before the pin because
+// `finish` consumes the pin after the generated code has released the views (`View::release`),
+// and boxes a result under the pin whenever the pin is held. Early returns drop the views before the pin because
 // the pin is declared first. `run_map` lends its buffers before releasing the GIL and takes them
 // back after reacquiring it, with the pin held throughout; its views drop before its pin.
 //
