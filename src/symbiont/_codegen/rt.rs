@@ -42,9 +42,10 @@
 // inside `catch_unwind` by `fn release`), the deadline is disarmed, Cells are written back, then
 // every buffer view is released, then the result is boxed, and the pin is dropped last:
 // `finish` consumes the pin after the generated code has released the views (`View::release`),
-// and boxes a result under the pin whenever the pin is held. Early returns drop the views before the pin because
-// the pin is declared first. `run_map` lends its buffers before releasing the GIL and takes them
-// back after reacquiring it, with the pin held throughout; its views drop before its pin.
+// and boxes a result under the pin whenever the pin is held. Early returns drop the views
+// before the pin because the pin is declared first. `run_map` lends its buffers before
+// releasing the GIL and takes them back after reacquiring it, with the pin held throughout; its
+// views drop before its pin.
 //
 // Entry points reviewed against this: generated entries (`_crate.py` `_entry`): arity, scalar,
 // str, slice and `&mut` conversions, the bool recheck, `borrows`, the call, write-back and
