@@ -113,7 +113,13 @@ class Worker:
     def run(self, task: CheckTask, deadline: float) -> tuple[Any, ...] | CrashError:
         """The worker's answer, or the crash that ended it."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        timer = threading.Timer(deadline, self.kill)
+        fired = threading.Event()
+
+        def expire() -> None:
+            fired.set()
+            self.kill()
+
+        timer = threading.Timer(deadline, expire)
         timer.start()
         started = time.monotonic()
         try:
@@ -126,6 +132,12 @@ class Worker:
             self.kill()
         finally:
             timer.cancel()
+            # The timer may fire just as the answer arrives (cancel() cannot stop a timer that
+            # is already calling expire): the answer stands, but the worker is being killed and
+            # must look dead to the pool, or the next task would be blamed for its death.
+            timer.join()
+            if fired.is_set():
+                self.proc.wait()
         code = self.proc.wait()
         late = time.monotonic() - started >= deadline
         return self._crash(code, late, deadline)

@@ -280,10 +280,10 @@ class Builder:
             *self.flags,
             "--crate-name",
             f"symbiont_{key[:16]}",
-            "--extern",
-            f"{RUNTIME_CRATE}={runtime}",
+            # A search path, not --extern: an --extern crate is in every module's prelude,
+            # where candidate code could name it.
             "-L",
-            f"dependency={runtime.parent}",
+            f"crate={runtime.parent}",
             f"--remap-path-prefix={workdir}=",
             "lib.rs",
             "-o",

@@ -61,6 +61,10 @@ _PATH_REASONS = {
     "std::io::Stdin": "standard input belongs to the host process",
 }
 _CRATES = frozenset({"std", "core", "alloc"})
+# symbiont's own glue in the generated crate: hidden from candidate code by the crate layout,
+# and refused here as well, with a reason the model can act on.
+_GLUE_PREFIXES = ("__symbiont", "__sb_", "symbiont_rt")
+_GLUE_WHY = "it names symbiont's internal glue, which candidate code must not use. Remove it"
 _SEGMENTS = frozenset({"identifier", "type_identifier", "self", "crate", "super"})
 _COMMENTS = frozenset({"line_comment", "block_comment"})
 _LITERALS = frozenset({"string_literal", "raw_string_literal", "char_literal"})
@@ -361,8 +365,17 @@ class _Scan:
         reason = _PATH_REASONS.get(rule, f"this runtime's policy denies `{rule}`")
         return f"{reason}. Compute the result from the arguments alone and remove this use"
 
+    def _glue(self, node: ts.Node | tuple[int, int], path: RustPath) -> bool:
+        if any(seg.startswith(_GLUE_PREFIXES) for seg in path):
+            written = "::".join(path)
+            self.findings.append(_finding(node, written, f"`{written}`", _GLUE_WHY))
+            return True
+        return False
+
     def _check_use(self, use: _Use) -> None:
         written = "::".join(use.path) + ("::*" if use.glob else "")
+        if self._glue(use.point, use.path):
+            return
         for path in sorted(self._resolve(use.path)):
             why = self._denial(path)
             if why is not None:
@@ -447,6 +460,8 @@ class _Scan:
             self._macro_rules(node)
 
     def _path(self, node: ts.Node, path: RustPath) -> None:
+        if self._glue(node, path):
+            return
         for resolved in sorted(self._resolve(path)):
             why = self._denial(resolved)
             if why is not None:
