@@ -49,6 +49,7 @@ from symbiont._agents import (
     Usage,
     agent_from_env,
 )
+from symbiont._compile import BuildLimits
 from symbiont._decl import Declarations, evolvable
 from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
 from symbiont._load import Cell, Functions, Revision, RevisionHandle
@@ -64,6 +65,7 @@ __all__ = [
     "AgentError",
     "AttemptTrace",
     "BuildError",
+    "BuildLimits",
     "CandidateError",
     "Cell",
     "CommandAgent",

@@ -31,7 +31,13 @@ from symbiont._errors import (
 )
 from symbiont._isolation import CheckTask, WorkerPool, crash_failure
 from symbiont._agents import Agent
-from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
+from symbiont._compile import (
+    DEFAULT_BUILD_TIMEOUT,
+    PROFILES,
+    Builder,
+    BuildLimits,
+    find_toolchain,
+)
 from symbiont._codegen import generate
 from symbiont._decl import Declarations, evolvable
 from symbiont._decl._syntax import excerpt, normalise_source, remap_position
@@ -122,6 +128,9 @@ class Runtime:
     - ``llm_timeout`` (900 s): outer deadline of one LLM request.
     - ``build_timeout`` (120 s): deadline of one rustc run.
     - ``max_parallel_builds``: concurrent rustc processes (default: the core count).
+    - ``build_limits`` (``BuildLimits()``): memory, output-file, CPU-time and process limits
+      of each rustc run (see :class:`BuildLimits`); None lifts them. rustc always runs with a
+      scrubbed environment (no API keys or other secrets).
     - ``timeout`` (None): per-call deadline in seconds for ``fns`` and revision handles; a call
       past it raises :class:`TimeoutError` (the thread is stopped at a loop or function entry
       of the candidate's code). ``with_timeout(s)`` gives dispatchers with another deadline.
@@ -145,6 +154,7 @@ class Runtime:
         "transient_retries", "context_resets", "backoff", "max_requests_in_flight",
         "llm_timeout", "build_timeout", "max_parallel_builds", "timeout", "check_timeout",
         "guards", "max_loaded", "isolation", "worker_memory", "isolation_timeout",
+        "build_limits",
     )  # fmt: skip
 
     def __init__(
@@ -172,6 +182,7 @@ class Runtime:
         isolation: str | None = None,
         worker_memory: int | None = 4 << 30,
         isolation_timeout: float = 300.0,
+        build_limits: BuildLimits | None = BuildLimits(),  # noqa: B008 (frozen)
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -219,6 +230,10 @@ class Runtime:
         self.guards = bool(guards)
         if isolation not in (None, "process"):
             raise ConfigError(f"isolation must be None or 'process', got {isolation!r}")
+        if build_limits is not None and not isinstance(build_limits, BuildLimits):
+            raise ConfigError(
+                f"build_limits must be a symbiont.BuildLimits or None, got {build_limits!r}"
+            )
         self.isolation = isolation
         self._pool: WorkerPool | None = None
         if isolation == "process":
@@ -234,6 +249,7 @@ class Runtime:
             extra_flags=tuple(rustc_flags),
             max_parallel=max_parallel_builds,
             timeout=build_timeout,
+            limits=build_limits,
         )
         tramp = trampoline(toolchain, self._builder.cache_dir)
         self._api = int(tramp.api())

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from symbiont._errors import BuildError, ConfigError, ToolchainError
 from symbiont._compile._diagnostics import Diagnostic, Diagnostics, parse_rustc_json
+from symbiont._compile._limits import BuildLimits, build_environment
 from symbiont._compile._toolchain import Toolchain
 from symbiont._codegen import RUNTIME_CRATE, CrateSource
 
@@ -110,6 +111,7 @@ class Builder:
         max_parallel: int | None = None,
         timeout: float = DEFAULT_BUILD_TIMEOUT,
         keep_failed: bool = False,
+        limits: BuildLimits | None = BuildLimits(),  # noqa: B008 (frozen, so shared safely)
     ) -> None:
         if profile not in PROFILES:
             raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
@@ -123,6 +125,7 @@ class Builder:
         self._runtime_lock = threading.Lock()
         self.timeout = timeout
         self.keep_failed = keep_failed
+        self.limits = limits
         self._libs = self.cache_dir / "lib"
         self._work = self.cache_dir / "build"
         self._libs.mkdir(parents=True, exist_ok=True)
@@ -157,8 +160,9 @@ class Builder:
                            "--crate-name", RUNTIME_CRATE, str(src), "-o", str(out)]  # fmt: skip
                     try:
                         proc = subprocess.run(
-                            cmd, capture_output=True, text=True, timeout=self.timeout, check=False
-                        )
+                            self._contained(cmd), capture_output=True, text=True,
+                            timeout=self.timeout, check=False, env=build_environment(),
+                        )  # fmt: skip
                     except (OSError, subprocess.TimeoutExpired) as exc:
                         raise ToolchainError(
                             f"could not build symbiont's runtime support crate with "
@@ -174,6 +178,10 @@ class Builder:
                     os.replace(out, target)
             self._runtimes[digest] = target
             return target
+
+    def _contained(self, cmd: list[str]) -> list[str]:
+        """``cmd`` under the build limits (see ``_limits``)."""
+        return cmd if self.limits is None else self.limits.command(cmd)
 
     def key(self, crate: CrateSource, normalised_candidate: str) -> str:
         h = hashlib.sha256()
@@ -265,8 +273,9 @@ class Builder:
                 ]
                 rustc_started = time.perf_counter()
                 proc = await asyncio.create_subprocess_exec(
-                    *cmd,
+                    *self._contained(cmd),
                     cwd=workdir,
+                    env=build_environment(),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
@@ -299,8 +308,23 @@ class Builder:
                 if proc.returncode != 0 or not out.exists():
                     # Errors are drawn on the code as written, without the inserted guards.
                     diagnostics = parse_rustc_json(
-                        text, source=crate.candidate, insertions=crate.insertions
-                    )
+                        text, source=crate.candidate, insertions=crate.insertions,
+                        own_files=tuple(crate.files),
+                    )  # fmt: skip
+                    # -- build limits: a build a limit stopped is reported as such
+                    limited = self.limits.explain(proc.returncode or 0, text) if (
+                        self.limits is not None
+                        and ((proc.returncode or 0) < 0 or not diagnostics.errors)
+                    ) else None  # fmt: skip
+                    if limited is not None:
+                        message, over_time = limited
+                        diagnostics = _single_error(message, f"error: {message}", raw=text)
+                        return BuildResult(
+                            key=key, library=None, diagnostics=diagnostics,
+                            seconds=time.perf_counter() - started, rustc_seconds=rustc_seconds,
+                            cached=False, timed_out=over_time,
+                        )  # fmt: skip
+                    # --
                     if not diagnostics.errors:
                         message = f"rustc exited with status {proc.returncode}"
                         diagnostics = _single_error(message, f"error: {message}", raw=text)
