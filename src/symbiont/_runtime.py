@@ -502,21 +502,13 @@ class Runtime:
 
     # ------------------------------------------------------------------ the pipeline
 
-    async def _build_and_load(
-        self, code: str, normalised: str, timing: list[float] | None = None
-    ) -> tuple[Library, str] | Failure:
-        """Builds (or finds in the cache) and loads ``code``; ``timing``, when given, receives
-        the build and load seconds."""
-        started = time.perf_counter()
+    async def _build_and_load(self, code: str, normalised: str) -> tuple[Library, str] | Failure:
+        """Builds (or finds in the cache) and loads ``code`` (trusted code: the default bodies,
+        or a revision that passed before)."""
         built = await self._build(code, normalised)
         if isinstance(built, Failure):
             return built
-        loading = time.perf_counter()
-        if timing is not None:
-            timing.append(loading - started)
         lib = self._load(built)
-        if timing is not None:
-            timing.append(time.perf_counter() - loading)
         return lib if isinstance(lib, Failure) else (lib, built.key)
 
     async def _build(self, code: str, normalised: str) -> _Built | Failure:
