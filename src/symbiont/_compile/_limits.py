@@ -112,7 +112,7 @@ class BuildLimits:
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` run under these limits."""
         limits = self.rlimits()
-        if not limits:
+        if not limits or sys.platform == "win32":  # no rlimits there
             return argv
         prlimit = _prlimit()
         if prlimit is not None:
@@ -164,8 +164,11 @@ for spec in args[:split]:
     soft, _, hard = value.partition(":")
     which = getattr(resource, {"as": "RLIMIT_AS", "fsize": "RLIMIT_FSIZE", "cpu": "RLIMIT_CPU",
                                "nproc": "RLIMIT_NPROC"}[name], None)
-    if which is not None:
-        resource.setrlimit(which, (int(soft), int(hard)))
+    try:
+        if which is not None:
+            resource.setrlimit(which, (int(soft), int(hard)))
+    except (ValueError, OSError):
+        pass  # a limit this OS does not take (RLIMIT_AS on macOS): the others still apply
 os.execvp(args[split + 1], args[split + 1:])
 """
 
