@@ -144,8 +144,10 @@ class Runtime:
       None keeps every one.
     - ``isolation`` (None): ``"process"`` runs every check in a worker process, so a candidate
       that aborts, segfaults, runs out of memory or exits produces a ``crash`` failure record
-      (with a :class:`CrashError`) and the run goes on. Registered revisions still run
-      in-process. Checks must then be picklable by cloudpickle (closures and lambdas are).
+      (with a :class:`CrashError`) and the run goes on. A new library is loaded by a worker
+      before the host loads it, so code that runs at load time ends a worker, not the host.
+      Registered revisions still run in-process. Checks must then be picklable by cloudpickle
+      (closures and lambdas are).
     - ``worker_memory`` (4 GiB): address-space limit of each worker, in bytes (None: none).
     - ``isolation_timeout`` (300 s): a worker that does not answer a check within it is killed.
     """
