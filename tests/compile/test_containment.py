@@ -82,6 +82,24 @@ def test_errors_in_the_candidate_still_show_its_lines(tmp_path: Path) -> None:
     assert '2 |     x + "one"' in text
 
 
+def test_spans_in_the_standard_library_keep_their_message_but_not_their_path(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "lib.rs").write_text(
+        'pub fn w() -> u64 {\n    let mut v: Vec<u64> = Vec::new();\n    v.push("a");\n    0\n}\n'
+    )
+    proc = subprocess.run(
+        [find_toolchain().rustc, "--crate-type", "rlib", "--error-format=json", "lib.rs"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env=build_environment(),
+    )  # fmt: skip
+    assert "library/alloc" in proc.stderr  # rustc points into the standard library
+    text = parse_rustc_json(proc.stderr, own_files=("lib.rs",)).render()
+    assert "library/alloc" not in text and "/rustc/" not in text
+    assert "mismatched types" in text and " --> lib.rs:3:12" in text
+    assert "method defined here" in text
+
+
 # ------------------------------------------------------------------------- links, crashes
 
 
