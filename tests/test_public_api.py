@@ -8,7 +8,7 @@ import sys
 import symbiont as sb
 
 EXPECTED = [
-    "Agent", "AgentError", "AttemptTrace", "BuildError", "CandidateError", "Cell",
+    "Agent", "AgentError", "AttemptTrace", "BuildError", "BuildLimits", "CandidateError", "Cell",
     "CommandAgent", "ConfigError", "ContextOverflowError", "CrashError", "DeclarationError",
     "Declarations",
     "EvolveError", "EvolveInfo", "Functions", "LocalAgent", "Message", "OpenAIAgent", "Options",

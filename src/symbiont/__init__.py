@@ -38,6 +38,7 @@ from symbiont._agents import (
     Usage,
     agent_from_env,
 )
+from symbiont._compile import BuildLimits
 from symbiont._decl import Declarations, evolvable
 from symbiont._errors import (
     AgentError,
@@ -71,6 +72,7 @@ __all__ = [
     "AgentError",
     "AttemptTrace",
     "BuildError",
+    "BuildLimits",
     "CandidateError",
     "Cell",
     "CommandAgent",

@@ -1,7 +1,9 @@
 """Isolated evaluation: checks run in worker processes, so a crash is a record, not the end.
 
 ``Runtime(isolation="process")`` sends each candidate's check to a worker (``_worker.py``),
-which loads the candidate's library and runs the check there. A segfault, abort,
+which loads the candidate's library and runs the check there; a candidate is loaded into the
+host only after it passed in a worker (without a check, after a worker loaded it), so code that
+runs when the library is loaded ends a worker, not the host. A segfault, abort,
 out-of-memory, ``exit`` or kill of the worker becomes a :class:`~symbiont.CrashError` carried by
 a ``crash`` failure record (fed back to the LLM like any other failure); the worker is
 discarded and a fresh one starts for the next check. Each worker runs under an address-space
@@ -58,7 +60,7 @@ class CheckTask:
     code: str  # the candidate as sent
     compiled: str  # the layout the library was built from (same tokens)
     insertions: tuple[tuple[int, str], ...]
-    check: bytes
+    check: bytes | None  # None: only load the library (it runs no code of its own then)
     check_timeout: float | None
     revision: int | None
     cache_dir: Path

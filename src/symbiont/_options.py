@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from symbiont import _config
-from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES
+from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, BuildLimits
 from symbiont._errors import ConfigError
 from symbiont._evolve import Limits
 from symbiont._validate import Policy
@@ -78,6 +78,12 @@ def _isolation(name: str, value: object) -> str | None:
     return _config.choice(name, value, (None, "process"))  # type: ignore[return-value]
 
 
+def _build_limits(name: str, value: object) -> BuildLimits | None:
+    if value is not None and not isinstance(value, BuildLimits):
+        raise ConfigError(f"{name} must be a symbiont.BuildLimits or None, got {value!r}")
+    return value
+
+
 def _memory(name: str, value: object) -> int | None:
     # 0 or None: no limit.
     return _config.optional_count(name, value or None)
@@ -100,6 +106,9 @@ class Options:
     - ``rustc_flags``: extra flags, e.g. ``("-C", "target-cpu=native")``.
     - ``max_parallel_builds``: concurrent rustc processes (default: the core count).
     - ``build_timeout`` (120 s): deadline of one rustc run.
+    - ``build_limits`` (``BuildLimits()``): memory, output-file, CPU-time and process limits
+      of each rustc run (see :class:`BuildLimits`); None lifts them. rustc always runs with a
+      scrubbed environment (no API keys or other secrets).
     - ``guards`` (True): insert the checks that make deadlines and the recursion-depth guard
       work; switch off for trusted code (a loop then cannot be stopped, and unbounded recursion
       aborts the process).
@@ -125,8 +134,10 @@ class Options:
     Isolation:
     - ``isolation`` (None): ``"process"`` runs every check in a worker process, so a candidate
       that aborts, segfaults, runs out of memory or exits produces a ``crash`` failure record
-      (with a :class:`CrashError`) and the run goes on. Registered revisions still run
-      in-process. Checks must then be picklable by cloudpickle (closures and lambdas are).
+      (with a :class:`CrashError`) and the run goes on. A new library is loaded by a worker
+      before the host loads it, so code that runs at load time ends a worker, not the host.
+      Registered revisions still run in-process. Checks must then be picklable by
+      cloudpickle (closures and lambdas are).
     - ``worker_memory`` (4 GiB): address-space limit of each worker, in bytes (None: none).
     - ``isolation_timeout`` (300 s): a worker that does not answer a check within it is killed.
     """
@@ -138,6 +149,7 @@ class Options:
     rustc_flags: tuple[str, ...] = field(default=(), metadata=_check(_strings))
     max_parallel_builds: int | None = field(default=None, metadata=_check(_optional_count))
     build_timeout: float = field(default=DEFAULT_BUILD_TIMEOUT, metadata=_check(_seconds))
+    build_limits: BuildLimits | None = field(default=BuildLimits(), metadata=_check(_build_limits))
     guards: bool = field(default=True, metadata=_check(_flag))
     # what candidates may use
     allow: tuple[str, ...] = field(default=(), metadata=_check(_strings))

@@ -12,6 +12,8 @@ import logging
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -111,6 +113,7 @@ class Runtime:
             extra_flags=opts.rustc_flags,
             max_parallel=opts.max_parallel_builds,
             timeout=opts.build_timeout,
+            limits=opts.build_limits,
         )
         tramp = trampoline(self._toolchain, self._builder.cache_dir)
         self._api = int(tramp.api())
@@ -371,12 +374,17 @@ class Runtime:
 
     # ------------------------------------------------------------------ the pipeline
 
-    async def _build_and_load(
-        self, code: str, normalised: str, timing: list[float] | None = None
-    ) -> tuple[Library, str] | Failure:
-        """Builds (or finds in the cache) and loads ``code``; ``timing``, when given, receives
-        the build and load seconds."""
-        started = time.perf_counter()
+    async def _build_and_load(self, code: str, normalised: str) -> tuple[Library, str] | Failure:
+        """Builds (or finds in the cache) and loads ``code`` (trusted code: the default bodies,
+        or a revision that passed before)."""
+        built = await self._build(code, normalised)
+        if isinstance(built, Failure):
+            return built
+        lib = self._load(built)
+        return lib if isinstance(lib, Failure) else (lib, built.key)
+
+    async def _build(self, code: str, normalised: str) -> _Built | Failure:
+        """Builds (or finds in the cache) ``code``, without loading it."""
         crate = generate(self.declarations, code, guards=self.guards)
         result = await self._builder.build(crate, normalised)
         if not result.ok:
@@ -392,12 +400,6 @@ class Runtime:
                 details=result.diagnostics.render(),
             )
         assert result.library is not None
-        loading = time.perf_counter()
-        if timing is not None:
-            timing.append(loading - started)
-        existing = self._table.by_key(result.key)
-        if existing is not None:
-            return self._table.library(existing.number), result.key
         code, insertions = crate.candidate, crate.insertions
         if result.cached:
             # Built earlier, maybe from the same tokens in another layout: panics are reported
@@ -406,17 +408,21 @@ class Runtime:
             if built is not None and built != code:
                 code = built
                 insertions = generate(self.declarations, built, guards=self.guards).insertions
+        return _Built(library=result.library, key=result.key, code=code, insertions=insertions)
+
+    def _load(self, built: _Built) -> Library | Failure:
+        """``built`` loaded into this process (the loaded one when it is registered already)."""
+        existing = self._table.by_key(built.key)
+        if existing is not None:
+            return self._table.library(existing.number)
         try:
-            lib = Library(
-                result.library,
+            return Library(
+                built.library,
                 self.declarations.functions,
                 api=self._api,
-                code=code,
-                insertions=insertions,
+                code=built.code,
+                insertions=built.insertions,
             )
-            if timing is not None:
-                timing.append(time.perf_counter() - loading)
-            return lib, result.key
         except BuildError as exc:
             return Failure(kind="load_error", message=str(exc))
 
@@ -429,58 +435,71 @@ class Runtime:
         parent: int | None = None,
     ) -> Registered | Rejected:
         t0 = time.perf_counter()
-        timing: list[float] = []
-        built = await self._build_and_load(candidate.code, candidate.normalised, timing)
+        built = await self._build(candidate.code, candidate.normalised)
         t1 = time.perf_counter()
         if isinstance(built, Failure):
             return Rejected(failure=built, timings=StageTimings(build=t1 - t0))
-        lib, key = built
-        load = timing[1] if len(timing) > 1 else 0.0
-        timings = StageTimings(build=t1 - t0 - load, load=load)
+        timings = StageTimings(build=t1 - t0)
         score: float | None = None
-        if check is not None:
+        # -- isolation: the library is loaded (and checked) in a worker first, and into this
+        # process only after it passed there, so code that runs at load time ends a worker.
+        if self._pool is not None and (check is not None or self._table.by_key(built.key) is None):
             t2 = time.perf_counter()
-            if self._pool is not None:
-                outcome = await self._isolated_check(check, lib, candidate.code)
-            else:
-                fns, maps = self._table.pinned(lib, "candidate under check", self.check_timeout)
-                try:
-                    outcome = await run_check(check, fns, maps)
-                except Exception as exc:
-                    log.debug("check rejected a candidate: %r", exc)
-                    outcome = check_failure(exc, candidate.code, lib.code)
-            timings = timings + StageTimings(check=time.perf_counter() - t2)
+            isolated = await self._isolated_check(check, built, candidate.code)
+            spent = time.perf_counter() - t2
+            timings += StageTimings(check=spent) if check else StageTimings(load=spent)
+            if isinstance(isolated, Failure):
+                return Rejected(failure=isolated, timings=timings)
+            score = isolated
+        # --
+        t3 = time.perf_counter()
+        lib = self._load(built)
+        timings += StageTimings(load=time.perf_counter() - t3)
+        if isinstance(lib, Failure):
+            return Rejected(failure=lib, timings=timings)
+        if check is not None and self._pool is None:
+            t4 = time.perf_counter()
+            fns, maps = self._table.pinned(lib, "candidate under check", self.check_timeout)
+            outcome: float | Failure | None
+            try:
+                outcome = await run_check(check, fns, maps)
+            except Exception as exc:
+                log.debug("check rejected a candidate: %r", exc)
+                outcome = check_failure(exc, candidate.code, lib.code)
+            timings += StageTimings(check=time.perf_counter() - t4)
             if isinstance(outcome, Failure):
                 return Rejected(failure=outcome, timings=timings)
             score = outcome
         rev, new = self._table.register(
-            code=candidate.code, key=key, library=lib, parent=parent, lane=lane,
+            code=candidate.code, key=built.key, library=lib, parent=parent, lane=lane,
             build_seconds=timings.build,
         )  # fmt: skip
         reap()
         return Registered(revision=rev.number, new=new, score=score, timings=timings)
 
     async def _isolated_check(
-        self, check: Check, lib: Library, code: str
+        self, check: Check | None, built: _Built, code: str
     ) -> float | Failure | None:
+        """Loads ``built`` in a worker and runs ``check`` there (only loads it without one)."""
         assert self._pool is not None
         import cloudpickle
 
         try:
-            payload = cloudpickle.dumps(check)
+            payload = cloudpickle.dumps(check) if check is not None else None
         except Exception as exc:
             raise ConfigError(
                 f"isolation='process' needs a check cloudpickle can serialise: {exc}"
             ) from exc
+        existing = self._table.by_key(built.key)
         task = CheckTask(
             declarations=self.declarations.source,
-            library=lib.path,
+            library=built.library,
             code=code,
-            compiled=lib.code,
-            insertions=lib.insertions,
+            compiled=built.code,
+            insertions=built.insertions,
             check=payload,
             check_timeout=self.check_timeout,
-            revision=lib.revision,
+            revision=existing.number if existing is not None else None,
             cache_dir=self._builder.cache_dir,
             rustc=self._toolchain.rustc,
         )
@@ -507,6 +526,16 @@ class Runtime:
             f"<symbiont.Runtime {names}: {len(self._table)} revision(s), "
             f"active {self._table.active}, profile {self.profile}>"
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Built:
+    """A built library, not loaded yet: its cache key, and the layout it was compiled from."""
+
+    library: Path
+    key: str
+    code: str
+    insertions: tuple[tuple[int, str], ...]
 
 
 def _warn_if_blocking_a_loop(name: str, twin: str) -> None:

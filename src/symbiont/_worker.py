@@ -1,7 +1,7 @@
 """The isolated-evaluation worker: started as ``python -c "...; main()" LIMIT``.
 
 Reads tasks from stdin and answers on stdout, each message a 4-byte big-endian length followed
-by a pickle. A task loads one candidate library, runs the check on it and answers
+by a pickle. A task loads one candidate library, runs the check on it (if any) and answers
 ``("ok", score)`` or ``("failed", failure)`` (a ``Failure`` record). Whatever the candidate
 does to this process (abort, segfault, out of memory, exit) only ends this process: the parent
 sees the pipe close and records a crash. ``LIMIT`` is the address-space limit in bytes (0: none).
@@ -55,6 +55,8 @@ def _run(task: dict[str, Any]) -> tuple[Any, ...]:
     fns, maps = RevisionTable(decls, tramp, "symbiont.fns").pinned(
         lib, "candidate under check (isolated)", task["check_timeout"]
     )
+    if task["check"] is None:  # loading it was the test
+        return ("ok", None)
     check = cloudpickle.loads(task["check"])
     try:
         score = run_check_sync(check, fns, maps)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from symbiont._codegen import RUNTIME_CRATE, CrateSource
 from symbiont._compile._diagnostics import Diagnostic, Diagnostics, parse_rustc_json
+from symbiont._compile._limits import BuildLimits, build_environment
 from symbiont._compile._toolchain import Toolchain
 from symbiont._errors import BuildError, ConfigError, ToolchainError
 
@@ -110,6 +112,7 @@ class Builder:
         max_parallel: int | None = None,
         timeout: float = DEFAULT_BUILD_TIMEOUT,
         keep_failed: bool = False,
+        limits: BuildLimits | None = BuildLimits(),  # noqa: B008 (frozen, so shared safely)
     ) -> None:
         if profile not in PROFILES:
             raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
@@ -123,6 +126,7 @@ class Builder:
         self._runtime_lock = threading.Lock()
         self.timeout = timeout
         self.keep_failed = keep_failed
+        self.limits = limits
         self._libs = self.cache_dir / "lib"
         self._work = self.cache_dir / "build"
         self._libs.mkdir(parents=True, exist_ok=True)
@@ -157,8 +161,9 @@ class Builder:
                            "--crate-name", RUNTIME_CRATE, str(src), "-o", str(out)]  # fmt: skip
                     try:
                         proc = subprocess.run(
-                            cmd, capture_output=True, text=True, timeout=self.timeout, check=False
-                        )
+                            self._contained(cmd), capture_output=True, text=True,
+                            timeout=self.timeout, check=False, env=build_environment(),
+                        )  # fmt: skip
                     except (OSError, subprocess.TimeoutExpired) as exc:
                         raise ToolchainError(
                             f"could not build symbiont's runtime support crate with "
@@ -174,6 +179,10 @@ class Builder:
                     os.replace(out, target)
             self._runtimes[digest] = target
             return target
+
+    def _contained(self, cmd: list[str]) -> list[str]:
+        """``cmd`` under the build limits (see ``_limits``)."""
+        return cmd if self.limits is None else self.limits.command(cmd)
 
     def key(self, crate: CrateSource, normalised_candidate: str) -> str:
         h = hashlib.sha256()
@@ -257,7 +266,8 @@ class Builder:
                     hint = "(is there a huge constant expression or a deeply recursive type?)"
                     diagnostics = _single_error(message, f"error: {message} {hint}")
                 elif run.returncode != 0 or not out.exists():
-                    diagnostics = self._failure_diagnostics(crate, run)
+                    diagnostics, over_time = self._failure_diagnostics(crate, run)
+                    run = dataclasses.replace(run, timed_out=over_time)
                 else:
                     final = self._store(crate, key, workdir, out)
                     ok = True
@@ -294,8 +304,9 @@ class Builder:
         """Runs rustc under the build deadline; a cancelled build leaves no rustc behind."""
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            *cmd,
+            *self._contained(cmd),
             cwd=workdir,
+            env=build_environment(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -317,15 +328,25 @@ class Builder:
         return _Run(returncode=proc.returncode, stderr=stderr.decode("utf-8", errors="replace"),
                     seconds=time.perf_counter() - started)  # fmt: skip
 
-    @staticmethod
-    def _failure_diagnostics(crate: CrateSource, run: _Run) -> Diagnostics:
-        # Errors are drawn on the code as written, without the inserted guards.
+    def _failure_diagnostics(self, crate: CrateSource, run: _Run) -> tuple[Diagnostics, bool]:
+        """What the LLM is shown about a failed rustc run, and whether it ran out of time."""
+        # Errors are drawn on the code as written, without the inserted guards; spans in files
+        # other than the crate's own are never quoted.
         diagnostics = parse_rustc_json(run.stderr, source=crate.candidate,
-                                       insertions=crate.insertions)  # fmt: skip
+                                       insertions=crate.insertions,
+                                       own_files=tuple(crate.files))  # fmt: skip
+        code = run.returncode or 0
+        # A build a limit stopped (killed by a signal, or failing without an error of its own)
+        # is reported as such.
+        if self.limits is not None and (code < 0 or not diagnostics.errors):
+            limited = self.limits.explain(code, run.stderr)
+            if limited is not None:
+                message, over_time = limited
+                return _single_error(message, f"error: {message}", raw=run.stderr), over_time
         if not diagnostics.errors:
             message = f"rustc exited with status {run.returncode}"
             diagnostics = _single_error(message, f"error: {message}", raw=run.stderr)
-        return diagnostics
+        return diagnostics, False
 
     def _store(self, crate: CrateSource, key: str, workdir: Path, out: Path) -> Path:
         """Moves a built library into the cache, next to the layout it was built from: a later
