@@ -293,7 +293,7 @@ def test_section_naked_and_file_attributes_have_their_own_feedback(
 
 
 def test_out_of_line_module_is_refused() -> None:
-    rejection = forbidden(SCORE + "mod secrets;\n", "mod;", 4)
+    rejection = forbidden(SCORE + "mod secrets;\n", "out-of-line module", 4)
     assert "`mod secrets;`" in rejection.message
     assert "mod name { ... }" in rejection.message
 

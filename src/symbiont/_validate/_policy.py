@@ -344,7 +344,7 @@ class _Scan:
             name = node.child_by_field_name("name")
             written = f"mod {syn.text(name)};" if name is not None else "mod ...;"
             what = f"an out-of-line module (`{written}`)"
-            self.findings.append(_finding(node, "mod;", what, _FILE_WHY))
+            self.findings.append(_finding(node, "out-of-line module", what, _FILE_WHY))
 
     def _macro_rules(self, node: ts.Node) -> None:
         why = "macro definitions are not accepted here. Write a helper function instead"
