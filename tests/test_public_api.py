@@ -8,10 +8,10 @@ import sys
 import symbiont as sb
 
 EXPECTED = [
-    "Agent", "AgentError", "AttemptTrace", "BuildError", "CandidateError", "Cell",
+    "Agent", "AgentError", "AttemptTrace", "BuildError", "BuildLimits", "CandidateError", "Cell",
     "CommandAgent", "ConfigError", "ContextOverflowError", "CrashError", "DeclarationError",
     "Declarations",
-    "EvolveError", "EvolveInfo", "Functions", "LocalAgent", "Message", "OpenAIAgent",
+    "EvolveError", "EvolveInfo", "Functions", "LocalAgent", "Message", "OpenAIAgent", "Options",
     "PanicError", "Policy", "Reply", "Request", "Revision", "RevisionError", "RevisionHandle",
     "Runtime", "StageTimings", "SymbiontError", "TimeoutError", "ToolCallRecord",
     "ToolchainError", "Trace", "TransientAgentError", "Usage", "agent_from_env", "evolvable",

@@ -6,22 +6,44 @@
     rt.evolve(sb.agent_from_env(), "Increment by a constant in 5..20.")
 
 This module is the public front: every supported name is in ``__all__``; the layers below are
-private packages (``symbiont.testing`` is public too). Layers, in import order (imports only
-point down; nothing in _decl.._load knows an LLM exists):
+private packages (``symbiont.testing`` and ``symbiont.tools`` are public too). Layers, in
+import order (imports only point down, checked by tests/test_layers.py; docs/architecture.md
+explains each):
 
+    _errors, _failures, _prompts, _config   the error tree, failure records, LLM wording
     _decl      Rust declaration parsing, boundary types, signature normalisation
     _codegen   generated crate source: prelude + candidate + CPython glue + panic capture
     _compile   rustc invocation, flags per profile, content-hash cache, diagnostics
     _load      loading revisions, dispatchers, revision registry, unloading
-    _validate  reply -> code extraction, tree-sitter parse, signature check, policy scan
-    _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent
+    _validate  reply -> code extraction, edit replies, parse, signature check, policy scan
+    _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent, tool loop
     _evolve    the constrained-generation loop, retry ladder, traces, batch lanes
+    _checks    running a user's check; _isolation/_worker run it in a worker process
+    _options   the validated options of a Runtime
     _runtime   the Runtime, which orchestrates all of the above
     _cli       the `symbiont` command
+    tools      ready-made tools for agents, built on a Runtime (public)
+
+Nothing in _decl.._load knows an LLM exists.
 """
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
+from symbiont import tools  # a public module: sb.tools.call(rt), sb.tools.try_code(rt)
+from symbiont._agents import (
+    Agent,
+    CommandAgent,
+    Message,
+    OpenAIAgent,
+    Reply,
+    Request,
+    ToolCallRecord,
+    Usage,
+    agent_from_env,
+)
+from symbiont._compile import BuildLimits
+from symbiont._decl import Declarations, evolvable
 from symbiont._errors import (
     AgentError,
     BuildError,
@@ -38,23 +60,11 @@ from symbiont._errors import (
     ToolchainError,
     TransientAgentError,
 )
-from symbiont._runtime import Runtime
-from symbiont._agents import (
-    Agent,
-    CommandAgent,
-    Message,
-    OpenAIAgent,
-    Reply,
-    Request,
-    ToolCallRecord,
-    Usage,
-    agent_from_env,
-)
-from symbiont._decl import Declarations, evolvable
 from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
 from symbiont._load import Cell, Functions, Revision, RevisionHandle
+from symbiont._options import Options
+from symbiont._runtime import Runtime
 from symbiont._validate import Policy
-from symbiont import tools  # a public module: sb.tools.call(rt), sb.tools.try_code(rt)
 
 if TYPE_CHECKING:
     from symbiont._agents._local import LocalAgent
@@ -66,6 +76,7 @@ __all__ = [
     "AgentError",
     "AttemptTrace",
     "BuildError",
+    "BuildLimits",
     "CandidateError",
     "Cell",
     "CommandAgent",
@@ -80,6 +91,7 @@ __all__ = [
     "LocalAgent",
     "Message",
     "OpenAIAgent",
+    "Options",
     "PanicError",
     "Policy",
     "Reply",
@@ -111,10 +123,9 @@ def _publish() -> None:
     for name in __all__:
         obj = globals().get(name)
         if isinstance(obj, type) or callable(obj):
-            try:
+            # Builtins and some slotted objects refuse it: they keep their own name.
+            with contextlib.suppress(AttributeError, TypeError):
                 obj.__module__ = __name__
-            except (AttributeError, TypeError):  # pragma: no cover - builtins, slots
-                pass
 
 
 _publish()

@@ -29,7 +29,10 @@ import builtins
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    # Annotations only. EvolveError carries the lane's trace, a value of the evolve layer:
+    # the one import above this module's layer, allowed by tests/test_layers.py.
     from symbiont._evolve._trace import AttemptTrace, Trace
+    from symbiont._failures import Failure
 
 
 class SymbiontError(Exception):
@@ -98,8 +101,8 @@ class CandidateError(SymbiontError, ValueError):
     """Code handed to ``Runtime.register`` was rejected; ``failure`` says why (the same record
     an LLM would have received as feedback)."""
 
-    def __init__(self, failure: Any) -> None:
-        super().__init__(f"{failure.kind}: {failure.feedback}")
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(f"{failure.summary}\n{failure.feedback}")
         self.failure = failure
 
 
@@ -118,7 +121,7 @@ class EvolveError(SymbiontError):
         message: str,
         *,
         trace: Trace,
-        last_failure: Any = None,
+        last_failure: Failure | None = None,
         lane: int = 0,
     ) -> None:
         super().__init__(message)

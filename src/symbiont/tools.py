@@ -24,9 +24,8 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from symbiont import _llm_wording as wording
-from symbiont._agents._tools import Tool
-from symbiont._errors import ConfigError
+from symbiont import _config, _prompts
+from symbiont._agents import Tool
 
 if TYPE_CHECKING:
     from symbiont._decl._types import RustType
@@ -53,8 +52,7 @@ def call(rt: Runtime, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> Tool:
     (a :class:`~symbiont.TimeoutError` the model reads as the tool's error); a panic reaches
     the model the same way.
     """
-    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-        raise ConfigError(f"tools.call: timeout must be positive seconds, got {timeout!r}")
+    _config.seconds("tools.call: timeout", timeout)
     functions = {f.name: f for f in rt.declarations.functions}
     fns = rt.with_timeout(timeout)
 
@@ -81,19 +79,12 @@ def call(rt: Runtime, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> Tool:
     signatures = "\n".join(f"  {f.signature}" for f in rt.declarations.functions)
     return Tool(
         name="call_function",
-        description=(
-            "Call the current implementation of one of these Rust functions on arguments of "
-            f"your choice and see what it returns:\n{signatures}\n"
-            f"Each call may run {timeout:g} s."
-        ),
+        description=_prompts.call_tool_description(signatures, timeout),
         parameters={
             "type": "object",
             "properties": {
-                "function": {"enum": list(functions), "description": "the function to call"},
-                "arguments": {
-                    "type": "array",
-                    "description": "its arguments in order (slices as JSON lists)",
-                },
+                "function": {"enum": list(functions), "description": _prompts.CALL_TOOL_FUNCTION},
+                "arguments": {"type": "array", "description": _prompts.CALL_TOOL_ARGUMENTS},
             },
             "required": ["function", "arguments"],
         },
@@ -109,29 +100,25 @@ def try_code(rt: Runtime, check: Callable[..., Any] | None = None) -> Tool:
     reads the same feedback a failed candidate would give, or that the draft passes (with its
     score). Nothing is registered or activated; the final answer is still the reply.
     """
-    from symbiont._evolve import run_async
+    from symbiont._evolve import Rejected, run_async
     from symbiont._validate import Rejection, validate
 
     async def try_draft(code: str) -> str:
         checked = validate(code, rt.declarations, rt.policy)
         if isinstance(checked, Rejection):
-            return wording.draft_failed(checked.kind, checked.message)
-        outcome = await run_async(rt._try_draft(checked, check=check))
-        if isinstance(outcome, float):
-            return wording.draft_passed(None if math.isnan(outcome) else outcome, check is not None)
-        return wording.draft_failed(outcome.failure.kind, outcome.failure.feedback)
+            return _prompts.draft_failed(checked.failure())
+        outcome = await run_async(rt._draft(checked, check=check))
+        if isinstance(outcome, Rejected):
+            return _prompts.draft_failed(outcome.failure)
+        return _prompts.draft_passed(outcome.score, check is not None)
 
     try_draft.__name__ = "try_code"
     return Tool(
         name="try_code",
-        description=(
-            "Compile a draft of the code and run the checks on it, without submitting it. "
-            "Returns the compiler errors or check failures, or that the draft passes. Your "
-            "final answer must still contain the code."
-        ),
+        description=_prompts.TRY_CODE_TOOL,
         parameters={
             "type": "object",
-            "properties": {"code": {"type": "string", "description": "the complete Rust code"}},
+            "properties": {"code": {"type": "string", "description": _prompts.TRY_CODE_CODE}},
             "required": ["code"],
         },
         function=try_draft,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from symbiont._errors import AgentError, ConfigError, TransientAgentError
 from symbiont._agents import Agent, CommandAgent, Message, Reply, Request, Usage
 from symbiont._agents._command import render_conversation
+from symbiont._errors import AgentError, ConfigError, TransientAgentError
 
 CONVERSATION = Request(
     messages=(

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from symbiont._errors import ConfigError
 from symbiont._agents import CommandAgent, OpenAIAgent, agent_from_env
+from symbiont._errors import ConfigError
 
 
 def test_base_url_selects_the_openai_agent() -> None:
@@ -119,8 +119,8 @@ def test_without_the_local_module_the_error_names_the_fix(
 
 def test_nothing_set_selects_the_local_model(caplog: pytest.LogCaptureFixture) -> None:
     local = pytest.importorskip("symbiont._agents._local")
-    caplog.set_level(logging.INFO, logger="symbiont._agents")
+    caplog.set_level(logging.INFO, logger="symbiont.agents")
     agent = agent_from_env({})
     assert isinstance(agent, local.LocalAgent)
-    lines = [r.getMessage() for r in caplog.records if r.name == "symbiont._agents"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "symbiont.agents"]
     assert any("no BASE_URL" in line and "local model" in line for line in lines)

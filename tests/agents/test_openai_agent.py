@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
 from symbiont._agents import Agent, Message, OpenAIAgent, Reply, Request, Usage
 from symbiont._agents._openai import parse_retry_after
+from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
 from symbiont.testing import Drop, Hang, Malformed, OpenAITestServer, Status, Text
 
 SECRET = "sk-test-SECRET-0123456789"

@@ -289,8 +289,8 @@ def test_builtin_call_and_try_code_tools() -> None:
     info = rt.evolve(agent, "Add 100.", check=check)
     results = [c.result for c in info.trace.attempts[0].tool_calls]
     assert json.loads(results[0]) == {"result": 6}
-    assert results[1].startswith("The draft fails (parse_error)")
-    assert results[2].startswith("The draft fails (check_failed)")
+    assert results[1].startswith("The draft fails (parse error)")
+    assert results[2].startswith("The draft fails (check failed)")
     assert "total([1, 2, 3]) must be 106" in results[2]
     assert results[3].startswith("The draft compiles and passes the check. Its score: 1.")
     # Drafts are never registered: only the final answer became a revision.

@@ -137,5 +137,6 @@ def test_each_failed_attempt_is_one_info_line(
         rt.evolve(sb.OpenAIAgent(base_url=server.base_url, model="m"), "Add ten.", activate=False)
     failed = [r for r in caplog.records if "attempt 1 failed" in r.getMessage()]
     assert len(failed) == 1 and failed[0].levelno == logging.INFO
-    assert "(no_code)" in failed[0].getMessage()
+    # The kind and the one-line reason: the failure's summary.
+    assert "attempt 1 failed: no code: no fenced ```rust code block" in failed[0].getMessage()
     assert "\n" not in failed[0].getMessage()

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 import symbiont as sb
+from symbiont._validate import Rejection, code_from_edits
 from symbiont._validate._edits import (
     EditBlock,
     EditFailure,
@@ -118,6 +119,32 @@ def test_malformed_blocks_say_what_is_wrong(reply: str, problem: str) -> None:
     assert problem in result.problem
 
 
+def test_failed_edits_become_facts_of_an_edit_failed_failure() -> None:
+    assert code_from_edits("```rust\nfn f() {}\n```", CODE) is None  # whole code: not edits
+    assert code_from_edits(edit("    y * 2", "    y * 4"), None) is None  # nothing to edit
+    assert code_from_edits(edit("    y * 2", "    y * 4"), CODE) == CODE.replace("y * 2", "y * 4")
+
+    ambiguous = code_from_edits(edit("    let y = helper(x);", "    let y = 0;"), CODE)
+    assert isinstance(ambiguous, Rejection)
+    failure = ambiguous.failure()
+    assert failure.kind == "edit_failed" and failure.line is None
+    assert failure.message == "the SEARCH part of block 1 matches 2 places (lines 6, 11)"
+    assert failure.details == "    let y = helper(x);"  # the SEARCH part, verbatim
+
+    malformed = code_from_edits("<<<<<<< SEARCH\nfoo\n>>>>>>> REPLACE\n", CODE)
+    assert isinstance(malformed, Rejection)
+    assert malformed.failure().summary.startswith(
+        "edit not applied: the edit blocks cannot be read: block 1 has no ======="
+    )
+
+    missing = code_from_edits(edit("    y * 5\n}", "    y * 6\n}"), CODE)
+    assert isinstance(missing, Rejection)
+    failure = missing.failure()
+    assert (failure.line, failure.excerpt) in ((7, "    y * 2\n}"), (12, "    y * 3\n}"))
+    # The feedback quotes the SEARCH part and the nearest lines, so that they can be copied.
+    assert "    y * 5\n}" in failure.feedback and failure.excerpt in failure.feedback
+
+
 def test_parse_keeps_replacement_lines_verbatim() -> None:
     blocks = parse_edits(edit("a", "  b  \n\n c"))
     assert blocks == [EditBlock(search=("a",), replace=("  b  ", "", " c"))]
@@ -159,14 +186,27 @@ def test_evolve_round_with_an_edit_reply() -> None:
     assert "Your edits could not be applied" in correction
     assert "matches nothing" in correction and "const SCALE: u32 = 3;" in correction
     overlapping = agent.requests[2].messages[-1].content
-    assert "Edit block 2 did not apply: its SEARCH part matches nothing" in overlapping
+    assert "the SEARCH part of block 2 matches nothing" in overlapping
     assert "x * SCALE + 1" in overlapping  # the nearest lines, after block 1
+    assert overlapping.endswith("or SEARCH/REPLACE edits to the current code.")
+    assert second.failure.excerpt == "    x * SCALE + 1" and second.failure.line == 4
+    assert second.failure.summary == (
+        "edit not applied near line 4: the SEARCH part of block 2 matches nothing in the "
+        "current code"
+    )
     assert rt.code(info.revision) == SHADOWING.replace("= 3", "= 5")
     assert rt.fns.f(2) == 10
 
 
+def test_no_edits_are_offered_without_current_code() -> None:
+    rt = sb.Runtime("fn f(x: u32) -> u32 { unimplemented!() }")
+    agent = ScriptedAgent(["```rust\nfn f(x: u32) -> u32 { x }\n```"])
+    rt.evolve(agent, "Return x.")
+    assert "SEARCH" not in agent.requests[0].messages[-1].content
+
+
 def test_edits_off_reads_only_whole_code() -> None:
-    rt = sb.Runtime(DECL, edits=False)
+    rt = sb.Runtime(DECL, options=sb.Options(edits=False))
     rt.activate(rt.register(SHADOWING))
     agent = ScriptedAgent(
         [edit("const SCALE: u32 = 3;", "const SCALE: u32 = 5;"), "```rust\n" + SHADOWING + "```"]
@@ -175,3 +215,5 @@ def test_edits_off_reads_only_whole_code() -> None:
     assert "<<<<<<< SEARCH" not in agent.requests[0].messages[-1].content
     first = info.trace.attempts[0]
     assert first.failure is not None and first.failure.kind != "edit_failed"
+    correction = agent.requests[1].messages[-1].content
+    assert correction.endswith("in one ```rust block.") and "SEARCH" not in correction

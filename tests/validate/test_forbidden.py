@@ -244,3 +244,93 @@ def test_catch_unwind_is_refused_because_deadlines_unwind() -> None:
     assert result.kind == "forbidden"
     assert result.line == 3
     assert "catch_unwind" in result.message and "deadline" in result.message
+
+
+@pytest.mark.parametrize(
+    ("code", "construct", "line"),
+    [
+        ('std::arch::global_asm!(".section .init_array");', "global_asm!", 4),
+        ('core::arch::global_asm!("nop");', "global_asm!", 4),
+        ('::core::arch::global_asm!("nop");', "global_asm!", 4),
+        ('use std::arch::global_asm as emit;\nemit!("nop");', "global_asm!", 4),
+        ('use std::arch::{global_asm as emit};\nemit!("nop");', "global_asm!", 4),
+        ('use std::arch::*;\nglobal_asm!("nop");', "global_asm!", 5),
+        ('use core::arch;\narch::global_asm!("nop");', "global_asm!", 5),
+        ('use core::arch as a;\nfn h() {\n    a::naked_asm!("ret");\n}', "naked_asm!", 6),
+        ('fn h() {\n    std::arch::asm!("nop");\n}', "asm!", 5),
+    ],
+)
+def test_machine_code_macros_in_every_path_form(code: str, construct: str, line: int) -> None:
+    rejection = forbidden(SCORE + code + "\n", construct, line)
+    assert "raw machine code" in rejection.message
+    assert "Write the function in Rust" in rejection.message
+
+
+@pytest.mark.parametrize(
+    ("attribute", "name", "says"),
+    [
+        ('link_section = ".init_array"', "link_section", "link section"),
+        ("used", "used", "link section"),
+        ("r#used", "used", "link section"),
+        ("unsafe(naked)", "naked", "naked function"),
+        ('cfg_attr(all(), link_section = ".init_array")', "link_section", "link section"),
+        ('path = "/etc/passwd"', "path", "read a file"),
+        ('cfg_attr(all(), path = "/etc/passwd")', "path", "read a file"),
+        ('debugger_visualizer(gdb_script_file = "/etc/passwd")', "debugger_visualizer", "file"),
+    ],
+)
+def test_section_naked_and_file_attributes_have_their_own_feedback(
+    attribute: str, name: str, says: str
+) -> None:
+    code = SCORE + f"#[{attribute}]\nmod helper {{}}\n"
+    result = validate_code(code, DECLS)
+    assert isinstance(result, Rejection), result
+    finding = next(
+        f for f in result.message.splitlines() if f.startswith(f"- line 4: the `#[{name}]`")
+    )
+    assert f"line 4: the `#[{name}]` attribute is not allowed" in finding
+    assert says in finding
+
+
+def test_out_of_line_module_is_refused() -> None:
+    rejection = forbidden(SCORE + "mod secrets;\n", "out-of-line module", 4)
+    assert "`mod secrets;`" in rejection.message
+    assert "mod name { ... }" in rejection.message
+
+
+def test_inline_module_is_accepted() -> None:
+    code = SCORE + "mod helpers {\n    pub fn two() -> f64 { 2.0 }\n}\n"
+    assert isinstance(validate_code(code, DECLS), Candidate)
+
+
+@pytest.mark.parametrize(
+    ("use", "call", "construct"),
+    [
+        ("use std::include_str as text;", 'text!("/etc/passwd")', "include_str!"),
+        ("use core::include_bytes as bytes;", 'bytes!("/etc/passwd")', "include_bytes!"),
+        ("use std::{include as inc};", 'inc!("/etc/passwd")', "include!"),
+        ("use core::option_env as var;", 'var!("API_KEY")', "option_env!"),
+    ],
+)
+def test_file_and_environment_macros_through_use_renames(
+    use: str, call: str, construct: str
+) -> None:
+    code = f"{use}\nfn score(xs: &[f64]) -> f64 {{\n    let _data = {call};\n    xs[0]\n}}\n"
+    rejection = forbidden(code, construct, 1)
+    assert "compile time" in rejection.message
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        'concat!("a", include_str!("/etc/passwd"))',
+        'stringify!(x).len() + include_bytes!(concat!("/etc/", "passwd")).len()',
+        'format!("{}", concat!(env!("HOME"), "/.ssh"))',
+    ],
+)
+def test_file_macros_nested_in_concat_and_stringify(expression: str) -> None:
+    code = f"fn score(xs: &[f64]) -> f64 {{\n    let _data = {expression};\n    xs[0]\n}}\n"
+    result = validate_code(code, DECLS)
+    assert isinstance(result, Rejection)
+    assert result.kind == "forbidden"
+    assert "compile time" in result.message

@@ -22,7 +22,6 @@ import asyncio
 import atexit
 import contextlib
 import logging
-import math
 import os
 import shlex
 import signal
@@ -31,8 +30,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from symbiont._errors import AgentError, ConfigError, TransientAgentError
+from symbiont import _config
 from symbiont._agents._protocol import Message, Reply, Request, Usage
+from symbiont._errors import AgentError, ConfigError, TransientAgentError
 
 logger = logging.getLogger("symbiont.agents")
 
@@ -176,10 +176,7 @@ class CommandAgent:
             argv = [os.fspath(arg) for arg in command]
         if not argv or not argv[0]:
             raise ConfigError("CommandAgent: command is empty; give the program to run")
-        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-            raise ConfigError(
-                f"CommandAgent: timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        _config.seconds("CommandAgent: timeout", timeout)
         self.argv: tuple[str, ...] = tuple(argv)
         self.timeout = float(timeout)
         self.env: dict[str, str] | None = dict(env) if env is not None else None

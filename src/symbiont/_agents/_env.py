@@ -27,13 +27,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from symbiont._errors import ConfigError
 from symbiont._agents._command import DEFAULT_TIMEOUT as COMMAND_TIMEOUT
 from symbiont._agents._command import CommandAgent
-from symbiont._agents._openai import DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, OpenAIAgent
+from symbiont._agents._openai import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    REASONING_EFFORTS,
+    OpenAIAgent,
+)
 from symbiont._agents._openai import DEFAULT_TIMEOUT as OPENAI_TIMEOUT
-from symbiont._agents._openai import REASONING_EFFORTS
 from symbiont._agents._protocol import Agent
+from symbiont._errors import ConfigError
 
 logger = logging.getLogger("symbiont.agents")
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
+from symbiont import _config
 from symbiont._agents._protocol import Reply, Request, ToolCallRecord, Usage
 from symbiont._agents._tools import (
     DEFAULT_MAX_RESULT_CHARS,
@@ -41,6 +41,7 @@ from symbiont._agents._tools import (
     Turn,
     run_tool_loop,
 )
+from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
 
 if TYPE_CHECKING:
     import openai
@@ -144,10 +145,7 @@ class OpenAIAgent:
             ("header_timeout", header_timeout),
             ("idle_timeout", idle_timeout),
         ):
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ConfigError(
-                    f"OpenAIAgent: {option} must be a positive number of seconds, got {value!r}"
-                )
+            _config.seconds(f"OpenAIAgent: {option}", value)
         if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
             raise ConfigError(
                 f"OpenAIAgent: unknown reasoning_effort {reasoning_effort!r}; "

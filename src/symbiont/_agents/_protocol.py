@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from symbiont._decl import Declarations
+    from symbiont._failures import Failure
 
 Role = Literal["system", "user", "assistant"]
 
@@ -46,15 +47,22 @@ class Usage:
 class Request:
     """What the loop asks an agent for.
 
-    ``messages`` is the whole conversation so far. ``declarations`` lets an agent constrain its
-    output (the local model builds a grammar from it); ``seed`` asks for reproducible sampling
-    where the backend supports it.
+    ``messages`` is the whole conversation so far, worded for a chat model. The same content
+    is also given as fields, for an agent that writes its own prompt (the local base model):
+    ``task`` (the user's task), ``current`` (the code being improved, None for placeholder
+    bodies), ``rejected`` (the code of the last failed attempt) and ``failure`` (why it
+    failed). ``declarations`` lets an agent constrain its output (the local model builds a
+    grammar from it); ``seed`` asks for reproducible sampling where the backend supports it.
     """
 
     messages: tuple[Message, ...]
     declarations: Declarations | None = None
     seed: int | None = None
     max_tokens: int | None = None
+    task: str | None = None
+    current: str | None = None
+    rejected: str | None = None
+    failure: Failure | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

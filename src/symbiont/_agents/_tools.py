@@ -17,7 +17,6 @@ import enum
 import inspect
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -27,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from symbiont import _llm_wording as wording
+from symbiont import _config, _prompts
 from symbiont._agents._protocol import ToolCallRecord, Usage
 from symbiont._errors import ConfigError
 
@@ -209,14 +208,9 @@ class ToolBox:
     ) -> None:
         if isinstance(tools, Mapping) or callable(tools):
             raise ConfigError(f"{owner}: tools must be a list of functions")
-        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-            raise ConfigError(
-                f"{owner}: tool_timeout must be a positive number of seconds, got {timeout!r}"
-            )
-        for option, value in (("max_tool_turns", max_turns),
-                              ("max_tool_result_chars", max_result_chars)):  # fmt: skip
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{owner}: {option} must be an int >= 1, got {value!r}")
+        _config.seconds(f"{owner}: tool_timeout", timeout)
+        _config.count(f"{owner}: max_tool_turns", max_turns)
+        _config.count(f"{owner}: max_tool_result_chars", max_result_chars)
         self.tools: dict[str, Tool] = {}
         for function in tools:
             tool = tool_from_function(function)
@@ -240,7 +234,7 @@ class ToolBox:
         truncated = False
         tool = self.tools.get(call.name)
         if tool is None:
-            text = wording.tool_unknown(call.name, sorted(self.tools))
+            text = _prompts.tool_unknown(call.name, sorted(self.tools))
         else:
             try:
                 arguments = json.loads(call.arguments) if call.arguments.strip() else {}
@@ -248,11 +242,11 @@ class ToolBox:
                     raise ValueError("they must be a JSON object")
                 inspect.signature(tool.function).bind(**arguments)
             except (ValueError, TypeError) as exc:
-                text = wording.tool_bad_arguments(call.name, str(exc))
+                text = _prompts.tool_bad_arguments(call.name, str(exc))
             else:
                 text, error = await self._call(tool, arguments)
         if len(text) > self.max_result_chars:
-            text = text[: self.max_result_chars] + wording.tool_result_cut(
+            text = text[: self.max_result_chars] + _prompts.tool_result_cut(
                 self.max_result_chars, len(text)
             )
             truncated = True
@@ -278,11 +272,11 @@ class ToolBox:
                         result = await result
         except TimeoutError as exc:
             if deadline.expired():
-                return wording.tool_timed_out(tool.name, self.timeout), True
+                return _prompts.tool_timed_out(tool.name, self.timeout), True
             # The tool's own deadline (a native call stopped by symbiont, say): its error.
-            return wording.tool_error(tool.name, f"{type(exc).__name__}: {exc}"), True
+            return _prompts.tool_error(tool.name, f"{type(exc).__name__}: {exc}"), True
         except Exception as exc:
-            return wording.tool_error(tool.name, f"{type(exc).__name__}: {exc}"), True
+            return _prompts.tool_error(tool.name, f"{type(exc).__name__}: {exc}"), True
         return _as_text(result), False
 
 
@@ -371,7 +365,7 @@ async def run_tool_loop(send: Send, messages: list[dict[str, Any]], toolbox: Too
                 for call in answer.calls:
                     records.append(ToolCallRecord(
                         name=call.name, arguments=call.arguments,
-                        result=wording.tool_budget_spent(toolbox.max_turns), error=True,
+                        result=_prompts.tool_budget_spent(toolbox.max_turns), error=True,
                         turn=turn,
                     ))  # fmt: skip
                 logger.info("the model still called tools after %d turns; its calls were not run",

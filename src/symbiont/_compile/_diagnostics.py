@@ -19,7 +19,7 @@ import logging
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +101,11 @@ def map_offset(offset: int, insertions: Sequence[tuple[int, str]]) -> int:
 
 
 def parse_rustc_json(
-    stderr: str, *, source: str | None = None, insertions: Sequence[tuple[int, str]] = ()
+    stderr: str,
+    *,
+    source: str | None = None,
+    insertions: Sequence[tuple[int, str]] = (),
+    own_files: Collection[str] | None = None,
 ) -> Diagnostics:
     """Parse ``rustc --error-format=json`` output. Non-JSON lines (linker noise) are kept
     as a plain error when no structured error was found.
@@ -109,7 +113,15 @@ def parse_rustc_json(
     ``source`` is the code the LLM wrote and ``insertions`` how the compiled ``candidate.rs`` was
     derived from it (see ``map_offset``). With ``source``, errors in the candidate are rendered
     from its lines; without, rustc's rendered text is used. Inserted texts are stripped anywhere.
+
+    ``own_files`` (the generated crate's files) marks the output as meant for the LLM: nothing
+    of any other file is shown (see ``without_external_spans``), and a failed link or a
+    compiler crash is one short error (see ``link_or_crash``).
     """
+    if own_files is not None:
+        short = link_or_crash(stderr)
+        if short is not None:
+            return Diagnostics(errors=(short,), raw=stderr)
     ordered = sorted(insertions, key=lambda ins: ins[0])
     src = _Source(source.encode()) if source is not None else None
     clean = _Cleaner(ordered, src)
@@ -128,6 +140,8 @@ def parse_rustc_json(
             continue
         if d.get("$message_type", "diagnostic") != "diagnostic":
             continue
+        if own_files is not None:
+            d = without_external_spans(d, own_files)
         level = d.get("level", "")
         message = d.get("message", "")
         if level == "warning":
@@ -168,6 +182,121 @@ def parse_rustc_json(
             )
         )  # fmt: skip
     return Diagnostics(errors=tuple(errors), warnings=warnings, raw=stderr)
+
+
+# ------------------------------------------------------------------------- other files, crashes
+
+_OUTSIDE = (
+    "the compiler reported an error in a file that is not your code; its path and text are "
+    "not shown. Only your code is compiled here: do not refer to other files"
+)
+# The standard library's sources, as rustc names them (remapped, or in the sysroot).
+_STD_SOURCE = re.compile(r"^/rustc/[0-9a-f]+/library/|/lib/rustlib/src/rust/library/")
+_PATHS = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s/\\'\"`:()\[\]]+){2,}[/\\]?")
+_LINKER_LINE = re.compile(r"error|undefined|relocation|multiple definition|cannot|overflow", re.I)
+
+
+def without_external_spans(d: dict[str, Any], own: Collection[str]) -> dict[str, Any]:
+    """rustc's JSON diagnostic ``d`` with nothing shown of files outside ``own``.
+
+    Spans in other files (a file `#[path]` or `mod x;` made rustc read, the sysroot) are
+    dropped, with their excerpts, labels and paths, in the diagnostic and its children. A
+    diagnostic whose primary span lies in such a file also loses its message (rustc quotes the
+    file's tokens in it) unless the file is the standard library's. When anything was dropped,
+    rustc's rendered text (which quotes every file) is replaced by the messages alone.
+    """
+    dropped: list[dict[str, Any]] = []
+
+    def keep(spans: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        out = []
+        for span in spans or []:
+            if span.get("file_name") in own:
+                # The macro backtrace may name other files.
+                out.append({k: v for k, v in span.items() if k != "expansion"})
+            else:
+                dropped.append(span)
+        return out
+
+    spans: list[dict[str, Any]] = d.get("spans") or []
+    primary = next((s for s in spans if s.get("is_primary")), spans[0] if spans else None)
+    message = str(d.get("message") or "")
+    if (
+        primary is not None
+        and primary.get("file_name") not in own
+        and not _STD_SOURCE.search(str(primary.get("file_name", "")))
+    ):
+        message = _OUTSIDE
+    children = [
+        {**c, "spans": keep(c.get("spans")), "rendered": None} for c in d.get("children") or []
+    ]
+    out = {**d, "message": message, "spans": keep(spans), "children": children}
+    if not dropped:
+        return out
+    level = d.get("level") or "error"
+    code = (d.get("code") or {}).get("code")
+    lines = [f"{level}[{code}]: {message}" if code else f"{level}: {message}"]
+    own_primary = next((s for s in out["spans"] if s.get("is_primary")), None)
+    if own_primary is not None:
+        where = f"{own_primary.get('file_name')}:{own_primary.get('line_start')}"
+        lines.append(f" --> {where}:{own_primary.get('column_start')}")
+    for child in children:
+        if child.get("message"):
+            lines.append(f"  = {child.get('level') or 'note'}: {child['message']}")
+    out["rendered"] = "\n".join(lines) + "\n"
+    return out
+
+
+def link_or_crash(stderr: str) -> Diagnostic | None:
+    """A failed link or a compiler crash (ICE) in rustc's output, as one short error without
+    build paths or command lines; None for an ordinary failure."""
+    texts: list[str] = []
+    link: dict[str, Any] | None = None
+    ice: str | None = None
+    for line in stderr.splitlines():
+        try:
+            d = json.loads(line) if line.startswith("{") else None
+        except json.JSONDecodeError:
+            d = None
+        if not isinstance(d, dict):
+            texts.append(line)
+            continue
+        message = str(d.get("message") or "")
+        if message.startswith("linking with") and link is None:
+            link = d
+        elif message.startswith("internal compiler error") and ice is None:
+            ice = message
+    if ice is None:
+        ice = next((t for t in texts if "internal compiler error" in t), None)
+    if ice is None and any("compiler unexpectedly panicked" in t for t in texts):
+        # `thread 'rustc' panicked at <compiler source>:` and the panic message on the next line.
+        at = next((i for i, t in enumerate(texts) if "panicked at" in t), None)
+        ice = texts[at + 1] if at is not None and at + 1 < len(texts) else "the compiler panicked"
+    if ice is not None:
+        what = _PATHS.sub("<path>", ice.removeprefix("error: ")).strip()[:200]
+        message = "the compiler crashed on this code (a bug in rustc, not in your code)"
+        rendered = f"error: {message}: {what}\nWrite the construct it names in another way."
+        return Diagnostic(message=message, code=None, file=None, line=None, column=None,
+                          rendered=rendered)  # fmt: skip
+    if link is None:
+        return None
+    status = re.search(r"exit (?:status|code): ?(\S+)", str(link.get("message")))
+    found: list[str] = []
+    for child in link.get("children") or []:
+        for raw in str(child.get("message") or "").splitlines():
+            text = raw.strip()
+            # The command line (quoted arguments, flags) says nothing the LLM can use.
+            if not text or text.startswith(('"', "LC_ALL", "PATH=")) or " -o " in text:
+                continue
+            if _LINKER_LINE.search(text):
+                found.append(_PATHS.sub("<path>", text)[:200])
+    shown = "".join(f"\n  = note: {t}" for t in list(dict.fromkeys(found))[:3])
+    message = "linking the library failed" + (f" (exit status {status.group(1)})" if status else "")
+    rendered = (
+        f"error: {message}{shown}\n"
+        "  = help: is there a constant, array or table too large for a library (over 2 GiB)?"
+    )
+    return Diagnostic(message=message, code=None, file=None, line=None, column=None,
+                      rendered=rendered)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- rendering

@@ -16,7 +16,8 @@ replacement re-indented by the indentation difference when that difference is th
 every line. A block that matches nothing or several places fails the whole reply (no partial
 edit is ever built): the failure names the block and quotes the nearest lines of the code.
 
-Pure functions on strings: no knowledge of models, builds or the loop.
+Pure functions on strings: no knowledge of models, builds or the loop. :func:`code_from_edits`
+is what the lane calls: the code a reply's edits make, or the ``edit_failed`` rejection.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from symbiont._prompts import edit_error
+from symbiont._validate._types import Rejection
 
 _SEARCH = re.compile(r"^\s*<{5,9} ?SEARCH\s*$")
 _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
@@ -61,6 +65,31 @@ class EditFailure:
     nearest_line: int | None = None
     lines: tuple[int, ...] = ()
     problem: str = ""
+
+
+def code_from_edits(reply: str, current: str | None) -> str | Rejection | None:
+    """The code ``reply``'s edits make of ``current``, or the ``edit_failed`` rejection that
+    says why they do not apply; ``None`` when the reply has no edit blocks or there is no
+    current code to edit (the reply is then read as whole code)."""
+    if current is None or not has_edits(reply):
+        return None
+    blocks = parse_edits(reply)
+    edited = blocks if isinstance(blocks, EditFailure) else apply_edits(current, blocks)
+    if isinstance(edited, str):
+        return edited
+    return rejection(edited)
+
+
+def rejection(failure: EditFailure) -> Rejection:
+    """``failure`` as facts: the one-line error, the SEARCH part, the nearest lines."""
+    return Rejection(
+        kind="edit_failed",
+        error=edit_error(failure.kind, block=failure.block, matches=failure.lines,
+                         malformed=failure.problem),
+        message=failure.search,
+        line=failure.nearest_line,
+        excerpt=failure.nearest or "",
+    )  # fmt: skip
 
 
 def has_edits(reply: str) -> bool:

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
-from symbiont._errors import AgentError
 from symbiont._agents._protocol import Reply, Request, Usage
 from symbiont._agents._tools import (
     DEFAULT_MAX_RESULT_CHARS,
@@ -20,6 +19,7 @@ from symbiont._agents._tools import (
     Turn,
     run_tool_loop,
 )
+from symbiont._errors import AgentError
 from symbiont.testing._server import ToolCall, rough_token_count
 
 ScriptedResult: TypeAlias = str | Reply
