@@ -201,8 +201,8 @@ def feedback(failure: Failure) -> str:
                 "Your edits could not be applied to the current code, so nothing was built: "
                 f"{f.message}.{quoted}{near}\n\n"
                 "Write each block as SEARCH, =======, REPLACE with the markers on lines of their "
-                "own; copy the SEARCH lines exactly from the current code, with enough of them "
-                "to match one place. Or send the whole code instead."
+                "own, and copy the SEARCH lines exactly from the current code, with enough of "
+                "them to match one place."
             )
     raise AssertionError(f"unknown failure kind {f.kind!r}")  # pragma: no cover
 
