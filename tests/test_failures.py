@@ -9,7 +9,7 @@ import pytest
 import symbiont as sb
 from symbiont._errors import CrashError
 from symbiont._failures import Failure, FailureKind
-from symbiont._validate import Rejection, validate
+from symbiont._validate import Rejection, code_from_edits, validate
 
 DECL = "fn f(x: u64) -> u64 { x }"
 
@@ -24,6 +24,15 @@ def rejected(rt: sb.Runtime, code: str, check: typing.Any = None) -> Failure:
         rt.register(code, check=check)
     failure: Failure = info.value.failure
     return failure
+
+
+def edit_failure(rt: sb.Runtime) -> Failure:
+    """The failure of an edit reply whose SEARCH part is not in the current code."""
+    current = "fn f(x: u64) -> u64 {\n    x + 1\n}\n"
+    reply = "<<<<<<< SEARCH\n    x + 2\n=======\n    x + 3\n>>>>>>> REPLACE\n"
+    rejection = code_from_edits(reply, current)
+    assert isinstance(rejection, Rejection)
+    return rejection.failure()
 
 
 def real_failures(rt: sb.Runtime) -> dict[str, Failure]:
@@ -44,6 +53,7 @@ def real_failures(rt: sb.Runtime) -> dict[str, Failure]:
             rt, "fn f(x: u64) -> u64 { x + 2 }", check=lambda fns: fns.f(1) == 7
         ),
         "timeout": rejected(rt, "fn f(x: u64) -> u64 {\n    loop {}\n}", check=spins),
+        "edit_failed": edit_failure(rt),
     }
 
 
@@ -108,3 +118,13 @@ def test_a_check_message_ending_in_a_colon_keeps_its_first_item(rt: sb.Runtime) 
     failure = rejected(rt, "fn f(x: u64) -> u64 { x + 2 }", check=suite)
     assert failure.summary == "check failed: 2 of 3 cases fail: f(1) returned 3, expected 1"
     assert "f(2) returned 4" in failure.feedback
+
+
+def test_an_edit_that_matches_nothing_is_located_by_the_nearest_lines(rt: sb.Runtime) -> None:
+    failure = edit_failure(rt)
+    assert failure.line == 2 and failure.excerpt == "    x + 1"
+    assert failure.details == "    x + 2"
+    assert failure.summary == (
+        "edit not applied near line 2: the SEARCH part of block 1 matches nothing in the "
+        "current code"
+    )

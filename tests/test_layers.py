@@ -10,7 +10,8 @@ import symbiont
 SRC = Path(symbiont.__file__).parent
 
 # Bottom to top; modules on one level may import each other. The top level is the public front
-# (`symbiont/__init__.py`) and its users inside the package: the CLI and `symbiont.testing`.
+# (`symbiont/__init__.py`) and its users inside the package: the CLI, `symbiont.testing` and
+# `symbiont.tools` (ready-made tools built on a Runtime).
 LEVELS: list[set[str]] = [
     {"_errors", "_failures", "_prompts", "_config"},
     {"_decl"},
@@ -24,7 +25,7 @@ LEVELS: list[set[str]] = [
     {"_isolation", "_worker"},
     {"_options"},
     {"_runtime"},
-    {"__init__", "__main__", "testing", "_cli"},
+    {"__init__", "__main__", "testing", "tools", "_cli"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
 

@@ -13,8 +13,9 @@ EXPECTED = [
     "Declarations",
     "EvolveError", "EvolveInfo", "Functions", "LocalAgent", "Message", "OpenAIAgent", "Options",
     "PanicError", "Policy", "Reply", "Request", "Revision", "RevisionError", "RevisionHandle",
-    "Runtime", "StageTimings", "SymbiontError", "TimeoutError", "ToolchainError", "Trace",
-    "TransientAgentError", "Usage", "agent_from_env", "evolvable",
+    "Runtime", "StageTimings", "SymbiontError", "TimeoutError", "ToolCallRecord",
+    "ToolchainError", "Trace", "TransientAgentError", "Usage", "agent_from_env", "evolvable",
+    "tools",
 ]  # fmt: skip
 
 

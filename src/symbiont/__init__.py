@@ -6,21 +6,23 @@
     rt.evolve(sb.agent_from_env(), "Increment by a constant in 5..20.")
 
 This module is the public front: every supported name is in ``__all__``; the layers below are
-private packages (``symbiont.testing`` is public too). Layers, in import order (imports only
-point down, checked by tests/test_layers.py; docs/architecture.md explains each):
+private packages (``symbiont.testing`` and ``symbiont.tools`` are public too). Layers, in
+import order (imports only point down, checked by tests/test_layers.py; docs/architecture.md
+explains each):
 
     _errors, _failures, _prompts, _config   the error tree, failure records, LLM wording
     _decl      Rust declaration parsing, boundary types, signature normalisation
     _codegen   generated crate source: prelude + candidate + CPython glue + panic capture
     _compile   rustc invocation, flags per profile, content-hash cache, diagnostics
     _load      loading revisions, dispatchers, revision registry, unloading
-    _validate  reply -> code extraction, tree-sitter parse, signature check, policy scan
-    _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent
+    _validate  reply -> code extraction, edit replies, parse, signature check, policy scan
+    _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent, tool loop
     _evolve    the constrained-generation loop, retry ladder, traces, batch lanes
     _checks    running a user's check; _isolation/_worker run it in a worker process
     _options   the validated options of a Runtime
     _runtime   the Runtime, which orchestrates all of the above
     _cli       the `symbiont` command
+    tools      ready-made tools for agents, built on a Runtime (public)
 
 Nothing in _decl.._load knows an LLM exists.
 """
@@ -28,6 +30,7 @@ Nothing in _decl.._load knows an LLM exists.
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from symbiont import tools  # a public module: sb.tools.call(rt), sb.tools.try_code(rt)
 from symbiont._agents import (
     Agent,
     CommandAgent,
@@ -35,6 +38,7 @@ from symbiont._agents import (
     OpenAIAgent,
     Reply,
     Request,
+    ToolCallRecord,
     Usage,
     agent_from_env,
 )
@@ -99,12 +103,14 @@ __all__ = [
     "StageTimings",
     "SymbiontError",
     "TimeoutError",
+    "ToolCallRecord",
     "ToolchainError",
     "Trace",
     "TransientAgentError",
     "Usage",
     "agent_from_env",
     "evolvable",
+    "tools",
 ]
 
 

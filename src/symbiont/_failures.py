@@ -1,9 +1,10 @@
 """The failure record of a candidate: facts, not prose.
 
-A candidate that does not make it (no code, a parse error, a wrong signature, a forbidden
-construct, a compile error, a panic, a timeout, a crash...) is data, not an exception. Every
-layer that finds such a failure fills in a :class:`Failure` with what it knows; how it is
-worded for the LLM, for logs and for the user is decided in one place, ``_prompts.py``.
+A candidate that does not make it (no code, edits that do not apply, a parse error, a wrong
+signature, a forbidden construct, a compile error, a panic, a timeout, a crash...) is data,
+not an exception. Every layer that finds such a failure fills in a :class:`Failure` with what
+it knows; how it is worded for the LLM, for logs and for the user is decided in one place,
+``_prompts.py``.
 
 This module sits at the bottom of the layers (next to ``_errors``) so that validation,
 the runtime, isolation, the lane and the errors all carry the same typed record.
@@ -32,6 +33,7 @@ FailureKind = Literal[
     "timeout",
     "crash",
     "repeat",
+    "edit_failed",
 ]
 
 
@@ -41,9 +43,12 @@ class Failure:
 
     - ``message``: the error itself, one line ("unexpected `=`", "attempt to divide by zero").
     - ``line`` / ``column``: 1-based, in the code the LLM wrote (None when unknown).
-    - ``excerpt``: that line of the code with a caret under the column.
+    - ``excerpt``: that line of the code with a caret under the column (``edit_failed``: the
+      lines of the current code closest to a SEARCH part that matches nothing, verbatim,
+      starting at ``line``).
     - ``details``: the complete report of the layer that found it (every parse or compiler
-      error, every mismatched function, the check's message), without instructions.
+      error, every mismatched function, the check's message; ``edit_failed``: the SEARCH part
+      that did not apply), without instructions.
     - ``expected`` / ``got``: the declared and written signatures (``signature_mismatch``), the
       signatures to define (``no_code``).
     - ``construct``: the forbidden construct or path (``forbidden``).

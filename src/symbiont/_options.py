@@ -122,6 +122,11 @@ class Options:
     - ``max_requests_in_flight`` (8): LLM requests in flight at once across all lanes.
     - ``llm_timeout`` (900 s): outer deadline of one LLM request.
 
+    Replies:
+    - ``edits`` (True): besides a whole code block, a reply may be SEARCH/REPLACE edits
+      against the current code the prompt shows (the prompt explains the form, when there is
+      current code to edit); False accepts whole code only.
+
     Calls:
     - ``timeout`` (None): per-call deadline in seconds for ``fns`` and revision handles; a call
       past it raises :class:`TimeoutError` (the thread is stopped at a loop or function entry
@@ -161,6 +166,8 @@ class Options:
     backoff: tuple[float, float] = field(default=(0.5, 30.0), metadata=_check(_backoff))
     max_requests_in_flight: int = field(default=8, metadata=_check(_count))
     llm_timeout: float = field(default=900.0, metadata=_check(_seconds))
+    # replies
+    edits: bool = field(default=True, metadata=_check(_flag))
     # calls
     timeout: float | None = field(default=None, metadata=_check(_optional_seconds))
     check_timeout: float | None = field(default=10.0, metadata=_check(_optional_seconds))

@@ -1,6 +1,7 @@
 """Every word the LLM reads that symbiont writes: the system rules, the base prompt, the
-correction for each failure kind, the note after a repeat, the local base model's completion
-prompt, and the one-line summary of a failure for logs and errors.
+edit-reply format, the correction for each failure kind, the note after a repeat, the local
+base model's completion prompt, the tool loop's notes and errors, the built-in tools'
+descriptions and answers, and the one-line summary of a failure for logs and errors.
 
 Layers report failures as facts (:class:`~symbiont._failures.Failure`); this module alone turns
 them into sentences. It sits at the bottom of the layers, next to ``_failures``, and takes plain
@@ -45,9 +46,11 @@ def base_prompt(
     prelude: str = "",
     current: str | None = None,
     revision: int | None = None,
+    edits: bool = False,
 ) -> str:
     """The first user message of a lane: the task, the prelude, the signatures and the code
-    of the active revision (when it has real bodies)."""
+    of the active revision (when it has real bodies), then, with ``edits``, the edit-reply
+    format (only when there is current code to edit)."""
     parts = [f"Task: {task.strip()}"]
     if prelude.strip():
         parts.append(f"Prelude (already defined):\n```rust\n{prelude.rstrip()}\n```")
@@ -56,7 +59,39 @@ def base_prompt(
     if current:
         label = f"revision {revision}" if revision is not None else "current"
         parts.append(f"Current implementation ({label}):\n```rust\n{current.rstrip()}\n```")
+        if edits:
+            parts.append(EDIT_FORMAT)
     return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------- edit replies
+
+EDIT_FORMAT = """\
+Instead of the whole code you may reply with edits to the current code, one or more blocks:
+
+<<<<<<< SEARCH
+lines copied exactly from the current code
+=======
+the lines that replace them
+>>>>>>> REPLACE
+
+Edits always apply to the current code shown above, not to your earlier replies. Each SEARCH
+part must match exactly one place in it (copy enough lines to make it unique); blocks apply in
+order, each to the code the previous ones produced."""
+
+
+def edit_error(
+    problem: str, *, block: int = 0, matches: tuple[int, ...] = (), malformed: str = ""
+) -> str:
+    """The one-line message of an ``edit_failed`` failure: ``problem`` is ``"not_found"``,
+    ``"ambiguous"`` (``matches``: the 1-based first lines of every match) or ``"malformed"``
+    (``malformed`` says what is wrong with the blocks)."""
+    if problem == "malformed":
+        return f"the edit blocks cannot be read: {malformed}"
+    if problem == "ambiguous":
+        where = ", ".join(str(n) for n in matches)
+        return f"the SEARCH part of block {block} matches {len(matches)} places (lines {where})"
+    return f"the SEARCH part of block {block} matches nothing in the current code"
 
 
 # ---------------------------------------------------------------------- failures
@@ -74,6 +109,7 @@ _LABELS: dict[FailureKind, str] = {
     "timeout": "timeout",
     "crash": "crash",
     "repeat": "repeated rejected code",
+    "edit_failed": "edit not applied",
 }
 
 _SUMMARY_CHARS = 200
@@ -84,7 +120,8 @@ def summary(failure: Failure) -> str:
     e.g. ``parse error on line 3: unexpected `=```."""
     where = f" in `{failure.function}`" if failure.function else ""
     if failure.line is not None:
-        where += f" on line {failure.line}"
+        # An edit that matched nothing is located by the closest lines, not by an error.
+        where += f" {'near' if failure.kind == 'edit_failed' else 'on'} line {failure.line}"
     message = " ".join(failure.message.split()) or "(no message)"
     text = f"{_LABELS[failure.kind]}{where}: {message}"
     return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
@@ -151,6 +188,22 @@ def feedback(failure: Failure) -> str:
             )
         case "repeat":
             return f"You sent again code that was already rejected: {f.message}"
+        case "edit_failed":
+            search = f.details.strip("\n")
+            quoted = f"\n\nIts SEARCH part:\n```\n{search}\n```" if search.strip() else ""
+            near = ""
+            if f.excerpt:
+                near = (
+                    f"\n\nThe closest lines of the current code (from line {f.line}):"
+                    f"\n```rust\n{f.excerpt}\n```"
+                )
+            return (
+                "Your edits could not be applied to the current code, so nothing was built: "
+                f"{f.message}.{quoted}{near}\n\n"
+                "Write each block as SEARCH, =======, REPLACE with the markers on lines of their "
+                "own, and copy the SEARCH lines exactly from the current code, with enough of "
+                "them to match one place."
+            )
     raise AssertionError(f"unknown failure kind {f.kind!r}")  # pragma: no cover
 
 
@@ -159,15 +212,23 @@ def reply_too_long(chars: int, limit: int) -> str:
     return f"your reply is {chars:,} characters long; replies longer than {limit:,} are not read"
 
 
-def correction(failure: Failure, *, attempt: int, max_attempts: int, cut_off: bool = False) -> str:
+def correction(
+    failure: Failure,
+    *,
+    attempt: int,
+    max_attempts: int,
+    cut_off: bool = False,
+    edits: bool = False,
+) -> str:
     """The user message that answers a failed attempt, in the same conversation: the failure,
-    then one request for the code."""
-    ask = "Send the complete corrected code in one ```rust block."
+    then one request for the code (or, with ``edits``, for edits to the current code)."""
+    ask = "Send the complete corrected code in one ```rust block"
     if cut_off:
         ask = (
             "Your reply was cut off at the length limit: keep the explanation short and send "
-            "the complete code in one ```rust block."
+            "the complete code in one ```rust block"
         )
+    ask += ", or SEARCH/REPLACE edits to the current code." if edits else "."
     return f"Attempt {attempt} of {max_attempts} failed. {feedback(failure)}\n\n{ask}"
 
 
@@ -178,6 +239,73 @@ def repeat_note(failure: Failure) -> str:
         f"unchanged. It failed with: {summary(failure)}. Do not repeat it: write a different "
         "implementation."
     )
+
+
+# ---------------------------------------------------------------------- tools
+
+
+def tool_error(name: str, problem: str) -> str:
+    """What the model sees when a call to tool ``name`` failed."""
+    return f"error: the tool {name!r} failed: {problem}"
+
+
+def tool_unknown(name: str, known: list[str]) -> str:
+    return f"error: there is no tool {name!r}; the tools are: {', '.join(known) or 'none'}"
+
+
+def tool_bad_arguments(name: str, problem: str) -> str:
+    return f"error: the arguments for {name!r} are invalid: {problem}"
+
+
+def tool_timed_out(name: str, seconds: float) -> str:
+    return f"error: the tool {name!r} did not finish within {seconds:g} s and was abandoned"
+
+
+def tool_result_cut(shown: int, total: int) -> str:
+    return (
+        f"\n[result cut: the first {shown:,} of {total:,} characters are shown; "
+        "ask for less if you need the rest]"
+    )
+
+
+def tool_budget_spent(turns: int) -> str:
+    """Sent as the result of calls the model made after its tool budget was spent."""
+    return (
+        f"error: no more tool calls: the budget of {turns} tool turns is spent. "
+        "Answer now with the code."
+    )
+
+
+def call_tool_description(signatures: str, timeout: float) -> str:
+    """The description of ``symbiont.tools.call``'s tool."""
+    return (
+        "Call the current implementation of one of these Rust functions on arguments of "
+        f"your choice and see what it returns:\n{signatures}\nEach call may run {timeout:g} s."
+    )
+
+
+CALL_TOOL_FUNCTION = "the function to call"
+CALL_TOOL_ARGUMENTS = "its arguments in order (slices as JSON lists)"
+
+TRY_CODE_TOOL = (
+    "Compile a draft of the code and run the checks on it, without submitting it. Returns the "
+    "compiler errors or check failures, or that the draft passes. Your final answer must still "
+    "contain the code."
+)
+TRY_CODE_CODE = "the complete Rust code"
+
+
+def draft_passed(score: float | None, checked: bool) -> str:
+    """``symbiont.tools.try_code``'s answer for a draft that passed."""
+    if not checked:
+        return "The draft compiles. (No check was given, so nothing else was run.)"
+    shown = "" if score is None else f" Its score: {score:.6g}."
+    return f"The draft compiles and passes the check.{shown} Answer with it when you are done."
+
+
+def draft_failed(failure: Failure) -> str:
+    """``symbiont.tools.try_code``'s answer for a draft that failed."""
+    return f"The draft fails ({_LABELS[failure.kind]}):\n{feedback(failure)}"
 
 
 # ---------------------------------------------------------------------- base models

@@ -370,6 +370,7 @@ class Runtime:
             limits=self.limits,
             gate=self._gate_for_loop(),
             seed=seed,
+            edits=self.options.edits,
         ).run()
 
     # ------------------------------------------------------------------ the pipeline
@@ -426,6 +427,15 @@ class Runtime:
         except BuildError as exc:
             return Failure(kind="load_error", message=str(exc))
 
+    async def _draft(self, candidate: Candidate, *, check: Check | None) -> Drafted | Rejected:
+        """Builds, loads and checks ``candidate`` exactly like a lane's candidate (the same
+        build limits, the same isolation order and call deadlines) and registers nothing:
+        what :func:`symbiont.tools.try_code` reports to the model."""
+        trial = await self._trial(candidate, check=check)
+        if isinstance(trial, Rejected):
+            return trial
+        return Drafted(score=trial.score, timings=trial.timings)
+
     async def _try(
         self,
         candidate: Candidate,
@@ -434,6 +444,18 @@ class Runtime:
         check: Check | None,
         parent: int | None = None,
     ) -> Registered | Rejected:
+        trial = await self._trial(candidate, check=check)
+        if isinstance(trial, Rejected):
+            return trial
+        rev, new = self._table.register(
+            code=candidate.code, key=trial.key, library=trial.library, parent=parent, lane=lane,
+            build_seconds=trial.timings.build,
+        )  # fmt: skip
+        reap()
+        return Registered(revision=rev.number, new=new, score=trial.score, timings=trial.timings)
+
+    async def _trial(self, candidate: Candidate, *, check: Check | None) -> _Passed | Rejected:
+        """Builds, loads and checks ``candidate``; registering it is the caller's decision."""
         t0 = time.perf_counter()
         built = await self._build(candidate.code, candidate.normalised)
         t1 = time.perf_counter()
@@ -470,12 +492,7 @@ class Runtime:
             if isinstance(outcome, Failure):
                 return Rejected(failure=outcome, timings=timings)
             score = outcome
-        rev, new = self._table.register(
-            code=candidate.code, key=built.key, library=lib, parent=parent, lane=lane,
-            build_seconds=timings.build,
-        )  # fmt: skip
-        reap()
-        return Registered(revision=rev.number, new=new, score=score, timings=timings)
+        return _Passed(library=lib, key=built.key, score=score, timings=timings)
 
     async def _isolated_check(
         self, check: Check | None, built: _Built, code: str
@@ -526,6 +543,25 @@ class Runtime:
             f"<symbiont.Runtime {names}: {len(self._table)} revision(s), "
             f"active {self._table.active}, profile {self.profile}>"
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drafted:
+    """A draft that built, loaded and passed its check (``score`` when the check gave one);
+    nothing was registered (``Runtime._draft``)."""
+
+    score: float | None
+    timings: StageTimings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Passed:
+    """A candidate that built, loaded and passed its check, not registered yet."""
+
+    library: Library
+    key: str
+    score: float | None
+    timings: StageTimings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

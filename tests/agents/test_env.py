@@ -56,6 +56,16 @@ def test_invalid_timeout_names_the_variable(value: str) -> None:
     assert "seconds" in str(info.value)
 
 
+def test_header_and_idle_timeouts_come_from_the_environment() -> None:
+    environ = {"BASE_URL": "http://x/v1", "MODEL": "m", "SYMBIONT_HEADER_TIMEOUT": "4",
+               "SYMBIONT_IDLE_TIMEOUT": "900"}  # fmt: skip
+    agent = agent_from_env(environ)
+    assert isinstance(agent, OpenAIAgent)
+    assert (agent.header_timeout, agent.idle_timeout) == (4.0, 900.0)
+    with pytest.raises(ConfigError, match="SYMBIONT_IDLE_TIMEOUT"):
+        agent_from_env({**environ, "SYMBIONT_IDLE_TIMEOUT": "soon"})
+
+
 def test_invalid_reasoning_effort_lists_the_valid_ones() -> None:
     environ = {"BASE_URL": "http://x/v1", "MODEL": "m", "SYMBIONT_REASONING_EFFORT": "max!"}
     with pytest.raises(ConfigError, match="SYMBIONT_REASONING_EFFORT") as info:

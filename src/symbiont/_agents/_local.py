@@ -37,6 +37,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -196,7 +197,13 @@ class LocalAgent:
         min_p: float = 0.05,
         repeat_penalty: float = 1.1,
         seed: int | None = None,
+        tools: Sequence[object] = (),
     ) -> None:
+        if tools:
+            raise ConfigError(
+                "LocalAgent has no tool support (its grammar admits only code); give tools to "
+                "OpenAIAgent, pointed at an endpoint serving a model trained for tool calls"
+            )
         if prompt_style not in ("auto", "completion", "chat"):
             raise ConfigError(
                 f"prompt_style must be 'auto', 'completion' or 'chat', got {prompt_style!r}"

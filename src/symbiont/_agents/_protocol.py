@@ -66,13 +66,35 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallRecord:
+    """One tool call the model made while writing a reply.
+
+    ``arguments`` is the JSON text the model sent, ``result`` what the model was shown (a
+    result cut to size says so; an error is ``"error: ..."`` and ``error`` is True),
+    ``seconds`` how long the tool ran, ``turn`` the 1-based request that asked for it.
+    """
+
+    name: str
+    arguments: str
+    result: str
+    error: bool = False
+    seconds: float = 0.0
+    truncated: bool = False
+    turn: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reply:
-    """An agent's answer. ``finish_reason`` is ``"stop"``, ``"length"`` (cut off) or ``None``."""
+    """An agent's answer. ``finish_reason`` is ``"stop"``, ``"length"`` (cut off) or ``None``.
+
+    ``tool_calls`` lists the tools the agent ran (in order) before this final text.
+    """
 
     text: str
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     model: str | None = None
+    tool_calls: tuple[ToolCallRecord, ...] = ()
 
 
 @runtime_checkable

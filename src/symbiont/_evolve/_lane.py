@@ -7,6 +7,10 @@ failures retried with capped exponential backoff without spending an attempt
 (``transient_retries``); a context-window overflow restarts the conversation from the base
 prompt (``context_resets``); a model that sends again the exact code it was just rejected for
 is restarted with a note not to repeat it; any other agent error ends the lane at once.
+
+Edit replies: when edits are on and the prompt showed current code, a reply made of
+SEARCH/REPLACE blocks is applied to that code (:func:`symbiont._validate.code_from_edits`)
+before validation; edits that do not apply are an ``edit_failed`` failure like any other.
 """
 
 from __future__ import annotations
@@ -31,8 +35,22 @@ from symbiont._evolve._trace import (
     Trace,
 )
 from symbiont._failures import Failure
-from symbiont._prompts import SYSTEM, base_prompt, correction, repeat_note, reply_too_long
-from symbiont._validate import Candidate, Policy, Rejection, validate
+from symbiont._prompts import (
+    SYSTEM,
+    base_prompt,
+    correction,
+    repeat_note,
+    reply_too_long,
+    shown_current,
+)
+from symbiont._validate import (
+    Candidate,
+    Policy,
+    Rejection,
+    code_from_edits,
+    validate,
+    validate_code,
+)
 
 log = logging.getLogger("symbiont.evolve")
 
@@ -112,7 +130,10 @@ async def _request(
                 raise
             retries.append(str(exc))
             delay = _backoff(limits, retry, exc)
-            log.debug("transient agent failure (%s); retry %d in %.2f s", exc, retry + 1, delay)
+            status = f"HTTP {exc.status}" if exc.status is not None else "no status"
+            log.info("agent %r: transient failure (%s), retry %d/%d in %.1f s: %s",
+                     agent.name, status, retry + 1, limits.transient_retries, delay,
+                     _one_line(str(exc)))  # fmt: skip
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -123,8 +144,14 @@ MAX_REPLY_CHARS = 200_000
 _HISTORY_CHARS = 4_000
 
 
-def _validate(text: str, decls: Declarations, policy: Policy) -> Candidate | Rejection:
+def _validate(
+    text: str, decls: Declarations, policy: Policy, edit_base: str | None = None
+) -> Candidate | Rejection:
+    """``text`` validated; with an ``edit_base``, edit blocks in it are applied to it first."""
     if len(text) <= MAX_REPLY_CHARS:
+        edited = code_from_edits(text, edit_base)
+        if edited is not None:
+            return edited if isinstance(edited, Rejection) else validate_code(edited, decls, policy)
         return validate(text, decls, policy)
     return Rejection(
         kind="no_code",
@@ -132,6 +159,11 @@ def _validate(text: str, decls: Declarations, policy: Policy) -> Candidate | Rej
         error=reply_too_long(len(text), MAX_REPLY_CHARS),
         expected="\n".join(f.signature for f in decls.functions),
     )
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
 
 
 def _for_history(text: str) -> str:
@@ -158,6 +190,9 @@ class Lane:
 
     The conversation grows by one reply and one correction per failed attempt; it restarts from
     the base prompt after a context overflow or when the model repeats rejected code.
+
+    ``current`` is the code of the parent revision; with ``edits`` (and current code worth
+    showing) the prompt offers SEARCH/REPLACE edits against it and replies may use them.
     """
 
     def __init__(
@@ -174,6 +209,7 @@ class Lane:
         limits: Limits,
         gate: asyncio.Semaphore,
         seed: int | None = None,
+        edits: bool = False,
     ) -> None:
         self.number = lane
         self.agent = agent
@@ -185,8 +221,11 @@ class Lane:
         self.seed = seed
         self.task = task
         self.current = current
+        # What edits apply to: the current code, when the prompt shows it (the same rule).
+        self.edit_base = shown_current(current) if edits else None
         prompt = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
-                             current=current, revision=revision)  # fmt: skip
+                             current=current, revision=revision,
+                             edits=self.edit_base is not None)  # fmt: skip
         self.base = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
         self.messages = list(self.base)
         self.traces: list[AttemptTrace] = []
@@ -246,7 +285,11 @@ class Lane:
         except AgentError as exc:
             llm = StageTimings(llm=time.perf_counter() - t0)
             self._record(attempt, llm, "agent_error", "end", counted=False)
-            what = "unreachable after retries" if isinstance(exc, TransientAgentError) else "failed"
+            what = (
+                f"unreachable after retries ({len(attempt.retries) + 1} requests)"
+                if isinstance(exc, TransientAgentError)
+                else "failed"
+            )
             raise self._end(f"the agent {self.agent.name!r} {what}: {exc}", exc) from exc
         except Exception as exc:
             raise self._end(
@@ -265,7 +308,7 @@ class Lane:
         it registered, else None after setting up the next attempt."""
         assert attempt.reply is not None
         t1 = time.perf_counter()
-        checked = _validate(attempt.reply.text, self.decls, self.policy)
+        checked = _validate(attempt.reply.text, self.decls, self.policy, self.edit_base)
         timings = StageTimings(llm=attempt.llm_seconds, validate=time.perf_counter() - t1)
         if isinstance(checked, Candidate):
             normalised: str | None = checked.normalised
@@ -336,7 +379,7 @@ class Lane:
         self.last_code = code
         final = self.attempts >= self.limits.attempts
         self._record(attempt, timings, "failed", "end" if final else "retry", failure=failure)
-        log.debug("lane %d attempt %d failed: %s", self.number, self.attempts, failure.summary)
+        log.info("lane %d attempt %d failed: %s", self.number, self.attempts, failure.summary)
         self.messages = [
             *self.messages,
             Message(role="assistant", content=_for_history(attempt.reply.text)),
@@ -347,6 +390,7 @@ class Lane:
                     attempt=self.attempts,
                     max_attempts=self.limits.attempts,
                     cut_off=attempt.reply.finish_reason == "length",
+                    edits=self.edit_base is not None,
                 ),
             ),
         ]
@@ -387,6 +431,7 @@ class Lane:
                 revision=revision,
                 retries=tuple(attempt.retries),
                 started=attempt.started,
+                tool_calls=reply.tool_calls if reply else (),
             )
         )
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from symbiont._agents import Message, Usage
+from symbiont._agents import Message, ToolCallRecord, Usage
 from symbiont._failures import Failure
 
 Decision = Literal["registered", "retry", "reset_repeat", "reset_context", "end"]
@@ -45,7 +45,8 @@ class AttemptTrace:
     ``attempt`` is the 1-based attempt number; a request that ended in a context overflow
     spends no attempt (``counted`` is False). ``messages`` is the conversation sent, ``reply``
     the text received (None when the request failed), ``retries`` the transient failures retried
-    before the reply, ``decision`` what the loop did next.
+    before the reply, ``decision`` what the loop did next, ``tool_calls`` every tool the model
+    called while writing the reply (name, arguments, result, seconds).
     """
 
     lane: int
@@ -62,6 +63,7 @@ class AttemptTrace:
     revision: int | None
     retries: tuple[str, ...] = ()
     started: float = 0.0
+    tool_calls: tuple[ToolCallRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

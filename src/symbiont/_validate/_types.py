@@ -28,7 +28,7 @@ DEFAULT_DENIED_MACROS: tuple[str, ...] = (
     "option_env",
 )
 
-RejectionKind = Literal["no_code", "parse_error", "signature_mismatch", "forbidden"]
+RejectionKind = Literal["no_code", "parse_error", "signature_mismatch", "forbidden", "edit_failed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
