@@ -179,6 +179,27 @@ def test_load_time_code_past_the_policy_ends_a_worker_not_the_host(with_check: b
     assert "good 1" in out and "host ok 2" in out
 
 
+def test_a_raw_identifier_does_not_smuggle_process_exit_into_the_host() -> None:
+    # `std::r#process::exit` is `std::process::exit` to rustc; the scan once read it as an
+    # unknown path, registered it, and the first call ended the host with status 7.
+    proc = child(
+        f"""
+        import symbiont as sb
+        rt = sb.Runtime({DECL!r})
+        for code in [
+            "fn run(n: u64) -> u64 {{ std::r#process::exit(7) }}",
+            "use r#std::r#process as p;\\nfn run(n: u64) -> u64 {{ p::exit(7) }}",
+        ]:
+            try:
+                rt.activate(rt.register(code))
+            except sb.CandidateError as exc:
+                print(exc.failure.kind)
+            print(rt.fns.run(1))
+        """
+    )
+    assert survived(proc).split() == ["forbidden", "1", "forbidden", "1"]
+
+
 # -------------------------------------------------------------------- host files, secrets
 
 

@@ -334,3 +334,38 @@ def test_file_macros_nested_in_concat_and_stringify(expression: str) -> None:
     assert isinstance(result, Rejection)
     assert result.kind == "forbidden"
     assert "compile time" in result.message
+
+
+@pytest.mark.parametrize(
+    ("code", "construct"),
+    [
+        ("fn h() -> u64 {\n    std::r#process::exit(7)\n}", "std::process::exit"),
+        ("fn h() -> u64 {\n    r#std::process::r#exit(7)\n}", "std::process::exit"),
+        ("fn h() -> u64 {\n    ::r#core::r#panic::catch_unwind(|| 1).unwrap()\n}",
+         "std::panic::catch_unwind"),
+        ("fn h() {\n    std::panic::r#set_hook(Box::new(|_| {}));\n}", "std::panic::set_hook"),
+        ("fn h() {\n    r#__sb_enter();\n}", "__sb_enter"),
+    ],
+)  # fmt: skip
+def test_raw_identifiers_name_what_their_plain_spelling_names(code: str, construct: str) -> None:
+    # `r#process` is `process` to rustc: each of these compiled, and the first ended the host.
+    forbidden(SCORE + code + "\n", construct, 5)
+
+
+@pytest.mark.parametrize(
+    ("use", "construct"),
+    [
+        ("use std::r#process as p;", "std::process"),
+        ("use r#std::r#process::{r#exit as e};", "std::process::exit"),
+        ("use std::r#fs::*;", "std::fs::*"),
+    ],
+)
+def test_raw_identifiers_in_use_declarations(use: str, construct: str) -> None:
+    forbidden(use + "\n" + SCORE, construct, 1)
+
+
+def test_a_raw_alias_is_the_alias() -> None:
+    code = "use std::process as r#p;\n" + SCORE + "fn h() {\n    p::exit(1);\n}\n"
+    result = validate_code(code, DECLS)
+    assert isinstance(result, Rejection)
+    assert "std::process" in result.message

@@ -219,8 +219,13 @@ class _Use:
     point: tuple[int, int]  # 0-based (row, column) where the entry is written
 
 
+def _ident(word: str) -> str:
+    """A raw identifier names what its plain spelling names: `std::r#process` is `std::process`."""
+    return word[2:] if word.startswith("r#") else word
+
+
 def _segments(node: ts.Node) -> RustPath:
-    return tuple("".join(syn.text(t) for t in syn.tokens(node)).split("::"))
+    return tuple(_ident(s) for s in "".join(syn.text(t) for t in syn.tokens(node)).split("::"))
 
 
 def _use_entries(node: ts.Node, prefix: RustPath = ()) -> Iterator[_Use]:
@@ -244,7 +249,7 @@ def _use_entries(node: ts.Node, prefix: RustPath = ()) -> Iterator[_Use]:
     elif kind == "use_as_clause":
         path, alias = node.child_by_field_name("path"), node.child_by_field_name("alias")
         full = _self_path(prefix + _segments(path)) if path else prefix
-        binding = syn.text(alias) if alias is not None else None
+        binding = _ident(syn.text(alias)) if alias is not None else None
         yield _Use(full, binding if binding != "_" else None, False, point)
     elif kind not in _COMMENTS:
         full = _self_path(prefix + _segments(node))
@@ -307,7 +312,7 @@ class _Scan:
                 uses.extend(_use_entries(node))
                 continue
             if kind in _NAMED_ITEMS and (name := node.child_by_field_name("name")) is not None:
-                self.locals.add(syn.text(name))
+                self.locals.add(_ident(syn.text(name)))
             self._item(node)
             if node.child_count == 0 or kind in _LITERALS:
                 tokens.append(node)
@@ -442,14 +447,15 @@ class _Scan:
                 return
 
     def _tokens(self, tokens: list[ts.Node]) -> None:
-        words = [syn.text(t) for t in tokens]
+        raw = [syn.text(t) for t in tokens]
         kinds = [t.type for t in tokens]
+        words = [_ident(w) if k in _SEGMENTS else w for w, k in zip(raw, kinds, strict=True)]
         n = len(tokens)
         i = 0
         while i < n:
             word, kind = words[i], kinds[i]
             prev = words[i - 1] if i else ""
-            if word == "unsafe":
+            if raw[i] == "unsafe":
                 parent = tokens[i].parent
                 construct, what = _UNSAFE_FORMS.get(
                     parent.type if parent else "", ("unsafe", "`unsafe`")
