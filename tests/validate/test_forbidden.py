@@ -369,3 +369,24 @@ def test_a_raw_alias_is_the_alias() -> None:
     result = validate_code(code, DECLS)
     assert isinstance(result, Rejection)
     assert "std::process" in result.message
+
+
+@pytest.mark.parametrize(
+    ("call", "construct", "says"),
+    [
+        # Lists a host directory without naming `std::fs`; the panic carried it to the LLM.
+        ('std::path::Path::new("/").read_dir().is_ok()', "std::path::Path::new", "file system"),
+        ('std::path::PathBuf::from("/root/.ssh").exists()', "std::path::PathBuf::from",
+         "file system"),
+        ("std::backtrace::Backtrace::force_capture().to_string().is_empty()",
+         "std::backtrace::Backtrace::force_capture", "host process"),
+        ("{ std::alloc::handle_alloc_error(std::alloc::Layout::new::<u8>()); }",
+         "std::alloc::handle_alloc_error", "aborts"),
+    ],
+)  # fmt: skip
+def test_host_files_paths_and_aborts_reached_without_their_module(
+    call: str, construct: str, says: str
+) -> None:
+    code = f"fn h() -> bool {{\n    {call}\n}}\n"
+    rejection = forbidden(SCORE + code, construct, 5)
+    assert says in rejection.message

@@ -100,6 +100,11 @@ _PATH_REASONS = {
     "std::os": "`std::os` reaches operating-system interfaces",
     "std::io::stdin": "standard input belongs to the host process",
     "std::io::Stdin": "standard input belongs to the host process",
+    # `Path::read_dir`, `exists` and `metadata` query the file system without naming `std::fs`,
+    # and a panic message would carry what they find back to the LLM.
+    "std::path": "`std::path` queries the host's file system (`read_dir`, `exists`, `metadata`)",
+    "std::backtrace": "`std::backtrace` shows the host process's files and memory layout",
+    "std::alloc::handle_alloc_error": "`handle_alloc_error` aborts the host Python process",
 }
 _CRATES = frozenset({"std", "core", "alloc"})
 # symbiont's own glue in the generated crate: hidden from candidate code by the crate layout,
