@@ -390,3 +390,50 @@ def test_host_files_paths_and_aborts_reached_without_their_module(
     code = f"fn h() -> bool {{\n    {call}\n}}\n"
     rejection = forbidden(SCORE + code, construct, 5)
     assert says in rejection.message
+
+
+# The lifetime-expansion trick of rust-lang/rust#25860 (as published in the cve-rs crate): safe
+# code that compiles with this rustc and reads a freed vector, which can crash the host.
+EXPAND = """\
+const UNIT: &&() = &&();
+fn translate<'a, 'b, T: ?Sized>(_x: &'a &'b (), v: &'b T) -> &'a T {
+    v
+}
+fn expand<'a, 'b, T: ?Sized>(x: &'a T) -> &'b T {
+    let f: for<'x> fn(_, &'x T) -> &'b T = translate;
+    f(UNIT, x)
+}
+"""
+
+
+def test_the_lifetime_expansion_trick_is_refused() -> None:
+    rejection = forbidden(SCORE + EXPAND, "tied lifetimes", 5)
+    assert "soundness bug" in rejection.message
+    assert "`&'a &'b ()`" in rejection.message
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "fn t<'b, T>(_x: &'static &'b (), v: &'b T) -> &'static T {\n    v\n}",
+        "fn t<'a, 'b, T>(_x: std::borrow::Cow<'a, &'b T>) {\n}",
+        "fn t<'a, 'b: 'a>(_x: &'a (), _y: &'b ()) {\n}",
+        "fn t<'a, 'b>(_x: &'a (), _y: &'b ())\nwhere\n    'b: 'a,\n{\n}",
+        "struct W<'a, 'b>(&'a Vec<&'b ()>);",
+        "trait Tr {}\nimpl<'a, 'b> Tr for &'a [&'b ()] {}",
+    ],
+)
+def test_other_shapes_that_tie_lifetimes_are_refused(code: str) -> None:
+    result = validate_code(SCORE + code + "\n", DECLS)
+    assert isinstance(result, Rejection), result
+    assert result.construct == "tied lifetimes"
+
+
+def test_ordinary_lifetimes_are_accepted() -> None:
+    code = (
+        "struct View<'a> { xs: &'a [f64], names: &'a [&'static str] }\n"
+        "impl<'a> View<'a> {\n    fn first(&self) -> &'a f64 { &self.xs[0] }\n}\n"
+        "fn pick<'a, T: 'a>(v: &'a mut [T], w: &'a View<'a>) -> &'a mut T { &mut v[0] }\n"
+        "fn any(v: &[&str], m: &std::collections::HashMap<&str, &str>) -> usize { v.len() }\n"
+    )
+    assert isinstance(validate_code(SCORE + code, DECLS), Candidate)

@@ -141,6 +141,17 @@ _UNSAFE_WHY = (
     "Write safe Rust: slices, indexing, iterators and `std` collections cover what these "
     "functions need"
 )
+# Lifetimes that a signature or type ties together implicitly (`&'a &'b T` implies `'b: 'a`) are
+# what the best-known soundness bug of the compiler needs (rust-lang/rust#25860 and its
+# relatives #84591, #100051): a generic function coerced to a function pointer loses those
+# implied bounds, and safe code then returns a reference to freed memory. Honest numeric code
+# needs one lifetime at a time; the shapes below are refused so that the known exploits are.
+_FREE_LIFETIMES_EXCLUDED = frozenset({"'static", "'_"})
+_LIFETIMES_WHY = (
+    "a type that ties one lifetime to another (`&'a &'b T`, `Type<'a, &'b T>`, `'b: 'a`) is "
+    "the shape of a known compiler soundness bug that lets safe code keep references to freed "
+    "memory, which crashes the host. Use one lifetime for related references, or owned values"
+)
 _STATE_WHY = (
     "global state outlives a call and is shared by every caller and revision. Use a `const` for "
     "constant data, and keep state in local variables and parameters"
@@ -350,11 +361,50 @@ class _Scan:
             self.findings.append(_finding(node, construct, f"a `{construct}` item", _STATE_WHY))
         elif kind == "macro_definition":
             self._macro_rules(node)
+        elif kind in ("reference_type", "generic_type", "lifetime_parameter", "where_predicate"):
+            self._tied_lifetimes(node)
         elif kind == "mod_item" and node.child_by_field_name("body") is None:
             name = node.child_by_field_name("name")
             written = f"mod {syn.text(name)};" if name is not None else "mod ...;"
             what = f"an out-of-line module (`{written}`)"
             self.findings.append(_finding(node, "out-of-line module", what, _FILE_WHY))
+
+    def _tied_lifetimes(self, node: ts.Node) -> None:
+        """Refuses a type whose own lifetime has another named lifetime inside it, and an
+        outlives bound between lifetimes: each gives the compiler an implied bound."""
+        kind = node.type
+        if kind in ("lifetime_parameter", "where_predicate"):
+            left = node.child_by_field_name("name" if kind == "lifetime_parameter" else "left")
+            bounds = node.child_by_field_name("bounds")
+            tied = (
+                left is not None
+                and left.type == "lifetime"
+                and bounds is not None
+                and any(c.type == "lifetime" for c in bounds.named_children)
+            )
+        else:
+            if kind == "reference_type":
+                own = [c for c in node.named_children if c.type == "lifetime"]
+                inner = [node.child_by_field_name("type")]
+            else:
+                arguments = node.child_by_field_name("type_arguments")
+                children = arguments.named_children if arguments is not None else []
+                own = [c for c in children if c.type == "lifetime"]
+                inner = [c for c in children if c.type != "lifetime"]
+            names = {syn.text(c) for c in own} - {"'_"}
+            nested = {
+                syn.text(n)
+                for part in inner
+                if part is not None
+                for n in syn.walk(part)
+                if n.type == "lifetime"
+            } - _FREE_LIFETIMES_EXCLUDED
+            tied = bool(names) and bool(nested - names)
+        if tied:
+            written = " ".join(syn.text(node).split())
+            written = written if len(written) <= 40 else written[:37] + "..."
+            what = f"`{written}` (tied lifetimes)"
+            self.findings.append(_finding(node, "tied lifetimes", what, _LIFETIMES_WHY))
 
     def _macro_rules(self, node: ts.Node) -> None:
         why = "macro definitions are not accepted here. Write a helper function instead"
