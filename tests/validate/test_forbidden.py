@@ -437,3 +437,25 @@ def test_ordinary_lifetimes_are_accepted() -> None:
         "fn any(v: &[&str], m: &std::collections::HashMap<&str, &str>) -> usize { v.len() }\n"
     )
     assert isinstance(validate_code(SCORE + code, DECLS), Candidate)
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        'target_feature(enable = "tbm")',
+        'r#target_feature(enable = "avx512f")',
+        'cfg_attr(all(), target_feature(enable = "tbm"))',
+    ],
+)
+def test_target_feature_is_refused(attribute: str) -> None:
+    code = f"#[{attribute}]\nfn score(xs: &[f64]) -> f64 {{\n    xs.iter().sum()\n}}\n"
+    rejection = forbidden(code, "#[target_feature]", 1)
+    assert "instructions this machine's CPU may not have" in rejection.message
+
+
+def test_target_feature_as_a_cfg_predicate_is_accepted() -> None:
+    code = (
+        '#[cfg(target_feature = "avx2")]\nfn wide() {}\n'
+        '#[cfg_attr(target_feature = "avx2", inline)]\n' + SCORE
+    )
+    assert isinstance(validate_code(code, DECLS), Candidate)

@@ -69,6 +69,13 @@ _ATTRIBUTES = {
         "where the loader runs it. Remove it and write an ordinary Rust function"
     ),
     "path": _FILE_WHY,
+    # The entry point is called from the glue's `unsafe` code, so no check that the CPU has the
+    # feature stands between `#[target_feature(enable = "tbm")]` and a SIGILL of the host.
+    "target_feature": (
+        "it lets the compiler use instructions this machine's CPU may not have, and the host "
+        "process dies when one runs. Remove it: write portable Rust and let the optimiser "
+        "vectorise it"
+    ),
     "debugger_visualizer": (
         "it makes the compiler read a file of the build machine into the library. Remove it"
     ),
@@ -555,6 +562,9 @@ class _Scan:
             if depth == 0:
                 return
             name = words[k].removeprefix("r#")
+            # `target_feature = "avx2"` is a harmless `cfg` predicate; the attribute takes `(`.
+            if name == "target_feature" and (k + 1 >= len(words) or words[k + 1] != "("):
+                continue
             if name in _ATTRIBUTES and tokens[k].type == "identifier":
                 self.findings.append(
                     _finding(tokens[k], f"#[{name}]", f"the `#[{name}]` attribute",
