@@ -7,8 +7,13 @@ misses would: these are the second line of defence. Every case runs the real rus
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +210,53 @@ def test_process_limit_is_relative_to_what_runs_now() -> None:
     limits = sb.BuildLimits(processes=50).rlimits()
     soft, hard = limits["nproc"]
     assert soft == hard > 50
+
+
+def _rustc_children() -> list[int]:
+    """Pids of this process's child processes running rustc (under prlimit's exec or not)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == os.getpid() and "rustc" in (entry / "comm").read_text():
+                    found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_compiler_killed_from_outside_is_not_blamed_on_the_cpu_limit(tmp_path: Path) -> None:
+    # kill -9 (or the OOM killer) ended rustc in a tenth of a second; the LLM was told its code
+    # used the 60 s CPU limit.
+    code = (
+        "fn f(x: u64) -> u64 { x + SPIN }\n"
+        "#[allow(long_running_const_eval)]\n"
+        "const SPIN: u64 = { let mut i = 0u64; let mut s = 0u64;\n"
+        "    while i < u64::MAX { s = s.wrapping_add(i ^ (s >> 3)); i += 1; } s };\n"
+    )
+    assert build(tmp_path, "fn f(x: u64) -> u64 { x }\n").ok  # the support crate is built once
+    results: list[BuildResult] = []
+    thread = threading.Thread(target=lambda: results.append(build(tmp_path, code)))
+    thread.start()
+    killed = False
+    for _ in range(600):
+        for pid in _rustc_children():
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+        if killed or not thread.is_alive():
+            break
+        time.sleep(0.05)
+    thread.join(150)
+    assert killed and results
+    text = rendered(results[0])
+    assert "killed from outside the build" in text
+    assert "CPU-time limit" not in text
+    assert not results[0].timed_out
+
+
+def test_only_a_build_that_could_have_spent_its_cpu_time_is_blamed_on_the_limit() -> None:
+    limits = sb.BuildLimits(cpu_seconds=60)
+    assert limits.explain(-signal.SIGKILL, "", 0.1) is None
+    explained = limits.explain(-signal.SIGKILL, "", 61.0)
+    assert explained is not None and "CPU-time limit of 60 s" in explained[0]
+    assert limits.explain(-signal.SIGXCPU, "", 0.1) is not None

@@ -458,3 +458,42 @@ print(sorted(outcomes.items()))
     )
     assert "'result'" in out and "'timeout'" in out, out
     assert "Error" not in out, out
+
+
+def test_a_drop_that_loops_or_recurses_while_a_stopped_call_unwinds() -> None:
+    # The guards in a `Drop` run during the unwinding of a call stopped at its deadline or by
+    # the depth guard; they raised again, and a second panic while unwinding aborted the host.
+    out = scenario(
+        """
+import symbiont as sb
+looping = '''
+struct B(Vec<u64>);
+impl Drop for B {
+    fn drop(&mut self) { for x in self.0.iter_mut() { *x = 0; } }
+}
+fn run(n: u64) -> u64 {
+    let _b = B(vec![n; 8]);
+    let mut j = n;
+    loop { j = j.wrapping_mul(5); if j == 1 { break; } }
+    j
+}
+'''
+recursing = '''
+struct B(u64);
+fn depth(k: u64) -> u64 { if k == 0 { 0 } else { 1 + depth(k - 1) } }
+impl Drop for B {
+    fn drop(&mut self) { self.0 = depth(self.0); }
+}
+fn deep(n: u64) -> u64 { let _c = B(3); 1 + deep(n + 1) }
+fn run(n: u64) -> u64 { deep(n) }
+'''
+rt = sb.Runtime("fn run(n: u64) -> u64 { n }", timeout=0.2)
+for code in (looping, recursing):
+    try:
+        rt.revision(rt.register(code)).fns.run(3)
+        print("returned")
+    except sb.SymbiontError as exc:
+        print(type(exc).__name__)
+"""
+    )
+    assert out.split() == ["TimeoutError", "PanicError"], out

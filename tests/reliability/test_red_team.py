@@ -179,6 +179,58 @@ def test_load_time_code_past_the_policy_ends_a_worker_not_the_host(with_check: b
     assert "good 1" in out and "host ok 2" in out
 
 
+def test_a_raw_identifier_does_not_smuggle_process_exit_into_the_host() -> None:
+    # `std::r#process::exit` is `std::process::exit` to rustc; the scan once read it as an
+    # unknown path, registered it, and the first call ended the host with status 7.
+    proc = child(
+        f"""
+        import symbiont as sb
+        rt = sb.Runtime({DECL!r})
+        for code in [
+            "fn run(n: u64) -> u64 {{ std::r#process::exit(7) }}",
+            "use r#std::r#process as p;\\nfn run(n: u64) -> u64 {{ p::exit(7) }}",
+        ]:
+            try:
+                rt.activate(rt.register(code))
+            except sb.CandidateError as exc:
+                print(exc.failure.kind)
+            print(rt.fns.run(1))
+        """
+    )
+    assert survived(proc).split() == ["forbidden", "1", "forbidden", "1"]
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return any(flag in line.split() for line in f if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+@x86_64_linux
+@pytest.mark.skipif(_cpu_has("tbm"), reason="this CPU runs TBM instructions")
+def test_an_instruction_the_cpu_lacks_never_reaches_the_host() -> None:
+    # `#[target_feature]` on the entry point needs no `unsafe`: LLVM compiled `!n | (n - 1)` to
+    # TBM's `blsic`, and the first call ended the host with SIGILL.
+    proc = child(
+        f"""
+        import symbiont as sb
+        rt = sb.Runtime({DECL!r})
+        code = (
+            '#[target_feature(enable = "tbm")]\\n'
+            'fn run(n: u64) -> u64 {{ !n | n.wrapping_sub(1) }}'
+        )
+        try:
+            rt.activate(rt.register(code))
+        except sb.CandidateError as exc:
+            print(exc.failure.kind)
+        print(rt.fns.run(1))
+        """
+    )
+    assert survived(proc).split() == ["forbidden", "1"]
+
+
 # -------------------------------------------------------------------- host files, secrets
 
 

@@ -209,11 +209,16 @@ pub fn tick() {
     }
 }
 
+// Neither guard panics while its thread already unwinds: a candidate's `Drop` whose loop or
+// recursion runs during the unwinding of a stopped call would otherwise panic a second time,
+// which aborts the process.
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn interrupted() -> ! {
-    std::panic::panic_any(Interrupted)
+fn interrupted() {
+    if !std::thread::panicking() {
+        std::panic::panic_any(Interrupted)
+    }
 }
 
 /// Whether this thread's armed call was flagged by the watchdog. Never unwinds.
@@ -339,8 +344,10 @@ pub fn enter() {
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn too_deep() -> ! {
-    std::panic::panic_any(TooDeep)
+fn too_deep() {
+    if !std::thread::panicking() {
+        std::panic::panic_any(TooDeep)
+    }
 }
 
 /// Arms the watchdog for this thread's call; `disarm` reports whether the deadline passed.

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -339,11 +340,17 @@ class Builder:
         # A build a limit stopped (killed by a signal, or failing without an error of its own)
         # is reported as such.
         if self.limits is not None and (code < 0 or not diagnostics.errors):
-            limited = self.limits.explain(code, run.stderr)
+            limited = self.limits.explain(code, run.stderr, run.seconds)
             if limited is not None:
                 message, over_time = limited
                 return _single_error(message, f"error: {message}", raw=run.stderr), over_time
-        if not diagnostics.errors:
+        if code == -signal.SIGKILL and not diagnostics.errors:
+            message = (
+                "the compiler was killed from outside the build (SIGKILL: the host ran out of "
+                "memory or a process manager stopped it); your code may be fine, send it again"
+            )
+            diagnostics = _single_error(message, f"error: {message}", raw=run.stderr)
+        elif not diagnostics.errors:
             message = f"rustc exited with status {run.returncode}"
             diagnostics = _single_error(message, f"error: {message}", raw=run.stderr)
         return diagnostics, False

@@ -121,12 +121,20 @@ class BuildLimits:
         spec = [f"{name}={soft}:{hard}" for name, (soft, hard) in limits.items()]
         return [sys.executable, "-I", "-S", "-c", _LAUNCHER, *spec, "--", *argv]
 
-    def explain(self, returncode: int, stderr: str) -> tuple[str, bool] | None:
+    def explain(
+        self, returncode: int, stderr: str, seconds: float | None = None
+    ) -> tuple[str, bool] | None:
         """Why a build ended, when a limit ended it: (message, whether it counts as a
-        timeout). None when no limit was involved."""
+        timeout). None when no limit was involved. ``seconds`` is the build's wall time."""
         by_signal = -returncode if returncode < 0 else None
+        # The hard CPU limit kills with SIGKILL; so do the OOM killer and a user's `kill -9`,
+        # which must not be reported to the LLM as its code's fault. The CPU limit cannot have
+        # been reached before the build ran cpu_seconds spread over every core.
+        spent = seconds is None or (
+            self.cpu_seconds is not None and seconds * (os.cpu_count() or 1) >= self.cpu_seconds
+        )
         if by_signal == signal.SIGXCPU or (
-            by_signal == signal.SIGKILL and self.cpu_seconds is not None
+            by_signal == signal.SIGKILL and self.cpu_seconds is not None and spent
         ):
             return (
                 f"the build used its CPU-time limit of {self.cpu_seconds} s and was stopped "

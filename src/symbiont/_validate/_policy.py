@@ -69,6 +69,13 @@ _ATTRIBUTES = {
         "where the loader runs it. Remove it and write an ordinary Rust function"
     ),
     "path": _FILE_WHY,
+    # The entry point is called from the glue's `unsafe` code, so no check that the CPU has the
+    # feature stands between `#[target_feature(enable = "tbm")]` and a SIGILL of the host.
+    "target_feature": (
+        "it lets the compiler use instructions this machine's CPU may not have, and the host "
+        "process dies when one runs. Remove it: write portable Rust and let the optimiser "
+        "vectorise it"
+    ),
     "debugger_visualizer": (
         "it makes the compiler read a file of the build machine into the library. Remove it"
     ),
@@ -100,6 +107,11 @@ _PATH_REASONS = {
     "std::os": "`std::os` reaches operating-system interfaces",
     "std::io::stdin": "standard input belongs to the host process",
     "std::io::Stdin": "standard input belongs to the host process",
+    # `Path::read_dir`, `exists` and `metadata` query the file system without naming `std::fs`,
+    # and a panic message would carry what they find back to the LLM.
+    "std::path": "`std::path` queries the host's file system (`read_dir`, `exists`, `metadata`)",
+    "std::backtrace": "`std::backtrace` shows the host process's files and memory layout",
+    "std::alloc::handle_alloc_error": "`handle_alloc_error` aborts the host Python process",
 }
 _CRATES = frozenset({"std", "core", "alloc"})
 # symbiont's own glue in the generated crate: hidden from candidate code by the crate layout,
@@ -135,6 +147,17 @@ _UNSAFE_WHY = (
     "the code runs inside the Python process, where undefined behaviour crashes or corrupts it. "
     "Write safe Rust: slices, indexing, iterators and `std` collections cover what these "
     "functions need"
+)
+# Lifetimes that a signature or type ties together implicitly (`&'a &'b T` implies `'b: 'a`) are
+# what the best-known soundness bug of the compiler needs (rust-lang/rust#25860 and its
+# relatives #84591, #100051): a generic function coerced to a function pointer loses those
+# implied bounds, and safe code then returns a reference to freed memory. Honest numeric code
+# needs one lifetime at a time; the shapes below are refused so that the known exploits are.
+_FREE_LIFETIMES_EXCLUDED = frozenset({"'static", "'_"})
+_LIFETIMES_WHY = (
+    "a type that ties one lifetime to another (`&'a &'b T`, `Type<'a, &'b T>`, `'b: 'a`) is "
+    "the shape of a known compiler soundness bug that lets safe code keep references to freed "
+    "memory, which crashes the host. Use one lifetime for related references, or owned values"
 )
 _STATE_WHY = (
     "global state outlives a call and is shared by every caller and revision. Use a `const` for "
@@ -219,8 +242,13 @@ class _Use:
     point: tuple[int, int]  # 0-based (row, column) where the entry is written
 
 
+def _ident(word: str) -> str:
+    """A raw identifier names what its plain spelling names: `std::r#process` is `std::process`."""
+    return word[2:] if word.startswith("r#") else word
+
+
 def _segments(node: ts.Node) -> RustPath:
-    return tuple("".join(syn.text(t) for t in syn.tokens(node)).split("::"))
+    return tuple(_ident(s) for s in "".join(syn.text(t) for t in syn.tokens(node)).split("::"))
 
 
 def _use_entries(node: ts.Node, prefix: RustPath = ()) -> Iterator[_Use]:
@@ -244,7 +272,7 @@ def _use_entries(node: ts.Node, prefix: RustPath = ()) -> Iterator[_Use]:
     elif kind == "use_as_clause":
         path, alias = node.child_by_field_name("path"), node.child_by_field_name("alias")
         full = _self_path(prefix + _segments(path)) if path else prefix
-        binding = syn.text(alias) if alias is not None else None
+        binding = _ident(syn.text(alias)) if alias is not None else None
         yield _Use(full, binding if binding != "_" else None, False, point)
     elif kind not in _COMMENTS:
         full = _self_path(prefix + _segments(node))
@@ -307,7 +335,7 @@ class _Scan:
                 uses.extend(_use_entries(node))
                 continue
             if kind in _NAMED_ITEMS and (name := node.child_by_field_name("name")) is not None:
-                self.locals.add(syn.text(name))
+                self.locals.add(_ident(syn.text(name)))
             self._item(node)
             if node.child_count == 0 or kind in _LITERALS:
                 tokens.append(node)
@@ -340,11 +368,50 @@ class _Scan:
             self.findings.append(_finding(node, construct, f"a `{construct}` item", _STATE_WHY))
         elif kind == "macro_definition":
             self._macro_rules(node)
+        elif kind in ("reference_type", "generic_type", "lifetime_parameter", "where_predicate"):
+            self._tied_lifetimes(node)
         elif kind == "mod_item" and node.child_by_field_name("body") is None:
             name = node.child_by_field_name("name")
             written = f"mod {syn.text(name)};" if name is not None else "mod ...;"
             what = f"an out-of-line module (`{written}`)"
             self.findings.append(_finding(node, "out-of-line module", what, _FILE_WHY))
+
+    def _tied_lifetimes(self, node: ts.Node) -> None:
+        """Refuses a type whose own lifetime has another named lifetime inside it, and an
+        outlives bound between lifetimes: each gives the compiler an implied bound."""
+        kind = node.type
+        if kind in ("lifetime_parameter", "where_predicate"):
+            left = node.child_by_field_name("name" if kind == "lifetime_parameter" else "left")
+            bounds = node.child_by_field_name("bounds")
+            tied = (
+                left is not None
+                and left.type == "lifetime"
+                and bounds is not None
+                and any(c.type == "lifetime" for c in bounds.named_children)
+            )
+        else:
+            if kind == "reference_type":
+                own = [c for c in node.named_children if c.type == "lifetime"]
+                inner = [node.child_by_field_name("type")]
+            else:
+                arguments = node.child_by_field_name("type_arguments")
+                children = arguments.named_children if arguments is not None else []
+                own = [c for c in children if c.type == "lifetime"]
+                inner = [c for c in children if c.type != "lifetime"]
+            names = {syn.text(c) for c in own} - {"'_"}
+            nested = {
+                syn.text(n)
+                for part in inner
+                if part is not None
+                for n in syn.walk(part)
+                if n.type == "lifetime"
+            } - _FREE_LIFETIMES_EXCLUDED
+            tied = bool(names) and bool(nested - names)
+        if tied:
+            written = " ".join(syn.text(node).split())
+            written = written if len(written) <= 40 else written[:37] + "..."
+            what = f"`{written}` (tied lifetimes)"
+            self.findings.append(_finding(node, "tied lifetimes", what, _LIFETIMES_WHY))
 
     def _macro_rules(self, node: ts.Node) -> None:
         why = "macro definitions are not accepted here. Write a helper function instead"
@@ -442,14 +509,15 @@ class _Scan:
                 return
 
     def _tokens(self, tokens: list[ts.Node]) -> None:
-        words = [syn.text(t) for t in tokens]
+        raw = [syn.text(t) for t in tokens]
         kinds = [t.type for t in tokens]
+        words = [_ident(w) if k in _SEGMENTS else w for w, k in zip(raw, kinds, strict=True)]
         n = len(tokens)
         i = 0
         while i < n:
             word, kind = words[i], kinds[i]
             prev = words[i - 1] if i else ""
-            if word == "unsafe":
+            if raw[i] == "unsafe":
                 parent = tokens[i].parent
                 construct, what = _UNSAFE_FORMS.get(
                     parent.type if parent else "", ("unsafe", "`unsafe`")
@@ -494,6 +562,9 @@ class _Scan:
             if depth == 0:
                 return
             name = words[k].removeprefix("r#")
+            # `target_feature = "avx2"` is a harmless `cfg` predicate; the attribute takes `(`.
+            if name == "target_feature" and (k + 1 >= len(words) or words[k + 1] != "("):
+                continue
             if name in _ATTRIBUTES and tokens[k].type == "identifier":
                 self.findings.append(
                     _finding(tokens[k], f"#[{name}]", f"the `#[{name}]` attribute",

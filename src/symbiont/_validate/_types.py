@@ -18,6 +18,9 @@ DEFAULT_DENIED_PATHS: tuple[str, ...] = (
     "std::os",
     "std::io::stdin",
     "std::io::Stdin",
+    "std::path",
+    "std::backtrace",
+    "std::alloc::handle_alloc_error",
 )
 # Macros that read the build machine's files or environment at compile time.
 DEFAULT_DENIED_MACROS: tuple[str, ...] = (
