@@ -11,7 +11,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from symbiont._decl._syntax import excerpt, remap_position
+from symbiont._decl import SourceMap
+from symbiont._decl._syntax import excerpt
 from symbiont._errors import PanicError, TimeoutError
 from symbiont._failures import Failure
 from symbiont._load import Functions, Maps
@@ -35,8 +36,11 @@ def check_failure(exc: BaseException, code: str, compiled: str | None = None) ->
         if exc.file == CANDIDATE_FILE and exc.line:
             line, column = exc.line, exc.column
             if compiled is not None and compiled != code and column:
-                line, column = remap_position(compiled, code, line, column)
-                exc.line, exc.column = line, column
+                layouts = SourceMap.between_layouts(compiled, code)
+                moved = layouts.written_position(line, column) if layouts else None
+                if moved is not None:
+                    line, column = moved
+                    exc.line, exc.column = line, column
             return Failure(
                 kind="panic",
                 message=exc.message,

@@ -26,6 +26,13 @@ def test_unsafe_block() -> None:
     assert "Write safe Rust" in rejection.message
 
 
+def test_the_column_counts_characters_not_bytes() -> None:
+    line = '\tlet s = "中é"; unsafe { *xs.get_unchecked(0) }'
+    code = "fn score(xs: &[f64]) -> f64 {\n" + line + "\n}\n"
+    rejection = forbidden(code, "unsafe block", 2)
+    assert rejection.column == line.index("unsafe") + 1
+
+
 def test_unsafe_helper_fn() -> None:
     code = SCORE + "unsafe fn first(xs: &[f64]) -> f64 {\n    xs[0]\n}\n"
     forbidden(code, "unsafe fn", 4)

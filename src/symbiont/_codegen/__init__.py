@@ -17,7 +17,7 @@ from symbiont._codegen._crate import (
     runtime_source,
     vectorisable,
 )
-from symbiont._codegen._guards import ENTER, TICK, Instrumented, instrument, original_column
+from symbiont._codegen._guards import ENTER, TICK, Instrumented, instrument
 
 __all__ = [
     "ENTER",
@@ -33,7 +33,6 @@ __all__ = [
     "abi_source",
     "generate",
     "instrument",
-    "original_column",
     "public_prelude",
     "runtime_source",
     "vectorisable",

@@ -14,8 +14,8 @@
 
 Insertions never add a line, so line numbers in compiler errors and panic locations stay those
 of the code the LLM wrote; columns after an insertion shift, and the recorded insertions let the
-diagnostics and panic reports map them back. Code in const contexts (const items, statics,
-`const fn`, const blocks) is left alone: guards are not `const`.
+diagnostics and panic reports map them back (``SourceMap.with_insertions``). Code in const
+contexts (const items, statics, `const fn`, const blocks) is left alone: guards are not `const`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from symbiont._decl import SourceMap
 from symbiont._decl import _syntax as syn
 
 if TYPE_CHECKING:
@@ -153,7 +154,6 @@ def value_callers(root: ts.Node) -> set[int]:
 def instrument(code: str) -> Instrumented:
     """Inserts the guards into ``code`` (see the module docstring)."""
     tree = syn.parse(code)
-    raw = code.encode("utf-8")
     recursive = recursive_functions(tree.root_node)
     callers = value_callers(tree.root_node)
     inserts: list[tuple[int, str]] = []
@@ -186,30 +186,6 @@ def instrument(code: str) -> Instrumented:
             ):
                 after_brace(node.child_by_field_name("body"), ENTER)
     inserts.sort(key=lambda item: item[0])
-    out = bytearray()
-    last = 0
-    for offset, text in inserts:
-        out += raw[last:offset]
-        out += text.encode("utf-8")
-        last = offset
-    out += raw[last:]
-    return Instrumented(code=out.decode("utf-8"), insertions=tuple(inserts))
-
-
-def original_column(
-    insertions: tuple[tuple[int, str], ...], code: str, line: int, column: int
-) -> int:
-    """Maps a 1-based (line, column) in the instrumented code back to a column in ``code``."""
-    lines = code.split("\n")
-    if not 1 <= line <= len(lines):
-        return column
-    start = len("\n".join(lines[: line - 1]).encode("utf-8")) + (1 if line > 1 else 0)
-    end = start + len(lines[line - 1].encode("utf-8"))
-    shift = 0
-    for offset, text in insertions:
-        if start <= offset <= end:
-            # Character columns: the inserted texts are ASCII, so chars == bytes for them.
-            at = len(lines[line - 1].encode("utf-8")[: offset - start].decode("utf-8", "ignore"))
-            if at + shift < column - 1:
-                shift += len(text)
-    return max(1, column - shift)
+    # The compiled text is the map's: what is compiled and how it maps back cannot disagree.
+    compiled = SourceMap.with_insertions(code, inserts).compiled.text
+    return Instrumented(code=compiled, insertions=tuple(inserts))

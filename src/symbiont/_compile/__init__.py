@@ -15,7 +15,6 @@ from symbiont._compile._diagnostics import (
     CANDIDATE_FILE,
     Diagnostic,
     Diagnostics,
-    map_offset,
     parse_rustc_json,
 )
 from symbiont._compile._limits import BuildLimits, build_environment
@@ -35,6 +34,5 @@ __all__ = [
     "default_cache_dir",
     "find_toolchain",
     "library_suffix",
-    "map_offset",
     "parse_rustc_json",
 ]

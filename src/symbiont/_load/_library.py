@@ -26,10 +26,9 @@ from symbiont._codegen import (
     INIT_SYMBOL,
     MAP_INPUT,
     MAP_PREFIX,
-    original_column,
     vectorisable,
 )
-from symbiont._decl import FunctionDecl
+from symbiont._decl import FunctionDecl, SourceMap
 from symbiont._errors import BuildError, PanicError, TimeoutError
 from symbiont._load._boundary import ArgumentChecker, Cell
 
@@ -105,8 +104,8 @@ class Library:
     """One loaded revision library (the keeper passed to its entry points as ``self``)."""
 
     __slots__ = (
-        "__weakref__", "_checkers", "code", "entries", "functions", "insertions", "map_entries",
-        "path", "revision",
+        "__weakref__", "_checkers", "code", "entries", "functions", "map_entries", "path",
+        "revision", "source_map",
     )  # fmt: skip
 
     def __init__(
@@ -118,13 +117,14 @@ class Library:
         code: str = "",
         insertions: tuple[tuple[int, str], ...] = (),
     ) -> None:
-        """Loads ``path``. ``api`` is the trampoline's table address; ``code`` and
-        ``insertions`` (the guards added to it) map panic locations back to the written code."""
+        """Loads ``path``. ``api`` is the trampoline's table address; ``code`` (the layout the
+        library was built from) and ``insertions`` (the guards added to it) map panic locations
+        back to the written code."""
         reap()
         self.path = path
         self.functions = functions
         self.code = code
-        self.insertions = insertions
+        self.source_map = SourceMap.with_insertions(code, insertions)
         self.revision: int | None = None
         self._checkers = tuple(ArgumentChecker(f) for f in functions)
         try:
@@ -215,8 +215,12 @@ class Library:
         )
 
     def _panic(self, fi: int, message: str, file: str, line: int, column: int) -> NoReturn:
-        if file == "candidate.rs" and self.insertions and line and column:
-            column = original_column(self.insertions, self.code, line, column)
+        if file == "candidate.rs" and line and column:
+            # Location::column counts display cells (a tab is four); a 1-based character
+            # column of the written code is what symbiont reports.
+            where = self.source_map.written_position(line, column, "display")
+            if where is not None:
+                line, column = where
         raise PanicError(
             message,
             function=self.functions[fi].name,

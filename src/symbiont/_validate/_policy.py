@@ -167,8 +167,9 @@ _STATE_WHY = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finding:
-    """One forbidden construct: where (1-based; the column orders findings on one line), what
-    (``construct``), and the feedback line for it."""
+    """One forbidden construct: where (1-based line and UTF-8 byte column, as tree-sitter
+    counts; the column orders findings on one line), what (``construct``), and the feedback
+    line for it."""
 
     line: int
     column: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from symbiont._decl import SourceText
 from symbiont._decl import _syntax as syn
 from symbiont._validate._extract import extract_code
 from symbiont._validate._policy import crate_attributes, render, scan
@@ -92,14 +93,18 @@ def validate_code(
             )
         findings = scan(root, decls, policy)
     if findings:
+        found = findings[0]
+        # Findings carry tree-sitter's byte columns; a rejection reports characters.
+        src = SourceText(code)
+        _, column = src.position(src.offset(found.line, found.column, "byte") or 0)
         return Rejection(
             kind="forbidden",
             message=render(findings),
-            error=findings[0].message.removeprefix(f"line {findings[0].line}: "),
+            error=found.message.removeprefix(f"line {found.line}: "),
             code=code,
-            construct=findings[0].construct,
-            line=findings[0].line,
-            column=findings[0].column,
+            construct=found.construct,
+            line=found.line,
+            column=column,
         )
     normalised = syn.normalise(root) if stripped == code else syn.normalise_source(stripped)
     return Candidate(code=stripped, normalised=normalised)
