@@ -56,6 +56,7 @@ from symbiont._load import (
     Revision,
     RevisionHandle,
     RevisionTable,
+    Types,
     reap,
     timeout_ns,
     trampoline,
@@ -202,6 +203,7 @@ class Runtime:
             if not isinstance(seconds, (int, float)) or not seconds > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {seconds!r}")
         self.declarations = declarations
+        self._types: Types | None = None
         self.profile = profile
         self.policy = Policy.create(allow=tuple(allow), deny=tuple(deny))
         self.limits = Limits(
@@ -276,6 +278,14 @@ class Runtime:
         ``rt.map.f(xs, ys, out=None, threads=None, timeout=None)`` broadcasts numpy arrays and
         runs the element loop in Rust with the GIL released (``threads=0``: every core)."""
         return self._table.map
+
+    @property
+    def types(self) -> Types:
+        """The prelude's shared types: ``rt.types.Candle.dtype`` and ``rt.types.Candle(...)``
+        for a ``#[repr(C)]`` struct, an ``enum.IntEnum`` for a fieldless enum."""
+        if self._types is None:
+            self._types = Types(self.declarations)
+        return self._types
 
     @property
     def signatures(self) -> MappingProxyType[str, str]:

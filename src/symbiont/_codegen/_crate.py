@@ -26,13 +26,14 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
+from symbiont._codegen import _records
 from symbiont._codegen._guards import instrument
 from symbiont._decl import Declarations, FunctionDecl
 from symbiont._decl import _syntax as syn
 
 # Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
 # symbiont._load: cached libraries built by another glue version are then never reused.
-GLUE_ABI = 3
+GLUE_ABI = 4
 ENTRY_PREFIX = "__symbiont_entry_"
 MAP_PREFIX = "__symbiont_map_"
 INIT_SYMBOL = "__symbiont_init"
@@ -89,9 +90,10 @@ _LINT_HEADER = f"#![allow({_LINTS})]\n"
 
 @functools.cache
 def runtime_source() -> str:
-    """The support crate's root: rt.rs behind crate-level lint allowances."""
-    text = resources.files("symbiont._codegen").joinpath("rt.rs").read_text(encoding="utf-8")
-    return _LINT_HEADER + text
+    """The support crate's root: rt.rs and rt_types.rs behind crate-level lint allowances."""
+    here = resources.files("symbiont._codegen")
+    parts = [here.joinpath(name).read_text(encoding="utf-8") for name in ("rt.rs", "rt_types.rs")]
+    return _LINT_HEADER + "\n".join(parts)
 
 
 def public_prelude(prelude: str) -> str:
@@ -166,7 +168,13 @@ def _entry(index: int, f: FunctionDecl) -> str:
         o = f"*args.add({pi})"
         t = p.type
         err = "Err(()) => return std::ptr::null_mut()"
-        if t.kind == "scalar":
+        if _records.shared(t):
+            acquire, span, back = _records.param_lines(index, pi, t, o)
+            lines.extend(acquire)
+            spans.extend([span] if span else [])
+            write_backs.extend([back] if back else [])
+            call_args.append(f"a{pi}")
+        elif t.kind == "scalar":
             lines.append(
                 f"    let a{pi}: {t.rust} = match rt::arg(&mut pin, {index}, {pi}, {o}) "
                 f"{{ Ok(v) => v, {err} }};"
@@ -218,7 +226,10 @@ def _entry(index: int, f: FunctionDecl) -> str:
         lines.append("    if r.is_ok() {")
         lines.extend("    " + w for w in write_backs)
         lines.append("    }")
-    lines.append(f"    rt::finish(pin, {index}, r, stopped, timeout_ns)")
+    lines.append(
+        _records.finish_line(index, f.ret)
+        or f"    rt::finish(pin, {index}, r, stopped, timeout_ns)"
+    )
     lines.append("}")
     return "\n".join(lines)
 
@@ -304,6 +315,7 @@ pub fn __sb_enter() {{
 
 include!("candidate.rs");
 
+{_records.types_module(decls)}
 #[doc(hidden)]
 mod __symbiont_glue {{
     use super::__symbiont_rt as rt;

@@ -12,6 +12,7 @@ from symbiont._decl._declarations import (
     item_name,
     param_name,
 )
+from symbiont._decl._records import EnumDecl, Field, StructDecl
 from symbiont._decl._types import (
     ELEMENT_SIZE,
     INTEGERS,
@@ -28,9 +29,12 @@ __all__ = [
     "NUMPY_DTYPE",
     "SCALARS",
     "Declarations",
+    "EnumDecl",
+    "Field",
     "FunctionDecl",
     "Param",
     "RustType",
+    "StructDecl",
     "evolvable",
     "function_parts",
     "item_name",

@@ -17,8 +17,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import tree_sitter as ts
@@ -58,14 +59,21 @@ class RustType:
 
     ``kind`` is one of ``scalar`` (``name`` is the primitive), ``slice`` (``elem`` scalar,
     ``mutable``), ``mut_ref`` (``&mut`` scalar), ``str`` (``&str``), ``string``, ``unit``,
-    ``option`` (``elem``), ``tuple`` (``items``), ``vec`` (``elem``).
+    ``option`` (``elem``), ``tuple`` (``items``), ``vec`` (``elem``), ``struct`` (a
+    ``#[repr(C)]`` struct of the prelude by value; ``name``, ``decl`` its StructDecl), ``enum``
+    (a fieldless enum; ``decl`` its EnumDecl), ``ref`` (``&S`` for a struct ``elem``).
+    ``&mut S`` is a ``mut_ref`` and ``&[S]`` a ``slice`` whose ``elem`` is a struct.
     """
 
-    kind: Literal["scalar", "slice", "mut_ref", "str", "string", "unit", "option", "tuple", "vec"]
+    kind: Literal[
+        "scalar", "slice", "mut_ref", "str", "string", "unit", "option", "tuple", "vec",
+        "struct", "enum", "ref",
+    ]  # fmt: skip
     name: str = ""
     elem: RustType | None = None
     items: tuple[RustType, ...] = ()
     mutable: bool = False
+    decl: Any = None  # StructDecl / EnumDecl (see _records.py) for ``struct`` and ``enum``
 
     @property
     def rust(self) -> str:
@@ -79,6 +87,11 @@ class RustType:
             case "mut_ref":
                 assert self.elem is not None
                 return f"&mut {self.elem.rust}"
+            case "ref":
+                assert self.elem is not None
+                return f"&{self.elem.rust}"
+            case "struct" | "enum":
+                return self.name
             case "str":
                 return "&str"
             case "string":
@@ -107,6 +120,10 @@ class RustType:
     def numeric(self) -> bool:
         return self.kind == "scalar" and self.name in NUMERIC
 
+    @property
+    def is_struct(self) -> bool:
+        return self.kind == "struct"
+
 
 def scalar(name: str) -> RustType:
     return RustType("scalar", name=name)
@@ -114,10 +131,12 @@ def scalar(name: str) -> RustType:
 
 _SUPPORTED_PARAMS = (
     "integers (i8..i64, u8..u64, isize, usize), f32, f64, bool, char, &str, "
-    "&[T] and &mut [T] for numeric T, &mut T for scalar T"
+    "&[T] and &mut [T] for numeric T, &mut T for scalar T, and for a #[repr(C)] struct S of "
+    "the prelude: S, &S, &mut S, &[S], &mut [S]; a fieldless enum with an integer #[repr]"
 )
 _SUPPORTED_RETURNS = (
-    "integers, f32, f64, bool, char, String, (), Option<T>, tuples, Vec<T> of scalars"
+    "integers, f32, f64, bool, char, String, (), Option<T>, tuples, Vec<T> of scalars, "
+    "a #[repr(C)] struct of the prelude, a fieldless enum with an integer #[repr]"
 )
 
 
@@ -125,9 +144,28 @@ class UnsupportedType(Exception):
     """Raised by the converters below; turned into a DeclarationError by the caller."""
 
 
-def param_type(node: ts.Node, rendered: str) -> RustType:
-    """The boundary type of a parameter's type node."""
+def named_type(name: str, types: Mapping[str, Any]) -> RustType | None:
+    """The boundary type of a prelude struct or enum called ``name`` (None: not declared)."""
+    decl = types.get(name)
+    if decl is None:
+        return None
+    kind = type(decl).__name__
+    if kind == "StructDecl":
+        return RustType("struct", name=name, decl=decl)
+    if kind == "EnumDecl":
+        return RustType("enum", name=name, decl=decl)
+    raise UnsupportedType(decl.reason)
+
+
+def param_type(node: ts.Node, rendered: str, types: Mapping[str, Any] | None = None) -> RustType:
+    """The boundary type of a parameter's type node; ``types`` holds the prelude's structs and
+    enums by name (see _records.py)."""
+    types = types or {}
     t = node.type
+    if t == "type_identifier":
+        named = named_type(rendered, types)
+        if named is not None:
+            return named
     if t == "primitive_type":
         if rendered in SCALARS:
             return scalar(rendered)
@@ -145,6 +183,9 @@ def param_type(node: ts.Node, rendered: str) -> RustType:
                 elem = elem_node.text.decode() if elem_node and elem_node.text else ""
                 if elem in NUMERIC or elem == "bool":
                     return RustType("slice", elem=scalar(elem), mutable=mutable)
+                named = named_type(elem, types)
+                if named is not None and named.is_struct:
+                    return RustType("slice", elem=named, mutable=mutable)
                 raise UnsupportedType(f"slices must hold a numeric type or bool, not `{elem}`")
             if inner.type == "primitive_type" and inner_text == "str" and not mutable:
                 return RustType("str")
@@ -152,14 +193,27 @@ def param_type(node: ts.Node, rendered: str) -> RustType:
                 return RustType("mut_ref", elem=scalar(inner_text))
             if inner.type == "primitive_type" and inner_text in SCALARS:
                 raise UnsupportedType(f"take `{inner_text}` by value instead of `&{inner_text}`")
+            if inner.type == "type_identifier":
+                named = named_type(inner_text, types)
+                if named is not None and named.is_struct:
+                    return RustType("mut_ref" if mutable else "ref", elem=named)
+                if named is not None:
+                    raise UnsupportedType(f"take the enum `{inner_text}` by value")
     raise UnsupportedType(f"`{rendered}` cannot be a parameter; supported: {_SUPPORTED_PARAMS}")
 
 
-def return_type(node: ts.Node | None, rendered: str) -> RustType:
+def return_type(
+    node: ts.Node | None, rendered: str, types: Mapping[str, Any] | None = None
+) -> RustType:
     """The boundary type of a return type node (``None`` for no return type)."""
     if node is None:
         return RustType("unit")
+    types = types or {}
     t = node.type
+    if t == "type_identifier":
+        named = named_type(rendered, types)
+        if named is not None:
+            return named
     if t == "unit_type":
         return RustType("unit")
     if t == "primitive_type" and rendered in SCALARS:
@@ -169,7 +223,8 @@ def return_type(node: ts.Node | None, rendered: str) -> RustType:
     if t == "tuple_type":
         items = [c for c in node.named_children]
         return RustType(
-            "tuple", items=tuple(return_type(c, c.text.decode() if c.text else "") for c in items)
+            "tuple",
+            items=tuple(_contained(return_type(c, syn_text(c), types)) for c in items),
         )
     if t == "generic_type":
         base = node.child_by_field_name("type")
@@ -178,10 +233,23 @@ def return_type(node: ts.Node | None, rendered: str) -> RustType:
         arg_nodes = [c for c in args.named_children] if args else []
         if base_text in ("Option", "Vec") and len(arg_nodes) == 1:
             arg = arg_nodes[0]
-            inner = return_type(arg, arg.text.decode() if arg.text else "")
+            inner = _contained(return_type(arg, syn_text(arg), types))
             if base_text == "Option":
                 return RustType("option", elem=inner)
             if inner.is_scalar:
                 return RustType("vec", elem=inner)
             raise UnsupportedType(f"`Vec` returns must hold a scalar type, not `{inner.rust}`")
     raise UnsupportedType(f"`{rendered}` cannot be returned; supported: {_SUPPORTED_RETURNS}")
+
+
+def syn_text(node: ts.Node) -> str:
+    return node.text.decode() if node.text else ""
+
+
+def _contained(t: RustType) -> RustType:
+    """Structs and enums cross as a whole return value, not yet inside Option, Vec or tuples."""
+    if t.kind in ("struct", "enum"):
+        raise UnsupportedType(
+            f"`{t.rust}` can be returned directly but not yet inside Option, Vec or a tuple"
+        )
+    return t

@@ -5,6 +5,7 @@ Knows nothing of LLMs.
 
 from symbiont._load._boundary import Cell
 from symbiont._load._library import Library, loaded_count, reap
+from symbiont._load._records import StructType, Types
 from symbiont._load._revisions import (
     Functions,
     Revision,
@@ -23,6 +24,8 @@ __all__ = [
     "Revision",
     "RevisionHandle",
     "RevisionTable",
+    "StructType",
+    "Types",
     "Vectorised",
     "loaded_count",
     "reap",

@@ -43,6 +43,9 @@ def describe(obj: Any) -> str:
     name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
     dtype = getattr(obj, "dtype", None)
     shape = getattr(obj, "shape", None)
+    if dtype is not None and getattr(dtype, "names", None):
+        kind = f"a structured dtype ({', '.join(dtype.names)})"
+        return f"{name} of {kind} and shape {tuple(shape)}" if shape else f"{name} of {kind}"
     if dtype is not None and shape:
         return f"{name} of dtype {dtype} and shape {tuple(shape)}"
     r = repr(obj)
@@ -109,49 +112,7 @@ class ArgumentChecker:
         raise TypeError(f"{where} expects {t.rust}, got {describe(obj)}")
 
     def scalar(self, where: str, name: str, obj: Any) -> Any:
-        if name in INTEGERS:
-            if isinstance(obj, float):
-                raise TypeError(f"{where} expects {name} (an int), got float {obj!r}: "
-                                "convert explicitly, floats are never truncated")  # fmt: skip
-            try:
-                value = operator.index(obj)
-            except TypeError:
-                raise TypeError(f"{where} expects {name} (an int), got {describe(obj)}") from None
-            lo, hi = INTEGERS[name]
-            if not lo <= value <= hi:
-                raise OverflowError(f"{where} expects {name} ({lo}..={hi}), got {value}")
-            return value
-        if name in ("f32", "f64"):
-            if isinstance(obj, (str, bytes, bytearray, complex)) or not (
-                hasattr(type(obj), "__float__") or hasattr(type(obj), "__index__")
-            ):
-                raise TypeError(f"{where} expects {name} (a float), got {describe(obj)}")
-            try:
-                number = float(obj)
-            except OverflowError:
-                raise OverflowError(f"{where} expects {name}, got {obj!r}: too large for a "
-                                    "float") from None  # fmt: skip
-            if name == "f32" and math.isfinite(number) and abs(number) > 3.4028234663852886e38:
-                raise OverflowError(f"{where} expects f32, got {number!r}: beyond f32's range")
-            return number
-        if name == "bool":
-            if obj is True or obj is False:
-                return obj
-            np = sys.modules.get("numpy")
-            if np is not None and isinstance(obj, np.bool_):
-                return bool(obj)
-            raise TypeError(f"{where} expects bool (True or False), got {describe(obj)}")
-        if name == "char":
-            if isinstance(obj, str):
-                if len(obj) == 1 and not 0xD800 <= ord(obj) <= 0xDFFF:
-                    return obj
-                if len(obj) != 1:
-                    raise TypeError(f"{where} expects char (a 1-character str), got a str of "
-                                    f"length {len(obj)}")  # fmt: skip
-                raise ValueError(f"{where} expects char, got {obj!r}: a lone surrogate is not "
-                                 "a Rust char")  # fmt: skip
-            raise TypeError(f"{where} expects char (a 1-character str), got {describe(obj)}")
-        raise AssertionError(name)
+        return check_scalar(where, name, obj)
 
     def buffer_problem(self, where: str, t: RustType, obj: Any) -> None:
         """Raises the reason ``obj`` cannot be passed as the slice/&mut type ``t``."""
@@ -213,6 +174,53 @@ class ArgumentChecker:
             f"{self.decl.name}() arguments '{a.name}' and '{b.name}' share memory and one of "
             "them is a mutable reference, which Rust forbids: pass separate buffers (or a copy)"
         )
+
+
+def check_scalar(where: str, name: str, obj: Any) -> Any:
+    """``obj`` as a value of the scalar Rust type ``name``, or the error naming ``where``."""
+    if name in INTEGERS:
+        if isinstance(obj, float):
+            raise TypeError(f"{where} expects {name} (an int), got float {obj!r}: "
+                            "convert explicitly, floats are never truncated")  # fmt: skip
+        try:
+            value = operator.index(obj)
+        except TypeError:
+            raise TypeError(f"{where} expects {name} (an int), got {describe(obj)}") from None
+        lo, hi = INTEGERS[name]
+        if not lo <= value <= hi:
+            raise OverflowError(f"{where} expects {name} ({lo}..={hi}), got {value}")
+        return value
+    if name in ("f32", "f64"):
+        if isinstance(obj, (str, bytes, bytearray, complex)) or not (
+            hasattr(type(obj), "__float__") or hasattr(type(obj), "__index__")
+        ):
+            raise TypeError(f"{where} expects {name} (a float), got {describe(obj)}")
+        try:
+            number = float(obj)
+        except OverflowError:
+            raise OverflowError(f"{where} expects {name}, got {obj!r}: too large for a "
+                                "float") from None  # fmt: skip
+        if name == "f32" and math.isfinite(number) and abs(number) > 3.4028234663852886e38:
+            raise OverflowError(f"{where} expects f32, got {number!r}: beyond f32's range")
+        return number
+    if name == "bool":
+        if obj is True or obj is False:
+            return obj
+        np = sys.modules.get("numpy")
+        if np is not None and isinstance(obj, np.bool_):
+            return bool(obj)
+        raise TypeError(f"{where} expects bool (True or False), got {describe(obj)}")
+    if name == "char":
+        if isinstance(obj, str):
+            if len(obj) == 1 and not 0xD800 <= ord(obj) <= 0xDFFF:
+                return obj
+            if len(obj) != 1:
+                raise TypeError(f"{where} expects char (a 1-character str), got a str of "
+                                f"length {len(obj)}")  # fmt: skip
+            raise ValueError(f"{where} expects char, got {obj!r}: a lone surrogate is not "
+                             "a Rust char")  # fmt: skip
+        raise TypeError(f"{where} expects char (a 1-character str), got {describe(obj)}")
+    raise AssertionError(name)
 
 
 def _address(view: memoryview) -> int | None:

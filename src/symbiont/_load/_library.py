@@ -29,6 +29,7 @@ from symbiont._codegen import (
 )
 from symbiont._decl import FunctionDecl
 from symbiont._errors import BuildError, PanicError, TimeoutError
+from symbiont._load import _records
 from symbiont._load._boundary import ArgumentChecker, Cell
 
 log = logging.getLogger("symbiont.load")
@@ -142,7 +143,23 @@ class Library:
                 f"{self.functions[fi].name}: invalid internal argument {pi} of a vectorised "
                 f"call: {obj!r}"
             )
+        t = self.functions[fi].params[pi].type
+        if t.kind == "enum":
+            return _records.coerce_enum(self._checkers[fi].where(pi), t, obj)
+        if t.kind in ("struct", "ref") or (t.elem is not None and t.elem.kind == "struct"):
+            return _records.coerce_struct(self._checkers[fi].where(pi), t, obj, bool(retry))
         return self._checkers[fi].coerce(pi, obj, bool(retry))
+
+    def _record(self, fi: int, data: bytes) -> Any:
+        return _records.record_from_bytes(self.functions[fi].ret.decl, data)
+
+    def _record_set(self, fi: int, pi: int, obj: Any, data: bytes) -> None:
+        t = self.functions[fi].params[pi].type
+        assert t.elem is not None
+        _records.write_record(self._checkers[fi].where(pi), t.elem.decl, obj, data)
+
+    def _enum(self, fi: int, value: int) -> Any:
+        return _records.enum_member(self.functions[fi].ret.decl, value, self.functions[fi].name)
 
     def _cell_get(self, fi: int, pi: int, obj: Any) -> Any:
         return self._checkers[fi].cell_get(pi, obj)

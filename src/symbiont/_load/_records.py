@@ -1,0 +1,306 @@
+"""The prelude's shared types on the Python side (``rt.types``).
+
+A ``#[repr(C)]`` struct is a numpy structured dtype: ``rt.types.Candle.dtype``, records built
+with ``rt.types.Candle(open=..., ...)`` (keyword-only, every field required, range-checked like
+scalar arguments), structured arrays for slices. A fieldless enum is an ``enum.IntEnum``.
+This module also explains why an object cannot stand for a struct or enum parameter (the
+generated glue only calls here once its fast path failed), naming the first differing field.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import operator
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
+
+from symbiont._decl import Declarations, EnumDecl, RustType, StructDecl
+from symbiont._load._boundary import check_scalar, describe
+
+
+@functools.cache
+def dtype_of(decl: StructDecl) -> Any:
+    """The numpy dtype of a struct (aligned, the declared field order and offsets)."""
+    import numpy as np
+
+    spec: Any = decl.dtype_spec()
+    return np.dtype(spec)
+
+
+@functools.cache
+def enum_class(decl: EnumDecl) -> type[enum.IntEnum]:
+    cls = enum.IntEnum(decl.name, list(decl.variants))  # type: ignore[misc]
+    cls.__doc__ = decl.doc or f"The Rust enum `{decl.name}` (#[repr({decl.repr})])."
+    cls.__module__ = "symbiont.types"
+    return cls
+
+
+class StructType:
+    """A ``#[repr(C)]`` struct of the prelude: ``.dtype`` and a record constructor.
+
+    ``Candle(open=1.0, ...)`` returns a numpy record (``numpy.void``) of ``Candle.dtype``;
+    ``Candle.zeros(n)`` a structured array of ``n`` zeroed records.
+    """
+
+    __slots__ = ("decl",)
+
+    def __init__(self, decl: StructDecl) -> None:
+        self.decl = decl
+
+    @property
+    def dtype(self) -> Any:
+        return dtype_of(self.decl)
+
+    @property
+    def __name__(self) -> str:
+        return self.decl.name
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f.name}: {f.rust}" for f in self.decl.fields)
+        return f"<symbiont struct {self.decl.name} {{ {fields} }}>"
+
+    def zeros(self, n: int) -> Any:
+        import numpy as np
+
+        return np.zeros(n, self.dtype)
+
+    def __call__(self, *args: Any, **fields: Any) -> Any:
+        import numpy as np
+
+        name = self.decl.name
+        if args:
+            raise TypeError(f"{name}() takes keyword arguments only, one per field: "
+                            f"{', '.join(f.name for f in self.decl.fields)}")  # fmt: skip
+        holder = np.zeros((), self.dtype)
+        fill(holder, self.decl, fields, name)
+        return holder[()]
+
+
+def fill(target: Any, decl: StructDecl, values: Mapping[str, Any], where: str) -> None:
+    """Writes ``values`` (every field, nothing else) into the 0-d structured array ``target``,
+    each checked against its Rust type first."""
+    import numpy as np
+
+    names = [f.name for f in decl.fields]
+    missing = [n for n in names if n not in values]
+    unknown = [n for n in values if n not in names]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing field(s) {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown field(s) {', '.join(unknown)}")
+        raise TypeError(f"{where}: {'; '.join(parts)} (fields: {', '.join(names)})")
+    checked: dict[str, Any] = {}
+    for f in decl.fields:
+        value = values[f.name]
+        at = f"{where} field '{f.name}'"
+        if f.struct is not None and not f.shape:
+            if isinstance(value, Mapping):
+                inner = np.zeros((), dtype_of(f.struct))
+                fill(inner, f.struct, value, at)
+                value = inner
+            else:
+                problem = record_problem(value, f.struct, single=True)
+                if problem:
+                    raise TypeError(f"{at} expects {f.rust}: {problem}")
+            checked[f.name] = value
+        elif f.shape:
+            arr = np.asarray(value)
+            if arr.shape != f.shape:
+                raise ValueError(f"{at} expects {f.rust}: an array of shape {f.shape}, got "
+                                 f"{describe(value)}")  # fmt: skip
+            if f.struct is None:
+                for x in arr.reshape(-1).tolist():
+                    check_scalar(f"{at} (an element)", f.scalar, x)
+            elif record_problem(arr, f.struct, single=False):
+                raise TypeError(f"{at} expects {f.rust}, got {describe(value)}")
+            checked[f.name] = arr
+        else:
+            checked[f.name] = check_scalar(at, f.scalar, value)
+    for n, v in checked.items():
+        target[n] = v
+
+
+def _field_type(dtype: Any) -> str:
+    base, shape = (dtype.base, dtype.shape) if dtype.subdtype else (dtype, ())
+    kind = "struct" if base.names else str(base)
+    return f"{kind}{list(shape) if shape else ''}"
+
+
+def dtype_problem(got: Any, decl: StructDecl) -> str | None:
+    """How a structured dtype differs from the struct's, naming the first differing field."""
+    want = dtype_of(decl)
+    if got.names is None:
+        return f"a dtype of {got}, not a structured dtype"
+    if got == want and got.itemsize == want.itemsize:
+        return None
+    for i, f in enumerate(decl.fields):
+        if i >= len(got.names):
+            return f"field '{f.name}' ({f.rust}) is missing (the dtype has {', '.join(got.names)})"
+        gname = got.names[i]
+        if gname != f.name:
+            return (f"field {i + 1} is '{gname}', expected '{f.name}' (fields in declared "
+                    f"order: {', '.join(x.name for x in decl.fields)})")  # fmt: skip
+        gtype, goffset = got.fields[gname][:2]
+        wtype = want.fields[f.name][0]
+        if f.struct is not None:
+            base = gtype.base if gtype.subdtype else gtype
+            inner = dtype_problem(base, f.struct) if base.names else "not a structured field"
+            if inner or gtype.shape != wtype.shape:
+                return f"field '{f.name}' ({f.rust}): {inner or 'its shape differs'}"
+        elif gtype != wtype:
+            return (f"field '{f.name}' is {_field_type(gtype)}, expected {_field_type(wtype)} "
+                    f"({f.rust})")  # fmt: skip
+        if goffset != f.offset:
+            return (f"field '{f.name}' is at byte offset {goffset}, expected {f.offset} "
+                    "(#[repr(C)] alignment; build arrays with the struct's .dtype)")  # fmt: skip
+    if len(got.names) > len(decl.fields):
+        return f"it has an extra field '{got.names[len(decl.fields)]}'"
+    return f"its records are {got.itemsize} bytes, expected {want.itemsize}"
+
+
+def record_problem(obj: Any, decl: StructDecl, *, single: bool) -> str | None:
+    """Why ``obj`` is not a record (``single``) or an array of records of the struct."""
+    import numpy as np
+
+    dtype = getattr(obj, "dtype", None)
+    if not isinstance(dtype, np.dtype):
+        return f"got {describe(obj)}"
+    problem = dtype_problem(dtype, decl)
+    if problem:
+        return f"got an object of another dtype: {problem}"
+    if single and getattr(obj, "size", 1) != 1:
+        return f"a single record, got {describe(obj)}"
+    return None
+
+
+def _bool_problem(arr: Any, decl: StructDecl) -> bool:
+    import numpy as np
+
+    offsets = list(decl.bool_offsets())
+    if not offsets or arr.size == 0:
+        return False
+    raw = np.ascontiguousarray(arr).reshape(-1).view(np.uint8).reshape(-1, decl.size)
+    return bool((raw[:, offsets] > 1).any())
+
+
+def coerce_struct(where: str, t: RustType, obj: Any, retry: bool) -> Any:
+    """An equivalent object the glue can take for struct parameter ``t``, or the error."""
+    import numpy as np
+
+    elem = t if t.kind == "struct" else t.elem
+    assert elem is not None
+    decl: StructDecl = elem.decl
+    single = t.kind in ("struct", "ref", "mut_ref")
+    writable = t.mutable or t.kind == "mut_ref"
+    want = f"{t.rust}: " + (
+        f"a {decl.name} record (rt.types.{decl.name}(...), a structured array's element or a "
+        f"1-element structured array of rt.types.{decl.name}.dtype)"
+        if single
+        else f"a C-contiguous {'writable ' if writable else ''}structured array of "
+        f"rt.types.{decl.name}.dtype"
+    )
+    problem = record_problem(obj, decl, single=single)
+    if problem:
+        raise TypeError(f"{where} expects {want}, {problem}")
+    arr = np.asarray(obj)
+    if _bool_problem(arr, decl):
+        raise ValueError(f"{where} expects {want}, got a record holding a byte other than 0 "
+                         "or 1 in a bool field, which is not a valid bool")  # fmt: skip
+    copyable = t.kind in ("struct", "ref") or (
+        t.kind == "mut_ref" and not isinstance(obj, np.ndarray)
+    )
+    if copyable:
+        if retry:  # a by-value record is copied anyway: any layout of the same fields will do
+            return np.array(arr, dtype=dtype_of(decl)).reshape(1)
+    else:
+        if not arr.flags.c_contiguous:
+            raise ValueError(f"{where} expects {want}, got a non-contiguous array "
+                             f"({describe(obj)}): pass np.ascontiguousarray(...)")  # fmt: skip
+        if arr.ctypes.data % decl.align:
+            raise ValueError(f"{where} expects {want}, got a misaligned array (its data is "
+                             f"not at a multiple of {decl.align} bytes): pass a copy")  # fmt: skip
+        if writable and not arr.flags.writeable:
+            raise TypeError(f"{where} expects {want}, got a read-only {describe(obj)}")
+        if t.kind == "mut_ref" and arr.size != 1:
+            raise ValueError(f"{where} expects {want}, got {describe(obj)}")
+        if retry:
+            return arr.view(dtype_of(decl))
+    raise TypeError(f"{where} expects {want}, got {describe(obj)}")
+
+
+def coerce_enum(where: str, t: RustType, obj: Any) -> int:
+    decl: EnumDecl = t.decl
+    cls = enum_class(decl)
+    values = ", ".join(f"{n}={v}" for n, v in decl.variants)
+    if isinstance(obj, bool) or (isinstance(obj, enum.Enum) and not isinstance(obj, cls)):
+        raise TypeError(f"{where} expects {t.rust} (rt.types.{decl.name}: {values}), got "
+                        f"{describe(obj)}")  # fmt: skip
+    try:
+        value = operator.index(obj)
+    except TypeError:
+        raise TypeError(f"{where} expects {t.rust} (rt.types.{decl.name}: {values}), got "
+                        f"{describe(obj)}") from None  # fmt: skip
+    if value not in {v for _, v in decl.variants}:
+        raise ValueError(f"{where} expects {t.rust} ({values}), got {value}, which is not a "
+                         f"value of {decl.name}")  # fmt: skip
+    return value
+
+
+def record_from_bytes(decl: StructDecl, data: bytes) -> Any:
+    import numpy as np
+
+    return np.frombuffer(bytearray(data), dtype_of(decl))[0]
+
+
+def write_record(where: str, decl: StructDecl, target: Any, data: bytes) -> None:
+    import numpy as np
+
+    new = record_from_bytes(decl, data)
+    try:
+        for f in decl.fields:
+            target[f.name] = new[f.name]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: the new value cannot be written back into "
+                        f"{describe(target)}: {exc}") from None  # fmt: skip
+    # Some numpy records drop writes silently (one that was unpickled, for instance).
+    if np.asarray(target).tobytes() != np.asarray(new).tobytes():
+        raise TypeError(f"{where}: this numpy record does not keep writes to its fields (an "
+                        "unpickled record, for one): pass a 1-element structured array "
+                        "for a `&mut` struct parameter")  # fmt: skip
+
+
+def enum_member(decl: EnumDecl, value: int, where: str) -> Any:
+    try:
+        return enum_class(decl)(value)
+    except ValueError:
+        raise ValueError(f"{where} returned {value}, which is not a value of {decl.name}") from None
+
+
+class Types:
+    """The prelude's shared types: ``rt.types.Candle`` (a :class:`StructType`),
+    ``rt.types.Side`` (an ``enum.IntEnum``)."""
+
+    def __init__(self, decls: Declarations) -> None:
+        items: dict[str, Any] = {s.name: StructType(s) for s in decls.structs}
+        items.update({e.name: enum_class(e) for e in decls.enums})
+        self.__dict__.update(items)
+        object.__setattr__(self, "_Types__names", tuple(items))
+
+    def __getattr__(self, name: str) -> NoReturn:
+        known = ", ".join(self.__names) or "none"
+        raise AttributeError(
+            f"no shared type {name!r}; declared: {known} (only #[repr(C)] structs and fieldless "
+            "enums with an integer #[repr] are shared)"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the shared types are fixed by the declarations")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__names)
+
+    def __repr__(self) -> str:
+        return f"<symbiont types {', '.join(self.__names)}>"
