@@ -13,6 +13,9 @@
 | () / no return               | None                                                        |
 | Option<T>, tuples (return)   | None or T, tuple                                            |
 | Vec<T> (return, scalar T)    | list                                                        |
+| #[repr(C)] struct S          | numpy record / structured array of its dtype (_records.py)  |
+|   S, &S, &mut S, &[S], &mut [S], S returned                                               |
+| fieldless enum, int #[repr]  | enum.IntEnum member (or int)                                |
 """
 
 from __future__ import annotations

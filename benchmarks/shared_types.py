@@ -1,0 +1,89 @@
+"""Shared types across the boundary, as ratios measured in one run.
+
+    python benchmarks/shared_types.py [--reps 15]
+
+(Not `types.py`: a script folder comes first on sys.path, and that name would shadow the
+standard library module.)
+
+- Summing `close` over 1,000,000 `Candle`s (a `&[Candle]` structured array) against summing an
+  `&[f64]` of the same byte size: the struct path should cost no more than the bytes it reads
+  (target <= 1.2x per call).
+- A `Candle` record argument (`&Candle`), and a `Candle` return, per call, against
+  `operator.neg(12345)` (target <= 6x; reported).
+- `rt.types.Candle(...)` building a record, for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+from collections.abc import Callable
+
+import _report as rep
+import numpy as np
+
+import symbiont as sb
+
+DECL = """
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Candle { pub open: f64, pub high: f64, pub low: f64, pub close: f64, pub volume: f64 }
+
+fn sum_close(c: &[Candle]) -> f64 { c.iter().map(|x| x.close).sum() }
+fn sum_f64(xs: &[f64]) -> f64 { xs.iter().sum() }
+fn close_of(c: &Candle) -> f64 { c.close }
+fn candle(x: f64) -> Candle { Candle { open: x, high: x, low: x, close: x, volume: x } }
+"""
+
+
+def per_call(fn: Callable[[object], object], arg: object, calls: int) -> Callable[[], object]:
+    def run() -> None:
+        for _ in range(calls):
+            fn(arg)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=20_000)
+    args = parser.parse_args()
+    rep.machine()
+    rt = sb.Runtime(DECL, profile="release")
+    n = 1_000_000
+    candles = rt.types.Candle.zeros(n)
+    candles["close"] = np.arange(n, dtype=float)
+    flat = np.arange(5 * n, dtype=float)  # the same 40 MB
+    record = candles[3]
+    made = rt.types.Candle(open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0)
+    calls = args.calls
+    rows = {
+        "sum_close(&[Candle]), 1,000,000 records": lambda: rt.fns.sum_close(candles),
+        "sum_f64(&[f64]), 5,000,000 elements": lambda: rt.fns.sum_f64(flat),
+        "operator.neg(12345)": per_call(operator.neg, 12345, calls),
+        "close_of(&Candle), a structured array's element": per_call(rt.fns.close_of, record, calls),
+        "close_of(&Candle), rt.types.Candle(...)": per_call(rt.fns.close_of, made, calls),
+        "candle(1.0) -> Candle": per_call(rt.fns.candle, 1.0, calls),
+    }
+    samples = rep.round_robin(rows, args.reps)
+    med = {name: rep.median(s) for name, s in samples.items()}
+    neg = med["operator.neg(12345)"] / calls
+    bulk = (
+        med["sum_close(&[Candle]), 1,000,000 records"] / med["sum_f64(&[f64]), 5,000,000 elements"]
+    )
+    table_rows = []
+    for name, seconds in med.items():
+        per = seconds / calls if name not in list(med)[:2] else seconds
+        ratio = f"{per / neg:.2f}x" if name not in list(med)[:2] else ""
+        table_rows.append((name, f"{per * 1e9:,.1f} ns", ratio))
+    rep.table(("call", "median per call", "vs operator.neg"), table_rows)
+    rep.target("&[Candle] sum vs &[f64] of the same bytes <= 1.2x", f"{bulk:.2f}x", bulk <= 1.2)
+    record_ratio = med["close_of(&Candle), a structured array's element"] / calls / neg
+    ret_ratio = med["candle(1.0) -> Candle"] / calls / neg
+    rep.target("&Candle argument <= 6x operator.neg", f"{record_ratio:.1f}x", record_ratio <= 6)
+    rep.target("Candle return <= 6x operator.neg", f"{ret_ratio:.1f}x", ret_ratio <= 6)
+
+
+if __name__ == "__main__":
+    main()
