@@ -64,18 +64,20 @@ class RustType:
     ``mutable``), ``mut_ref`` (``&mut`` scalar), ``str`` (``&str``), ``string``, ``unit``,
     ``option`` (``elem``), ``tuple`` (``items``), ``vec`` (``elem``), ``struct`` (a
     ``#[repr(C)]`` struct of the prelude by value; ``name``, ``decl`` its StructDecl), ``enum``
-    (a fieldless enum; ``decl`` its EnumDecl), ``ref`` (``&S`` for a struct ``elem``).
+    (a fieldless enum; ``decl`` its EnumDecl), ``ref`` (``&S`` for a struct ``elem``), ``array``
+    (``[elem; length]``, only as the row of a slice).
     ``&mut S`` is a ``mut_ref`` and ``&[S]`` a ``slice`` whose ``elem`` is a struct.
     """
 
     kind: Literal[
         "scalar", "slice", "mut_ref", "str", "string", "unit", "option", "tuple", "vec",
-        "struct", "enum", "ref",
+        "struct", "enum", "ref", "array",
     ]  # fmt: skip
     name: str = ""
     elem: RustType | None = None
     items: tuple[RustType, ...] = ()
     mutable: bool = False
+    length: int = 0  # of an ``array`` ``[elem; length]`` (a row of ``&[[f64; 3]]``)
     decl: Any = None  # StructDecl / EnumDecl (see _records.py) for ``struct`` and ``enum``
 
     @property
@@ -95,6 +97,9 @@ class RustType:
                 return f"&{self.elem.rust}"
             case "struct" | "enum":
                 return self.name
+            case "array":
+                assert self.elem is not None
+                return f"[{self.elem.rust}; {self.length}]"
             case "str":
                 return "&str"
             case "string":

@@ -84,8 +84,7 @@ class ArgumentChecker:
         n = len(self.decl.params)
         plural = "" if n == 1 else "s"
         raise TypeError(
-            f"{self.decl.name}() takes {n} positional argument{plural} "
-            f"({self.decl.signature}), got {nargs}"
+            f"{self.decl.name}() takes {n} argument{plural} ({self.decl.signature}), got {nargs}"
         )
 
     def coerce(self, pi: int, obj: Any, retry: bool) -> Any:
@@ -174,6 +173,55 @@ class ArgumentChecker:
             f"{self.decl.name}() arguments '{a.name}' and '{b.name}' share memory and one of "
             "them is a mutable reference, which Rust forbids: pass separate buffers (or a copy)"
         )
+
+
+_PY_SCALAR = {"f32": "float", "f64": "float", "bool": "bool", "char": "str of length 1"}
+
+
+def python_type(t: RustType, *, returned: bool = False) -> str:
+    """What Python passes for (or gets back from) the Rust type ``t``, for docs and prompts."""
+    match t.kind:
+        case "scalar":
+            return _PY_SCALAR.get(t.name, "int")
+        case "str" | "string":
+            return "str"
+        case "unit":
+            return "None"
+        case "slice":
+            assert t.elem is not None
+            if t.elem.kind == "struct":
+                kind = f"structured array of rt.types.{t.elem.name}.dtype"
+            elif t.elem.kind == "array":
+                assert t.elem.elem is not None
+                kind = f"array of {NUMPY_DTYPE[t.elem.elem.name]} and shape (n, {t.elem.length})"
+            else:
+                kind = f"buffer of {NUMPY_DTYPE[t.elem.name]} (numpy array, array.array, ...)"
+            return f"C-contiguous {'writable ' if t.mutable else ''}{kind}"
+        case "mut_ref":
+            assert t.elem is not None
+            if t.elem.kind == "struct":
+                return f"1-element structured array or record of rt.types.{t.elem.name}"
+            if t.elem.name not in NUMPY_DTYPE:
+                return f"symbiont.Cell(value, {t.elem.name!r})"
+            return f"symbiont.Cell or writable 1-element buffer of {NUMPY_DTYPE[t.elem.name]}"
+        case "ref" | "struct":
+            name = t.elem.name if t.kind == "ref" and t.elem is not None else t.name
+            return f"rt.types.{name} record"
+        case "enum":
+            return f"rt.types.{t.name} " + ("member" if getattr(t.decl, "repr", "") else "variant")
+        case "option":
+            assert t.elem is not None
+            return f"{python_type(t.elem, returned=returned)} or None"
+        case "vec":
+            assert t.elem is not None
+            if t.elem.kind == "struct":
+                return f"structured array of rt.types.{t.elem.name}.dtype"
+            if t.elem.kind == "scalar" and t.elem.name in NUMPY_DTYPE:
+                return f"numpy array of {NUMPY_DTYPE[t.elem.name]}"
+            return f"list of {python_type(t.elem, returned=returned)}"
+        case "tuple":
+            return f"tuple[{', '.join(python_type(i, returned=returned) for i in t.items)}]"
+    return t.rust
 
 
 def check_scalar(where: str, name: str, obj: Any) -> Any:

@@ -38,11 +38,14 @@ class Vectorised:
         out: Any = None,
         threads: int | None = None,
         timeout: float | None = None,
+        **named: Any,
     ) -> Any:
         import numpy as np
 
         decl = self.decl
         name = f"{decl.name}.map()"
+        if named:
+            arrays = self._by_name(name, arrays, named)
         if len(arrays) != len(decl.params):
             raise TypeError(
                 f"{name} takes {len(decl.params)} array(s) ({decl.signature}), got {len(arrays)}"
@@ -111,6 +114,34 @@ class Vectorised:
         if n:
             self._native(out.reshape(n), threads, deadline, *flat)
         return out
+
+    def _by_name(
+        self, name: str, arrays: tuple[Any, ...], named: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """Positional and keyword inputs in declared order (a parameter called ``out``,
+        ``threads`` or ``timeout`` can only be passed by position)."""
+        params = [p.name for p in self.decl.params]
+        listed = ", ".join(params)
+        if len(arrays) > len(params):
+            raise TypeError(f"{name} takes {len(params)} array(s) ({self.decl.signature}), got "
+                            f"{len(arrays)} positional and {len(named)} keyword")  # fmt: skip
+        slots: list[Any] = [*arrays, *([_MISSING] * (len(params) - len(arrays)))]
+        for key, value in named.items():
+            if key not in params:
+                raise TypeError(f"{name} got an unexpected keyword argument '{key}' "
+                                f"(parameters: {listed})")  # fmt: skip
+            i = params.index(key)
+            if slots[i] is not _MISSING:
+                raise TypeError(f"{name} got multiple values for argument '{key}'")
+            slots[i] = value
+        for i, value in enumerate(slots):
+            if value is _MISSING:
+                raise TypeError(f"{name} missing argument {i + 1} '{params[i]}' "
+                                f"(parameters: {listed})")  # fmt: skip
+        return tuple(slots)
+
+
+_MISSING: Any = object()
 
 
 def _python_scalar(where: str, rust: str, value: float, dtype: Any) -> Any:
