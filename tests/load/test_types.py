@@ -246,12 +246,37 @@ def test_unsupported_shared_types_are_refused_at_declaration_time() -> None:
     with pytest.raises(sb.DeclarationError, match="integer representation"):
         sb.evolvable("enum E { A, B }\nfn f(e: E);")
     with pytest.raises(sb.DeclarationError, match="variants with data"):
-        sb.evolvable("#[repr(u8)] enum E { A, B { x: f64 } }\nfn f() -> E;")
-    with pytest.raises(sb.DeclarationError, match="not yet inside Option"):
-        sb.evolvable("#[repr(C)] struct P { x: f64 }\nfn f() -> Option<P>;")
+        sb.evolvable("#[repr(u8)] enum E { A, B { x: f64 } }\nfn f(e: E);")
+    with pytest.raises(sb.DeclarationError, match="variants with data"):
+        sb.evolvable("enum E { A, B { x: f64 } }\n#[repr(C)] struct S { e: E }\nfn f(s: &S);")
+    with pytest.raises(sb.DeclarationError, match="`Vec` returns must hold a scalar type or"):
+        sb.evolvable("#[repr(u8)] enum E { A }\nfn f() -> Vec<E>;")
+    with pytest.raises(sb.DeclarationError, match="row length of `\\[f64; N\\]`"):
+        sb.evolvable("const N: usize = 3;\nfn f(r: &[[f64; N]]);")
+    with pytest.raises(sb.DeclarationError, match="`Option` parameters must hold"):
+        sb.evolvable("fn f(r: Option<&str>);")
 
 
 def test_the_buffer_format_python_expects_is_numpys(rt: sb.Runtime) -> None:
-    for s in rt.declarations.structs:
-        exported = memoryview(np.zeros(1, getattr(rt.types, s.name).dtype)).format
-        assert exported == s.buffer_format
+    padded = sb.evolvable(
+        "#[repr(C)] struct P { x: f64, n: u8 }\n"  # 7 bytes of trailing padding
+        "#[repr(C)] struct Q { p: P, y: u8, ps: [P; 2], z: u16 }\n"
+        "fn f(q: &[Q], p: &[P]);"
+    )
+    structs = (*rt.declarations.structs, *padded.structs)
+    assert len(structs) == 4
+    for s in structs:
+        from symbiont._load._records import dtype_of
+
+        exported = memoryview(np.zeros(1, dtype_of(s))).format
+        assert exported == s.buffer_format, s.name
+
+
+def test_structs_with_trailing_padding_cross() -> None:
+    runtime = sb.Runtime(
+        "#[repr(C)] #[derive(Clone, Copy)] pub struct P { x: f64, n: u8 }\n"
+        "fn get(p: P) -> u8 { p.n }\nfn make(n: u8) -> P { P { x: 0.5, n } }",
+        profile="debug",
+    )
+    p = runtime.fns.make(9)
+    assert runtime.fns.get(p) == 9 and p["x"] == 0.5

@@ -33,7 +33,7 @@ from symbiont._decl import _syntax as syn
 
 # Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
 # symbiont._load: cached libraries built by another glue version are then never reused.
-GLUE_ABI = 4
+GLUE_ABI = 5
 ENTRY_PREFIX = "__symbiont_entry_"
 MAP_PREFIX = "__symbiont_map_"
 INIT_SYMBOL = "__symbiont_init"
@@ -226,10 +226,7 @@ def _entry(index: int, f: FunctionDecl) -> str:
         lines.append("    if r.is_ok() {")
         lines.extend("    " + w for w in write_backs)
         lines.append("    }")
-    lines.append(
-        _records.finish_line(index, f.ret)
-        or f"    rt::finish(pin, {index}, r, stopped, timeout_ns)"
-    )
+    lines.append(f"    rt::finish(pin, {index}, r, stopped, timeout_ns)")
     lines.append("}")
     return "\n".join(lines)
 

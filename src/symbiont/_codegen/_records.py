@@ -9,7 +9,7 @@ Python got wrong, fails to build; it never corrupts memory.
 
 from __future__ import annotations
 
-from symbiont._decl import Declarations, EnumDecl, RustType, StructDecl
+from symbiont._decl import DataEnumDecl, Declarations, EnumDecl, RustType, StructDecl
 
 _ERR = "Err(()) => return std::ptr::null_mut()"
 
@@ -46,6 +46,16 @@ def _struct_items(s: StructDecl) -> str:
             f"    const FORMAT: &'static [u8] = {_bytes_literal(s.buffer_format)};",
             f"    const BOOLS: &'static [usize] = &[{bools}];",
             "}",
+            f"impl rt::Ret for {n} {{",
+            "    const CONTAINER: bool = true;",
+            "    unsafe fn into_py(self) -> rt::Obj { rt::no_keeper() }",
+            "    unsafe fn into_py_k(self, k: rt::Obj) -> rt::Obj { "
+            f'rt::record_py::<{n}>(k, &self, c"{n}") }}',
+            "}",
+            f"impl rt::VecItem for {n} {{",
+            f"    unsafe fn vec_into_py(v: Vec<{n}>, k: rt::Obj) -> rt::Obj {{ "
+            f'rt::vec_array(v, k, c"{n}") }}',
+            "}",
         ]
     )
 
@@ -71,6 +81,43 @@ def _enum_items(e: EnumDecl) -> str:
             f"    type Repr = {r};",
             f"    const VALUES: &'static [{r}] = &[{values}];",
             "}",
+            f"impl rt::Ret for {n} {{",
+            "    const CONTAINER: bool = true;",
+            "    unsafe fn into_py(self) -> rt::Obj { rt::no_keeper() }",
+            "    unsafe fn into_py_k(self, k: rt::Obj) -> rt::Obj { "
+            f'rt::enum_py::<{n}>(k, self, c"{n}") }}',
+            "}",
+        ]
+    )
+
+
+def _data_enum_items(e: DataEnumDecl) -> str:
+    """A data enum result: each variant's fields converted (structs and enums through the
+    keeper too) and handed to the keeper, which builds the variant's dataclass."""
+    n = e.name
+    arms = []
+    for i, v in enumerate(e.variants):
+        binds = [f"f{j}" for j in range(len(v.fields))]
+        if not v.fields:
+            pattern = f"{n}::{v.name}"
+        elif v.tuple_like:
+            pattern = f"{n}::{v.name}({', '.join(binds)})"
+        else:
+            named = ", ".join(f"{f}: {b}" for (f, _), b in zip(v.fields, binds, strict=True))
+            pattern = f"{n}::{v.name} {{ {named} }}"
+        items = ", ".join(f"rt::Ret::into_py_k({b}, k)" for b in binds)
+        arms.append(f'            {pattern} => rt::variant_py(k, c"{n}", {i}, &[{items}]),')
+    return "\n".join(
+        [
+            f"impl rt::Ret for {n} {{",
+            "    const CONTAINER: bool = true;",
+            "    unsafe fn into_py(self) -> rt::Obj { rt::no_keeper() }",
+            "    unsafe fn into_py_k(self, k: rt::Obj) -> rt::Obj {",
+            "        match self {",
+            *arms,
+            "        }",
+            "    }",
+            "}",
         ]
     )
 
@@ -80,6 +127,7 @@ def types_module(decls: Declarations) -> str:
     when the prelude declares none). It sees the crate root, so a candidate's own definition
     of a type is the one checked."""
     items = [_struct_items(s) for s in decls.structs] + [_enum_items(e) for e in decls.enums]
+    items += [_data_enum_items(e) for e in decls.data_enums]
     if not items:
         return ""
     body = "\n\n".join(items)
@@ -90,10 +138,22 @@ def types_module(decls: Declarations) -> str:
 
 
 def shared(t: RustType) -> bool:
-    """Whether a parameter type involves a shared struct or enum (generated here)."""
-    if t.kind in ("struct", "enum", "ref"):
+    """Whether a parameter type is acquired by the lines generated here: shared structs and
+    enums, ``Option`` arguments and rows of fixed size (``&[[f64; 3]]``)."""
+    if t.kind in ("struct", "enum", "ref", "option"):
         return True
-    return t.kind in ("slice", "mut_ref") and t.elem is not None and t.elem.kind == "struct"
+    return (
+        t.kind in ("slice", "mut_ref") and t.elem is not None and t.elem.kind in ("struct", "array")
+    )
+
+
+def _value(t: RustType, where: str) -> str:
+    """The expression acquiring a by-value argument of type ``t`` (a Result)."""
+    if t.kind == "enum":
+        return f"rt::enum_arg::<crate::{t.name}>({where})"
+    if t.kind == "struct":
+        return f"rt::rec_value::<crate::{t.name}>({where})"
+    return f"rt::arg::<{t.rust}>({where})"
 
 
 def param_lines(
@@ -103,14 +163,28 @@ def param_lines(
     (or None) and the line writing it back after the call (or None)."""
     a = f"a{pi}"
     where = f"&mut pin, {index}, {pi}, {o}"
-    if t.kind == "enum":
-        return ([f"    let {a}: crate::{t.name} = match rt::enum_arg::<crate::{t.name}>({where}) "
+    if t.kind in ("enum", "struct"):
+        return ([f"    let {a}: {_rust(t)} = match {_value(t, where)} "
                  f"{{ Ok(v) => v, {_ERR} }};"], None, None)  # fmt: skip
-    assert t.elem is not None or t.kind == "struct"
-    s = f"crate::{t.name if t.kind == 'struct' else t.elem.name}"  # type: ignore[union-attr]
-    if t.kind == "struct":
-        return ([f"    let {a}: {s} = match rt::rec_value::<{s}>({where}) "
-                 f"{{ Ok(v) => v, {_ERR} }};"], None, None)  # fmt: skip
+    if t.kind == "option":
+        assert t.elem is not None
+        return ([f"    let {a}: Option<{_rust(t.elem)}> = if rt::is_none({o}) {{ None }} else "
+                 f"{{ Some(match {_value(t.elem, where)} {{ Ok(v) => v, {_ERR} }}) }};"],
+                None, None)  # fmt: skip
+    assert t.elem is not None
+    if t.elem.kind == "array":
+        assert t.elem.elem is not None
+        fn = "rows_mut" if t.mutable else "rows"
+        ref = "&mut " if t.mutable else "&"
+        e, n = t.elem.elem.rust, t.elem.length
+        return (
+            [f"    let mut v{pi} = rt::View::new();",
+             f"    let {a}: {ref}[[{e}; {n}]] = match rt::{fn}::<{e}, {n}>({where}, &mut v{pi}) "
+             f"{{ Ok(v) => v, {_ERR} }};"],
+            f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})",
+            None,
+        )  # fmt: skip
+    s = f"crate::{t.elem.name}"
     if t.kind == "ref":
         return ([f"    let r{pi}: {s} = match rt::rec_value::<{s}>({where}) "
                  f"{{ Ok(v) => v, {_ERR} }};", f"    let {a}: &{s} = &r{pi};"],
@@ -137,10 +211,5 @@ def param_lines(
     )  # fmt: skip
 
 
-def finish_line(index: int, ret: RustType) -> str | None:
-    """The last line of an entry returning a shared type (None: the ordinary `rt::finish`)."""
-    if ret.kind == "struct":
-        return f"    rt::finish_record::<crate::{ret.name}>(pin, {index}, r, stopped, timeout_ns)"
-    if ret.kind == "enum":
-        return f"    rt::finish_enum::<crate::{ret.name}>(pin, {index}, r, stopped, timeout_ns)"
-    return None
+def _rust(t: RustType) -> str:
+    return f"crate::{t.name}" if t.kind in ("struct", "enum") else t.rust

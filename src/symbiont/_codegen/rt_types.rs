@@ -10,6 +10,11 @@
 
 extern "C" {
     fn PyBytes_FromStringAndSize(s: *const c_char, n: Ssize) -> Obj;
+    fn PyByteArray_FromStringAndSize(s: *const c_char, n: Ssize) -> Obj;
+    fn PyCapsule_New(p: *mut c_void, name: *const c_char, destructor: unsafe extern "C" fn(Obj)) -> Obj;
+    fn PyCapsule_GetPointer(capsule: Obj, name: *const c_char) -> *mut c_void;
+    fn PyCapsule_GetContext(capsule: Obj) -> *mut c_void;
+    fn PyCapsule_SetContext(capsule: Obj, context: *mut c_void) -> c_int;
 }
 
 /// A `#[repr(C)]` struct whose layout the generated crate asserted against Python's.
@@ -169,26 +174,6 @@ pub unsafe fn rec_back<S: Struct>(
     true
 }
 
-/// A struct result: its bytes become a numpy record through the keeper.
-pub unsafe fn finish_record<S: Struct>(
-    mut pin: Pin, fi: Ssize, r: std::thread::Result<S>, flagged: bool, timeout_ns: u64,
-) -> Obj {
-    match r {
-        Ok(v) => {
-            let k = pin.hold();
-            let b = PyBytes_FromStringAndSize(
-                &v as *const S as *const c_char,
-                std::mem::size_of::<S>() as Ssize,
-            );
-            if b.is_null() {
-                return null_mut();
-            }
-            PyObject_CallMethod(k, c"_record".as_ptr(), c"nN".as_ptr(), fi, b)
-        }
-        Err(payload) => failed(&mut pin, fi, payload, flagged, timeout_ns),
-    }
-}
-
 /// A fieldless enum argument: an int (or IntEnum member) that is one of its discriminants.
 pub unsafe fn enum_arg<E: Enum>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Result<E, ()> {
     let raw: E::Repr = arg(pin, fi, pi, o)?;
@@ -199,19 +184,191 @@ pub unsafe fn enum_arg<E: Enum>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> 
     Ok(std::mem::transmute_copy::<E::Repr, E>(&raw))
 }
 
-/// An enum result: its discriminant becomes the IntEnum member through the keeper.
-pub unsafe fn finish_enum<E: Enum>(
-    mut pin: Pin, fi: Ssize, r: std::thread::Result<E>, flagged: bool, timeout_ns: u64,
-) -> Obj {
-    match r {
-        Ok(v) => {
-            let k = pin.hold();
-            let raw = std::mem::transmute_copy::<E, E::Repr>(&v).into_py();
-            if raw.is_null() {
+
+// ---------------------------------------------------------------- shared types as results
+//
+// Struct, enum, `Vec` and data-enum results are built through the keeper `k`, which the entry
+// pinned before converting (`finish` passes it down through `Option` and tuples).
+
+/// No keeper at hand: a shared type outside `finish` (never generated).
+#[cold]
+pub unsafe fn no_keeper() -> Obj {
+    PyErr_SetString(PyExc_RuntimeError, c"symbiont: a shared type was converted without its keeper".as_ptr());
+    null_mut()
+}
+
+/// A struct value as a numpy record of the struct called `name`.
+pub unsafe fn record_py<S: Struct>(k: Obj, v: &S, name: &std::ffi::CStr) -> Obj {
+    let b = PyBytes_FromStringAndSize(v as *const S as *const c_char, std::mem::size_of::<S>() as Ssize);
+    if b.is_null() {
+        return null_mut();
+    }
+    PyObject_CallMethod(k, c"_record".as_ptr(), c"sN".as_ptr(), name.as_ptr(), b)
+}
+
+/// A fieldless enum value as the IntEnum member of the enum called `name`.
+pub unsafe fn enum_py<E: Enum>(k: Obj, v: E, name: &std::ffi::CStr) -> Obj {
+    let raw = std::mem::transmute_copy::<E, E::Repr>(&v).into_py();
+    if raw.is_null() {
+        return null_mut();
+    }
+    PyObject_CallMethod(k, c"_enum".as_ptr(), c"sN".as_ptr(), name.as_ptr(), raw)
+}
+
+/// A variant of an enum with data: `fields` (new references, or null on a failed conversion)
+/// become the frozen dataclass of variant `index` of the enum called `name`.
+pub unsafe fn variant_py(k: Obj, name: &std::ffi::CStr, index: Ssize, fields: &[Obj]) -> Obj {
+    let t = tuple(fields);
+    if t.is_null() {
+        return null_mut();
+    }
+    PyObject_CallMethod(k, c"_variant".as_ptr(), c"snN".as_ptr(), name.as_ptr(), index, t)
+}
+
+/// Element types of a `Vec` result: numeric and bool elements and structs become a numpy array,
+/// other elements a list.
+pub trait VecItem: Sized {
+    unsafe fn vec_into_py(v: Vec<Self>, k: Obj) -> Obj;
+}
+
+impl<T: VecItem> Ret for Vec<T> {
+    const CONTAINER: bool = true;
+    unsafe fn into_py(self) -> Obj {
+        no_keeper()
+    }
+    unsafe fn into_py_k(self, k: Obj) -> Obj {
+        T::vec_into_py(self, k)
+    }
+}
+
+// Up to this many bytes a result is copied into a bytearray that numpy views; above it the
+// array views the Vec's own buffer, which a capsule frees. Copying is cheaper for small
+// results (one allocation, no capsule), owning for large ones (no second pass over the
+// memory): see benchmarks/shared_types.py.
+const OWN_ABOVE: usize = 64 * 1024;
+const VEC_CAPSULE: &std::ffi::CStr = c"symbiont.vec";
+
+/// A numeric (or struct) `Vec` as a numpy array of `dtype` (a numpy dtype name or a struct's).
+pub unsafe fn vec_array<T>(v: Vec<T>, k: Obj, dtype: &std::ffi::CStr) -> Obj {
+    let bytes = v.len() * std::mem::size_of::<T>();
+    if bytes <= OWN_ABOVE {
+        let b = PyByteArray_FromStringAndSize(v.as_ptr() as *const c_char, bytes as Ssize);
+        drop(v);
+        if b.is_null() {
+            return null_mut();
+        }
+        return PyObject_CallMethod(k, c"_vec".as_ptr(), c"sN".as_ptr(), dtype.as_ptr(), b);
+    }
+    let (n, addr) = (v.len(), v.as_ptr() as usize);
+    let boxed = Box::into_raw(Box::new(v));
+    let cap = PyCapsule_New(boxed as *mut c_void, VEC_CAPSULE.as_ptr(), drop_vec::<T>);
+    if cap.is_null() {
+        drop(Box::from_raw(boxed));
+        return null_mut();
+    }
+    // The capsule's destructor runs this library's code: it keeps the keeper (and with it the
+    // library) alive until it has run.
+    Py_IncRef(k);
+    PyCapsule_SetContext(cap, k as *mut c_void);
+    PyObject_CallMethod(k, c"_vec_owned".as_ptr(), c"sNnn".as_ptr(), dtype.as_ptr(), cap, addr as Ssize, n as Ssize)
+}
+
+unsafe extern "C" fn drop_vec<T>(cap: Obj) {
+    let p = PyCapsule_GetPointer(cap, VEC_CAPSULE.as_ptr()) as *mut Vec<T>;
+    let k = PyCapsule_GetContext(cap) as Obj;
+    if !p.is_null() {
+        drop(Box::from_raw(p));
+    }
+    if !k.is_null() {
+        Py_DecRef(k); // last: the library is unloaded by the reaper, never under this frame
+    }
+}
+
+macro_rules! vec_numeric {
+    ($($t:ty => $d:literal),*) => {$(
+        impl VecItem for $t {
+            unsafe fn vec_into_py(v: Vec<$t>, k: Obj) -> Obj { vec_array(v, k, $d) }
+        }
+    )*};
+}
+vec_numeric!(
+    i8 => c"int8", i16 => c"int16", i32 => c"int32", i64 => c"int64", isize => c"int64",
+    u8 => c"uint8", u16 => c"uint16", u32 => c"uint32", u64 => c"uint64", usize => c"uint64",
+    f32 => c"float32", f64 => c"float64", bool => c"bool"
+);
+
+impl VecItem for char {
+    unsafe fn vec_into_py(v: Vec<char>, _k: Obj) -> Obj {
+        let list = PyList_New(v.len() as Ssize);
+        if list.is_null() {
+            return list;
+        }
+        for (i, c) in v.into_iter().enumerate() {
+            let item = c.into_py();
+            if item.is_null() {
+                Py_DecRef(list);
                 return null_mut();
             }
-            PyObject_CallMethod(k, c"_enum".as_ptr(), c"nN".as_ptr(), fi, raw)
+            PyList_SetItem(list, i as Ssize, item);
         }
-        Err(payload) => failed(&mut pin, fi, payload, flagged, timeout_ns),
+        list
     }
+}
+
+// ---------------------------------------------------------------- Option arguments, rows
+
+#[inline(always)]
+pub unsafe fn is_none(o: Obj) -> bool {
+    o == addr_of_mut!(_Py_NoneStruct)
+}
+
+/// `&[[T; N]]` / `&mut [[T; N]]`: a C-contiguous buffer of T with shape (n, N), zero copy.
+unsafe fn acquire_rows<T: Elem, const N: usize>(
+    pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &mut View, writable: bool,
+) -> Result<(*mut [T; N], usize), ()> {
+    pin.hold(); // the exporter may run Python code
+    let flags = PYBUF_FORMAT | PYBUF_C_CONTIGUOUS | if writable { PYBUF_WRITABLE } else { 0 };
+    if PyObject_GetBuffer(o, &mut v.view, flags) != 0 {
+        PyErr_Clear();
+        arg_error(pin, fi, pi, o);
+        return Err(());
+    }
+    v.held = true;
+    let ok = match format_code(v.view.format) {
+        Some(c) => T::format_ok(c, v.view.itemsize),
+        None => false,
+    };
+    let p = v.view.buf as *mut [T; N];
+    let row = std::mem::size_of::<[T; N]>();
+    if !ok
+        || v.view.ndim != 2
+        || v.view.shape.is_null()
+        || *v.view.shape.add(1) != N as Ssize
+        || (p as usize) % std::mem::align_of::<T>() != 0
+        || row == 0
+    {
+        arg_error(pin, fi, pi, o);
+        return Err(());
+    }
+    let n = v.view.len as usize / row;
+    if !T::valid(p as *const T, n * N) {
+        arg_error(pin, fi, pi, o);
+        return Err(());
+    }
+    let p = if n == 0 { std::ptr::NonNull::<[T; N]>::dangling().as_ptr() } else { p };
+    Ok((p, n))
+}
+
+pub unsafe fn rows<'a, T: Elem, const N: usize>(
+    pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &mut View,
+) -> Result<&'a [[T; N]], ()> {
+    let (p, n) = acquire_rows::<T, N>(pin, fi, pi, o, v, false)?;
+    Ok(std::slice::from_raw_parts(p, n))
+}
+
+pub unsafe fn rows_mut<'a, T: Elem, const N: usize>(
+    pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &mut View,
+) -> Result<&'a mut [[T; N]], ()> {
+    let (p, n) = acquire_rows::<T, N>(pin, fi, pi, o, v, true)?;
+    Ok(std::slice::from_raw_parts_mut(p, n))
 }

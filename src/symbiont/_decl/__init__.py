@@ -12,7 +12,7 @@ from symbiont._decl._declarations import (
     item_name,
     param_name,
 )
-from symbiont._decl._records import EnumDecl, Field, StructDecl
+from symbiont._decl._records import DataEnumDecl, EnumDecl, Field, StructDecl, Variant
 from symbiont._decl._types import (
     ELEMENT_SIZE,
     INTEGERS,
@@ -28,6 +28,7 @@ __all__ = [
     "NUMERIC",
     "NUMPY_DTYPE",
     "SCALARS",
+    "DataEnumDecl",
     "Declarations",
     "EnumDecl",
     "Field",
@@ -35,6 +36,7 @@ __all__ = [
     "Param",
     "RustType",
     "StructDecl",
+    "Variant",
     "evolvable",
     "function_parts",
     "item_name",

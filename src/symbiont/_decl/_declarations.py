@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from symbiont._decl import _syntax as syn
-from symbiont._decl._records import EnumDecl, StructDecl, TypeDecl, prelude_types
+from symbiont._decl._records import DataEnumDecl, EnumDecl, StructDecl, TypeDecl, prelude_types
 from symbiont._decl._types import RustType, UnsupportedType, param_type, return_type
 from symbiont._errors import DeclarationError
 
@@ -75,6 +75,7 @@ class Declarations:
     # The prelude's #[repr(C)] structs and fieldless enums that cross the boundary, in order.
     structs: tuple[StructDecl, ...] = ()
     enums: tuple[EnumDecl, ...] = ()
+    data_enums: tuple[DataEnumDecl, ...] = ()
 
     def __getitem__(self, name: str) -> FunctionDecl:
         for f in self.functions:
@@ -234,6 +235,7 @@ def evolvable(source: str) -> Declarations:
         prelude_names=frozenset(prelude_names),
         structs=tuple(t for t in types.values() if isinstance(t, StructDecl)),
         enums=tuple(t for t in types.values() if isinstance(t, EnumDecl)),
+        data_enums=tuple(t for t in types.values() if isinstance(t, DataEnumDecl)),
     )
 
 

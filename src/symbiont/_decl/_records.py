@@ -79,7 +79,9 @@ class StructDecl:
 
     @property
     def buffer_format(self) -> str:
-        """The buffer-protocol format numpy exports for this struct's dtype."""
+        """The buffer-protocol format numpy exports for this struct's dtype. numpy writes no
+        trailing padding (the itemsize says it), and pads before a field from where the
+        previous field's content ended, a nested struct's trailing padding excluded."""
         parts: list[str] = []
         at = 0
         for f in self.fields:
@@ -87,9 +89,17 @@ class StructDecl:
             dims = f"({','.join(map(str, f.shape))})" if f.shape else ""
             inner = f.struct.buffer_format if f.struct is not None else _FORMAT_CHAR[f.scalar]
             parts.append(f"{dims}{inner}:{f.name}:")
-            at = f.offset + f.size
-        parts.append("x" * (self.size - at))
+            at = f.offset + f.count * (
+                f.struct.content_size if f.struct is not None else f.element_size
+            )
         return "T{" + "".join(parts) + "}"
+
+    @property
+    def content_size(self) -> int:
+        """Where the last field's content ends, as numpy's format accounts for it."""
+        last = self.fields[-1]
+        inner = last.struct.content_size if last.struct is not None else last.element_size
+        return last.offset + last.count * inner
 
     def dtype_spec(self) -> dict[str, Any]:
         """The argument of ``numpy.dtype`` for this struct (nested structs included)."""
@@ -129,6 +139,29 @@ class EnumDecl:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Variant:
+    """One variant of an enum with data: its fields by name (``_0``, ``_1``... for a tuple
+    variant) with their boundary types."""
+
+    name: str
+    fields: tuple[tuple[str, Any], ...] = ()  # (name, RustType)
+    tuple_like: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataEnumDecl:
+    """An enum whose variants carry data: returned as one frozen dataclass per variant."""
+
+    name: str
+    variants: tuple[Variant, ...]
+    doc: str = ""
+
+    @property
+    def field_types(self) -> tuple[Any, ...]:
+        return tuple(t for v in self.variants for _, t in v.fields)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unsupported:
     """A prelude struct or enum that cannot cross, and why (reported if a signature uses it)."""
 
@@ -136,7 +169,7 @@ class Unsupported:
     reason: str
 
 
-TypeDecl = StructDecl | EnumDecl | Unsupported
+TypeDecl = StructDecl | EnumDecl | DataEnumDecl | Unsupported
 
 _REPR = re.compile(r"#\s*\[\s*repr\s*\(([^)]*)\)\s*\]")
 
@@ -181,9 +214,64 @@ def prelude_types(root: ts.Node) -> dict[str, TypeDecl]:
         out[name] = decl
         return decl
 
+    data_enums = [n for n, node in nodes.items() if node.type == "enum_item" and _has_data(node)]
     for declared in nodes:
-        resolve(declared, ())
+        if declared not in data_enums:
+            resolve(declared, ())
+    # Enums with data last: their fields may name the structs and enums above.
+    for name in data_enums:
+        try:
+            out[name] = _data_enum(name, nodes[name], out)
+        except TypeProblem as exc:
+            out[name] = Unsupported(name=name, reason=str(exc))
     return out
+
+
+def _has_data(node: ts.Node) -> bool:
+    body = node.child_by_field_name("body")
+    return any(
+        c.type in ("field_declaration_list", "ordered_field_declaration_list")
+        for v in (body.named_children if body is not None else [])
+        if v.type == "enum_variant"
+        for c in v.children
+    )
+
+
+def _data_enum(name: str, node: ts.Node, types: dict[str, TypeDecl]) -> DataEnumDecl:
+    from symbiont._decl._types import UnsupportedType, return_type
+
+    body = node.child_by_field_name("body")
+    variants: list[Variant] = []
+    for v in body.named_children if body is not None else []:
+        if v.type != "enum_variant":
+            continue
+        vname_node = v.child_by_field_name("name")
+        vname = syn.text(vname_node) if vname_node is not None else "?"
+        fields: list[tuple[str, Any]] = []
+        tuple_like = False
+        for c in v.children:
+            if c.type == "field_declaration_list":
+                pairs = [
+                    (f.child_by_field_name("name"), f.child_by_field_name("type"))
+                    for f in c.named_children
+                    if f.type == "field_declaration"
+                ]
+            elif c.type == "ordered_field_declaration_list":
+                tuple_like = True
+                pairs = [(None, t) for t in c.named_children if t.type != "attribute_item"]
+            else:
+                continue
+            for i, (fname, tnode) in enumerate(pairs):
+                if tnode is None:
+                    continue
+                label = syn.text(fname) if fname is not None else f"_{i}"
+                try:
+                    ftype = return_type(tnode, syn.text(tnode), types)
+                except UnsupportedType as exc:
+                    raise TypeProblem(f"enum `{name}`, variant `{vname}`: {exc}") from None
+                fields.append((label, ftype))
+        variants.append(Variant(name=vname, fields=tuple(fields), tuple_like=tuple_like))
+    return DataEnumDecl(name=name, variants=tuple(variants), doc=syn.doc_comment(node))
 
 
 def _enum(name: str, node: ts.Node) -> EnumDecl:

@@ -11,8 +11,10 @@
 | &str (argument)              | str                                                         |
 | String (return)              | str                                                         |
 | () / no return               | None                                                        |
-| Option<T>, tuples (return)   | None or T, tuple                                            |
-| Vec<T> (return, scalar T)    | list                                                        |
+| Option<T> (scalar/struct/enum T) | None or T (argument and return)                          |
+| tuples (return)              | tuple                                                       |
+| Vec<T> (return)              | numpy array (numeric/bool T, or a struct's dtype); char: list |
+| &[[T; N]], &mut [[T; N]]     | C-contiguous array of T with shape (n, N)                   |
 | #[repr(C)] struct S          | numpy record / structured array of its dtype (_records.py)  |
 |   S, &S, &mut S, &[S], &mut [S], S returned                                               |
 | fieldless enum, int #[repr]  | enum.IntEnum member (or int)                                |
@@ -139,12 +141,13 @@ def scalar(name: str) -> RustType:
 
 _SUPPORTED_PARAMS = (
     "integers (i8..i64, u8..u64, isize, usize), f32, f64, bool, char, &str, "
-    "&[T] and &mut [T] for numeric T, &mut T for scalar T, and for a #[repr(C)] struct S of "
+    "&[T] and &mut [T] for numeric T, rows &[[T; N]] and &mut [[T; N]], &mut T for scalar T, "
+    "Option<T> for a scalar, struct or enum T, and for a #[repr(C)] struct S of "
     "the prelude: S, &S, &mut S, &[S], &mut [S]; a fieldless enum with an integer #[repr]"
 )
 _SUPPORTED_RETURNS = (
-    "integers, f32, f64, bool, char, String, (), Option<T>, tuples, Vec<T> of scalars, "
-    "a #[repr(C)] struct of the prelude, a fieldless enum with an integer #[repr]"
+    "integers, f32, f64, bool, char, String, (), Option<T>, tuples, Vec<T> of scalars or "
+    "#[repr(C)] structs, a #[repr(C)] struct of the prelude, an enum of the prelude"
 )
 
 
@@ -160,7 +163,7 @@ def named_type(name: str, types: Mapping[str, Any]) -> RustType | None:
     kind = type(decl).__name__
     if kind == "StructDecl":
         return RustType("struct", name=name, decl=decl)
-    if kind == "EnumDecl":
+    if kind in ("EnumDecl", "DataEnumDecl"):
         return RustType("enum", name=name, decl=decl)
     raise UnsupportedType(decl.reason)
 
@@ -172,6 +175,10 @@ def param_type(node: ts.Node, rendered: str, types: Mapping[str, Any] | None = N
     t = node.type
     if t == "type_identifier":
         named = named_type(rendered, types)
+        if named is not None and type(named.decl).__name__ == "DataEnumDecl":
+            raise UnsupportedType(
+                f"the enum `{rendered}` has variants with data: it can be returned, not taken"
+            )
         if named is not None:
             return named
     if t == "primitive_type":
@@ -191,6 +198,8 @@ def param_type(node: ts.Node, rendered: str, types: Mapping[str, Any] | None = N
                 elem = elem_node.text.decode() if elem_node and elem_node.text else ""
                 if elem in NUMERIC or elem == "bool":
                     return RustType("slice", elem=scalar(elem), mutable=mutable)
+                if elem_node is not None and elem_node.type == "array_type":
+                    return RustType("slice", elem=_row(elem_node), mutable=mutable)
                 named = named_type(elem, types)
                 if named is not None and named.is_struct:
                     return RustType("slice", elem=named, mutable=mutable)
@@ -207,7 +216,37 @@ def param_type(node: ts.Node, rendered: str, types: Mapping[str, Any] | None = N
                     return RustType("mut_ref" if mutable else "ref", elem=named)
                 if named is not None:
                     raise UnsupportedType(f"take the enum `{inner_text}` by value")
+    if t == "generic_type":
+        base = node.child_by_field_name("type")
+        args = node.child_by_field_name("type_arguments")
+        arg_nodes = [c for c in args.named_children] if args else []
+        if base is not None and syn_text(base) == "Option" and len(arg_nodes) == 1:
+            inner_t = param_type(arg_nodes[0], syn_text(arg_nodes[0]), types)
+            if inner_t.kind in ("scalar", "struct", "enum"):
+                return RustType("option", elem=inner_t)
+            raise UnsupportedType(
+                f"`Option` parameters must hold a scalar, a struct or an enum, not `{inner_t.rust}`"
+            )
     raise UnsupportedType(f"`{rendered}` cannot be a parameter; supported: {_SUPPORTED_PARAMS}")
+
+
+def _row(node: ts.Node) -> RustType:
+    """``[T; N]``, the row of a ``&[[T; N]]`` parameter: numeric T, a literal N > 0."""
+    elem_node = node.child_by_field_name("element")
+    length = node.child_by_field_name("length")
+    elem = syn_text(elem_node) if elem_node is not None else ""
+    text = syn_text(length).replace("_", "").removesuffix("usize") if length is not None else ""
+    if elem not in NUMERIC and elem != "bool":
+        raise UnsupportedType(f"rows `[{elem}; N]` must hold a numeric type or bool")
+    try:
+        n = int(text, 0)
+    except ValueError:
+        raise UnsupportedType(
+            f"the row length of `{syn_text(node)}` must be an integer literal"
+        ) from None
+    if n <= 0:
+        raise UnsupportedType(f"the rows of `{syn_text(node)}` must not be empty")
+    return RustType("array", elem=scalar(elem), length=n)
 
 
 def return_type(
@@ -232,7 +271,7 @@ def return_type(
         items = [c for c in node.named_children]
         return RustType(
             "tuple",
-            items=tuple(_contained(return_type(c, syn_text(c), types)) for c in items),
+            items=tuple(return_type(c, syn_text(c), types) for c in items),
         )
     if t == "generic_type":
         base = node.child_by_field_name("type")
@@ -241,23 +280,16 @@ def return_type(
         arg_nodes = [c for c in args.named_children] if args else []
         if base_text in ("Option", "Vec") and len(arg_nodes) == 1:
             arg = arg_nodes[0]
-            inner = _contained(return_type(arg, syn_text(arg), types))
+            inner = return_type(arg, syn_text(arg), types)
             if base_text == "Option":
                 return RustType("option", elem=inner)
-            if inner.is_scalar:
+            if inner.is_scalar or inner.is_struct:
                 return RustType("vec", elem=inner)
-            raise UnsupportedType(f"`Vec` returns must hold a scalar type, not `{inner.rust}`")
+            raise UnsupportedType(
+                f"`Vec` returns must hold a scalar type or a #[repr(C)] struct, not `{inner.rust}`"
+            )
     raise UnsupportedType(f"`{rendered}` cannot be returned; supported: {_SUPPORTED_RETURNS}")
 
 
 def syn_text(node: ts.Node) -> str:
     return node.text.decode() if node.text else ""
-
-
-def _contained(t: RustType) -> RustType:
-    """Structs and enums cross as a whole return value, not yet inside Option, Vec or tuples."""
-    if t.kind in ("struct", "enum"):
-        raise UnsupportedType(
-            f"`{t.rust}` can be returned directly but not yet inside Option, Vec or a tuple"
-        )
-    return t

@@ -88,8 +88,10 @@ class ArgumentChecker:
         )
 
     def coerce(self, pi: int, obj: Any, retry: bool) -> Any:
-        t = self.decl.params[pi].type
-        where = self.where(pi)
+        return self.coerce_as(self.where(pi), self.decl.params[pi].type, obj, retry)
+
+    def coerce_as(self, where: str, t: RustType, obj: Any, retry: bool) -> Any:
+        """``obj`` normalised for type ``t`` (``retry``), or the error saying why it is not one."""
         if t.kind == "scalar":
             value = self.scalar(where, t.name, obj)
             if retry:
@@ -116,6 +118,9 @@ class ArgumentChecker:
     def buffer_problem(self, where: str, t: RustType, obj: Any) -> None:
         """Raises the reason ``obj`` cannot be passed as the slice/&mut type ``t``."""
         assert t.elem is not None
+        if t.elem.kind == "array":
+            rows_problem(where, t, obj)
+            return
         elem = t.elem.name
         writable = t.kind == "mut_ref" or t.mutable
         if elem not in NUMPY_DTYPE:
@@ -173,6 +178,34 @@ class ArgumentChecker:
             f"{self.decl.name}() arguments '{a.name}' and '{b.name}' share memory and one of "
             "them is a mutable reference, which Rust forbids: pass separate buffers (or a copy)"
         )
+
+
+def rows_problem(where: str, t: RustType, obj: Any) -> None:
+    """Raises the reason ``obj`` cannot be passed as rows ``&[[T; N]]`` (``t``)."""
+    import numpy as np
+
+    assert t.elem is not None and t.elem.elem is not None
+    dtype, n = np.dtype(NUMPY_DTYPE[t.elem.elem.name]), t.elem.length
+    kind = "writable " if t.mutable else ""
+    want = f"{t.rust}: a C-contiguous {kind}array of {dtype} with shape (n, {n})"
+    try:
+        arr = np.asarray(memoryview(obj))
+    except (TypeError, ValueError):
+        raise TypeError(f"{where} expects {want}, got {describe(obj)}") from None
+    if arr.ndim != 2 or arr.shape[1] != n:
+        raise ValueError(f"{where} expects {want}, got {describe(obj)}")
+    if arr.dtype != dtype:
+        raise TypeError(f"{where} expects {want}, got {describe(obj)}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{where} expects {want}, got a non-contiguous {describe(obj)}: "
+                         "pass np.ascontiguousarray(...)")  # fmt: skip
+    if t.mutable and not arr.flags.writeable:
+        raise TypeError(f"{where} expects {want}, got a read-only {describe(obj)}")
+    if arr.ctypes.data % dtype.itemsize:
+        raise ValueError(f"{where} expects {want}, got a misaligned array: pass a copy")
+    if dtype == np.bool_ and (arr.view(np.uint8) > 1).any():
+        raise ValueError(f"{where} expects {want}, got an array holding a byte other than 0 "
+                         "or 1, which is not a valid bool")  # fmt: skip
 
 
 _PY_SCALAR = {"f32": "float", "f64": "float", "bool": "bool", "char": "str of length 1"}

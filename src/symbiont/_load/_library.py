@@ -74,8 +74,8 @@ class Library:
     """One loaded revision library (the keeper passed to its entry points as ``self``)."""
 
     __slots__ = (
-        "__weakref__", "_checkers", "code", "entries", "functions", "insertions", "map_entries",
-        "path", "revision",
+        "__weakref__", "_checkers", "_shared", "code", "entries", "functions", "insertions",
+        "map_entries", "path", "revision",
     )  # fmt: skip
 
     def __init__(
@@ -96,6 +96,7 @@ class Library:
         self.insertions = insertions
         self.revision: int | None = None
         self._checkers = tuple(ArgumentChecker(f) for f in functions)
+        self._shared = _records.shared_decls(functions)  # struct/enum results, by name
         try:
             # PyDLL: the one ctypes call made here (init) keeps the GIL.
             dll = ctypes.PyDLL(str(path), mode=_RTLD_LOCAL | _RTLD_NOW)
@@ -144,22 +145,41 @@ class Library:
                 f"call: {obj!r}"
             )
         t = self.functions[fi].params[pi].type
+        where = self._checkers[fi].where(pi)
+        if t.kind == "option":  # None never gets here
+            assert t.elem is not None
+            t, where = t.elem, f"{where} (None or a value)"
         if t.kind == "enum":
-            return _records.coerce_enum(self._checkers[fi].where(pi), t, obj)
+            return _records.coerce_enum(where, t, obj)
         if t.kind in ("struct", "ref") or (t.elem is not None and t.elem.kind == "struct"):
-            return _records.coerce_struct(self._checkers[fi].where(pi), t, obj, bool(retry))
-        return self._checkers[fi].coerce(pi, obj, bool(retry))
+            return _records.coerce_struct(where, t, obj, bool(retry))
+        return self._checkers[fi].coerce_as(where, t, obj, bool(retry))
 
-    def _record(self, fi: int, data: bytes) -> Any:
-        return _records.record_from_bytes(self.functions[fi].ret.decl, data)
+    def _record(self, name: str, data: bytes) -> Any:
+        return _records.record_from_bytes(self._shared[name], data)
+
+    def _vec(self, dtype: str, data: bytearray) -> Any:
+        import numpy as np
+
+        return np.frombuffer(data, self._dtype(dtype))
+
+    def _vec_owned(self, dtype: str, capsule: Any, address: int, n: int) -> Any:
+        return _records.owned_array(self._dtype(dtype), capsule, address, n)
+
+    def _dtype(self, name: str) -> Any:
+        decl = self._shared.get(name)
+        return _records.dtype_of(decl) if decl is not None else _records.scalar_dtype(name)
+
+    def _variant(self, name: str, index: int, fields: tuple[Any, ...]) -> Any:
+        return _records.variant(self._shared[name], index, fields)
 
     def _record_set(self, fi: int, pi: int, obj: Any, data: bytes) -> None:
         t = self.functions[fi].params[pi].type
         assert t.elem is not None
         _records.write_record(self._checkers[fi].where(pi), t.elem.decl, obj, data)
 
-    def _enum(self, fi: int, value: int) -> Any:
-        return _records.enum_member(self.functions[fi].ret.decl, value, self.functions[fi].name)
+    def _enum(self, name: str, value: int) -> Any:
+        return _records.enum_member(self._shared[name], value, name)
 
     def _cell_get(self, fi: int, pi: int, obj: Any) -> Any:
         return self._checkers[fi].cell_get(pi, obj)

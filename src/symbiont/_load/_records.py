@@ -12,10 +12,17 @@ from __future__ import annotations
 import enum
 import functools
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NoReturn
 
-from symbiont._decl import Declarations, EnumDecl, RustType, StructDecl
+from symbiont._decl import (
+    DataEnumDecl,
+    Declarations,
+    EnumDecl,
+    FunctionDecl,
+    RustType,
+    StructDecl,
+)
 from symbiont._load._boundary import check_scalar, describe
 
 
@@ -249,6 +256,58 @@ def coerce_enum(where: str, t: RustType, obj: Any) -> int:
     return value
 
 
+def shared_decls(functions: Iterable[FunctionDecl]) -> dict[str, Any]:
+    """The structs and enums the functions' results and parameters name, by name."""
+    found: dict[str, Any] = {}
+
+    def walk(t: RustType | None) -> None:
+        if t is None:
+            return
+        if t.kind in ("struct", "enum") and t.name not in found:
+            found[t.name] = t.decl
+            for ft in getattr(t.decl, "field_types", ()):
+                walk(ft)
+        walk(t.elem)
+        for item in t.items:
+            walk(item)
+
+    for f in functions:
+        walk(f.ret)
+        for p in f.params:
+            walk(p.type)
+    return found
+
+
+@functools.cache
+def scalar_dtype(name: str) -> Any:
+    import numpy as np
+
+    return np.dtype(name)
+
+
+class _Owned:
+    """Lends a Rust ``Vec``'s buffer to numpy (``__array_interface__``) and keeps the capsule
+    that frees it: the array's ``base``, so the buffer lives exactly as long as the array."""
+
+    __slots__ = ("__array_interface__", "_capsule")
+
+    def __init__(self, dtype: Any, capsule: Any, address: int, n: int) -> None:
+        self._capsule = capsule
+        self.__array_interface__ = {
+            "version": 3,
+            "shape": (n,),
+            "typestr": dtype.str,  # structured: raw records of the itemsize, viewed below
+            "data": (address, False),
+        }
+
+
+def owned_array(dtype: Any, capsule: Any, address: int, n: int) -> Any:
+    import numpy as np
+
+    arr = np.asarray(_Owned(dtype, capsule, address, n))
+    return arr.view(dtype) if dtype.names else arr
+
+
 def record_from_bytes(decl: StructDecl, data: bytes) -> Any:
     import numpy as np
 
@@ -279,6 +338,43 @@ def enum_member(decl: EnumDecl, value: int, where: str) -> Any:
         raise ValueError(f"{where} returned {value}, which is not a value of {decl.name}") from None
 
 
+class DataEnum:
+    """Base of the variant classes of one enum with data (``rt.types.Action``): each variant
+    is a frozen dataclass attribute (``Action.Buy(qty=1.0)``) one can ``match`` on."""
+
+    __slots__ = ()
+    variants: tuple[type[DataEnum], ...] = ()
+
+
+@functools.cache
+def data_enum_class(decl: DataEnumDecl) -> type[DataEnum]:
+    import dataclasses
+
+    from symbiont._load._boundary import python_type
+
+    base: type[DataEnum] = type(
+        decl.name, (DataEnum,), {"__slots__": (), "__module__": "symbiont.types"}
+    )
+    base.__doc__ = decl.doc or f"The Rust enum `{decl.name}`: one dataclass per variant."
+    classes = []
+    for v in decl.variants:
+        fields = [(f, object) for f, _ in v.fields]
+        cls = dataclasses.make_dataclass(v.name, fields, bases=(base,), frozen=True, slots=True)
+        cls.__module__ = "symbiont.types"
+        cls.__qualname__ = f"{decl.name}.{v.name}"
+        described = ", ".join(f"{f}: {t.rust} ({python_type(t, returned=True)})"
+                              for f, t in v.fields)  # fmt: skip
+        cls.__doc__ = f"`{decl.name}::{v.name}`" + (f" {{ {described} }}" if v.fields else "")
+        setattr(base, v.name, cls)
+        classes.append(cls)
+    base.variants = tuple(classes)
+    return base
+
+
+def variant(decl: DataEnumDecl, index: int, fields: tuple[Any, ...]) -> Any:
+    return data_enum_class(decl).variants[index](*fields)
+
+
 class Types:
     """The prelude's shared types: ``rt.types.Candle`` (a :class:`StructType`),
     ``rt.types.Side`` (an ``enum.IntEnum``)."""
@@ -286,14 +382,15 @@ class Types:
     def __init__(self, decls: Declarations) -> None:
         items: dict[str, Any] = {s.name: StructType(s) for s in decls.structs}
         items.update({e.name: enum_class(e) for e in decls.enums})
+        items.update({e.name: data_enum_class(e) for e in decls.data_enums})
         self.__dict__.update(items)
         object.__setattr__(self, "_Types__names", tuple(items))
 
     def __getattr__(self, name: str) -> NoReturn:
         known = ", ".join(self.__names) or "none"
         raise AttributeError(
-            f"no shared type {name!r}; declared: {known} (only #[repr(C)] structs and fieldless "
-            "enums with an integer #[repr] are shared)"
+            f"no shared type {name!r}; declared: {known} (only #[repr(C)] structs and enums "
+            "are shared)"
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
