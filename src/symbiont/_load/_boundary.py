@@ -13,7 +13,15 @@ import operator
 import sys
 from typing import Any, NoReturn
 
-from symbiont._decl import ELEMENT_SIZE, INTEGERS, NUMPY_DTYPE, SCALARS, FunctionDecl, RustType
+from symbiont._decl import (
+    ELEMENT_SIZE,
+    INTEGERS,
+    NUMERIC,
+    NUMPY_DTYPE,
+    SCALARS,
+    FunctionDecl,
+    RustType,
+)
 
 
 class Cell:
@@ -258,7 +266,13 @@ def python_type(t: RustType, *, returned: bool = False) -> str:
 
 
 def check_scalar(where: str, name: str, obj: Any) -> Any:
-    """``obj`` as a value of the scalar Rust type ``name``, or the error naming ``where``."""
+    """``obj`` as a value of the scalar Rust type ``name``, or the error naming ``where``.
+
+    bool is not a number here (Python's ``True == 1`` would let a flag pass for a count)."""
+    if name in NUMERIC and is_bool(obj):
+        kind = "an int" if name in INTEGERS else "a float"
+        raise TypeError(f"{where} expects {name} ({kind}), got {describe(obj)}: a bool is not a "
+                        "number here; pass int(flag) if that is meant")  # fmt: skip
     if name in INTEGERS:
         if isinstance(obj, float):
             raise TypeError(f"{where} expects {name} (an int), got float {obj!r}: "
@@ -302,6 +316,13 @@ def check_scalar(where: str, name: str, obj: Any) -> Any:
                              "a Rust char")  # fmt: skip
         raise TypeError(f"{where} expects char (a 1-character str), got {describe(obj)}")
     raise AssertionError(name)
+
+
+def is_bool(obj: Any) -> bool:
+    if isinstance(obj, bool):
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(obj, np.bool_)
 
 
 def _address(view: memoryview) -> int | None:
