@@ -11,6 +11,8 @@ standard library module.)
 - A `Candle` record argument (`&Candle`), and a `Candle` return, per call, against
   `operator.neg(12345)` (target <= 6x; reported).
 - `rt.types.Candle(...)` building a record, for scale.
+- A `Vec<f64>` result of 10 and of 1,000,000 elements against `np.empty` of the same size
+  (results up to 64 KiB are copied into memory numpy owns, larger ones are the Vec's buffer).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ fn sum_close(c: &[Candle]) -> f64 { c.iter().map(|x| x.close).sum() }
 fn sum_f64(xs: &[f64]) -> f64 { xs.iter().sum() }
 fn close_of(c: &Candle) -> f64 { c.close }
 fn candle(x: f64) -> Candle { Candle { open: x, high: x, low: x, close: x, volume: x } }
+fn ramp(n: usize) -> Vec<f64> { (0..n).map(|i| i as f64).collect() }
 """
 
 
@@ -66,7 +69,16 @@ def main() -> None:
         "close_of(&Candle), rt.types.Candle(...)": per_call(rt.fns.close_of, made, calls),
         "candle(1.0) -> Candle": per_call(rt.fns.candle, 1.0, calls),
     }
-    samples = rep.round_robin(rows, args.reps)
+    small, big = 10, 1_000_000
+    big_calls = max(1, calls // 1000)
+    vec_rows = {
+        "ramp(10) -> Vec<f64>": per_call(rt.fns.ramp, small, calls),
+        "np.empty(10)": per_call(np.empty, small, calls),
+        "ramp(1,000,000) -> Vec<f64>": per_call(rt.fns.ramp, big, big_calls),
+        "np.empty(1,000,000)": per_call(np.empty, big, big_calls),
+    }
+    samples = rep.round_robin({**rows, **vec_rows}, args.reps)
+    vec_med = {name: rep.median(samples.pop(name)) for name in vec_rows}
     med = {name: rep.median(s) for name, s in samples.items()}
     neg = med["operator.neg(12345)"] / calls
     bulk = (
@@ -83,6 +95,15 @@ def main() -> None:
     ret_ratio = med["candle(1.0) -> Candle"] / calls / neg
     rep.target("&Candle argument <= 6x operator.neg", f"{record_ratio:.1f}x", record_ratio <= 6)
     rep.target("Candle return <= 6x operator.neg", f"{ret_ratio:.1f}x", ret_ratio <= 6)
+    print()
+    vec_table = []
+    for n, count in ((small, calls), (big, big_calls)):
+        label = f"{n:,}"
+        ours = vec_med[f"ramp({label}) -> Vec<f64>"] / count
+        empty = vec_med[f"np.empty({label})"] / count
+        vec_table.append((f"Vec<f64> of {label}", f"{ours * 1e9:,.0f} ns",
+                          f"{empty * 1e9:,.0f} ns", f"{ours / empty:.2f}x"))  # fmt: skip
+    rep.table(("result", "ramp(n)", "np.empty(n)", "ratio"), vec_table)
 
 
 if __name__ == "__main__":

@@ -197,9 +197,10 @@ pub unsafe fn no_keeper() -> Obj {
     null_mut()
 }
 
-/// A struct value as a numpy record of the struct called `name`.
+/// A struct value as a numpy record of the struct called `name` (a bytearray, so the record
+/// numpy makes over it is writable).
 pub unsafe fn record_py<S: Struct>(k: Obj, v: &S, name: &std::ffi::CStr) -> Obj {
-    let b = PyBytes_FromStringAndSize(v as *const S as *const c_char, std::mem::size_of::<S>() as Ssize);
+    let b = PyByteArray_FromStringAndSize(v as *const S as *const c_char, std::mem::size_of::<S>() as Ssize);
     if b.is_null() {
         return null_mut();
     }

@@ -74,8 +74,8 @@ class Library:
     """One loaded revision library (the keeper passed to its entry points as ``self``)."""
 
     __slots__ = (
-        "__weakref__", "_checkers", "_shared", "code", "entries", "functions", "insertions",
-        "map_entries", "path", "revision",
+        "__weakref__", "_checkers", "_dtypes", "_shared", "code", "entries", "functions",
+        "insertions", "map_entries", "path", "revision",
     )  # fmt: skip
 
     def __init__(
@@ -97,6 +97,7 @@ class Library:
         self.revision: int | None = None
         self._checkers = tuple(ArgumentChecker(f) for f in functions)
         self._shared = _records.shared_decls(functions)  # struct/enum results, by name
+        self._dtypes: dict[str, Any] = {}
         try:
             # PyDLL: the one ctypes call made here (init) keeps the GIL.
             dll = ctypes.PyDLL(str(path), mode=_RTLD_LOCAL | _RTLD_NOW)
@@ -155,20 +156,22 @@ class Library:
             return _records.coerce_struct(where, t, obj, bool(retry))
         return self._checkers[fi].coerce_as(where, t, obj, bool(retry))
 
-    def _record(self, name: str, data: bytes) -> Any:
-        return _records.record_from_bytes(self._shared[name], data)
+    def _record(self, name: str, data: bytearray) -> Any:
+        # Per call: no import, no hashing of the declaration (both cost more than numpy here).
+        dtype = self._dtypes.get(name) or self._dtype(name)
+        return _records.numpy().frombuffer(data, dtype)[0]
 
     def _vec(self, dtype: str, data: bytearray) -> Any:
-        import numpy as np
-
-        return np.frombuffer(data, self._dtype(dtype))
+        return _records.numpy().frombuffer(data, self._dtypes.get(dtype) or self._dtype(dtype))
 
     def _vec_owned(self, dtype: str, capsule: Any, address: int, n: int) -> Any:
         return _records.owned_array(self._dtype(dtype), capsule, address, n)
 
     def _dtype(self, name: str) -> Any:
         decl = self._shared.get(name)
-        return _records.dtype_of(decl) if decl is not None else _records.scalar_dtype(name)
+        dtype = _records.dtype_of(decl) if decl is not None else _records.scalar_dtype(name)
+        self._dtypes[name] = dtype
+        return dtype
 
     def _variant(self, name: str, index: int, fields: tuple[Any, ...]) -> Any:
         return _records.variant(self._shared[name], index, fields)

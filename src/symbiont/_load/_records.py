@@ -308,6 +308,14 @@ def owned_array(dtype: Any, capsule: Any, address: int, n: int) -> Any:
     return arr.view(dtype) if dtype.names else arr
 
 
+@functools.cache
+def numpy() -> Any:
+    """The numpy module, imported on first use (result paths need it per call)."""
+    import numpy as np
+
+    return np
+
+
 def record_from_bytes(decl: StructDecl, data: bytes) -> Any:
     import numpy as np
 
