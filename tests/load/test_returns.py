@@ -160,7 +160,8 @@ def test_an_evolve_round_and_a_worker_return_arrays_and_options() -> None:
         a = fns.ramp(1_000)
         side, p, ks = fns.pick(1, fns.points(2)[1], None)
         assert isinstance(a, np.ndarray) and ks.tolist() == [-1] and p["x"] == 1.0
-        return float(a[-1] + fns.norms(rows)[0] + int(side) + (fns.double(None) is None))
+        assert fns.pick(k=3, p=None, s=None)[2].tolist() == [3], "keywords work in a worker"
+        return float(a[-1] + fns.norms(r=rows)[0] + int(side) + (fns.double(None) is None))
 
     reply = "```rust\n" + FUNCTIONS.replace("i as f64).collect", "2.0 * i as f64).collect") + "```"
     info = runtime.evolve(ScriptedAgent([reply]), "double the ramp", check=check)
