@@ -34,6 +34,11 @@ def _struct_items(s: StructDecl) -> str:
         )
         typed.append(f"    let _: &{f.rust} = &s.{f.name};")
     bools = ", ".join(map(str, s.bool_offsets()))
+    light = f"__SYMBIONT_LIGHT_{n}"
+    # CPython lays out the slots of a class in sorted name order (_load/_records.py checks).
+    slots = sorted(f.name for f in s.fields)
+    reads = ", ".join(f"{f.name}: rt::slot(p, {slots.index(f.name)})?" for f in s.fields)
+    items = ", ".join(f"rt::Field::to_field(&self.{name}, k)" for name in slots)
     return "\n".join(
         [
             "const _: () = {",
@@ -42,15 +47,32 @@ def _struct_items(s: StructDecl) -> str:
             f"fn __symbiont_fields_{n}(s: &{n}) {{",
             *typed,
             "}",
+            f"static {light}: rt::LightClass = rt::LightClass::new();",
             f"unsafe impl rt::Struct for {n} {{",
             f"    const FORMAT: &'static [u8] = {_bytes_literal(s.buffer_format)};",
             f"    const BOOLS: &'static [usize] = &[{bools}];",
+            f'    const NAME: &\'static std::ffi::CStr = c"{n}";',
+            f"    fn light() -> &'static rt::LightClass {{ &{light} }}",
+            "    unsafe fn write_light(&self, o: rt::Obj, k: rt::Obj) -> bool {",
+            f"        rt::light_set(&{light}, o, &[{items}])",
+            "    }",
+            "}",
+            f"impl rt::Field for {n} {{",
+            "    #[inline(always)]",
+            "    unsafe fn from_field(o: rt::Obj) -> Option<Self> {",
+            f"        let p = {light}.slots(o)?;",
+            f"        Some({n} {{ {reads} }})",
+            "    }",
+            "    unsafe fn to_field(&self, k: rt::Obj) -> rt::Obj {",
+            f'        if !rt::light_ready(&{light}, k, c"{n}") {{ return std::ptr::null_mut(); }}',
+            f"        rt::light_new(&{light}, &[{items}])",
+            "    }",
             "}",
             f"impl rt::Ret for {n} {{",
             "    const CONTAINER: bool = true;",
             "    unsafe fn into_py(self) -> rt::Obj { rt::no_keeper() }",
             "    unsafe fn into_py_k(self, k: rt::Obj) -> rt::Obj { "
-            f'rt::record_py::<{n}>(k, &self, c"{n}") }}',
+            "rt::Field::to_field(&self, k) }",
             "}",
             f"impl rt::VecItem for {n} {{",
             f"    unsafe fn vec_into_py(v: Vec<{n}>, k: rt::Obj) -> rt::Obj {{ "

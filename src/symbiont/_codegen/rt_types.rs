@@ -15,17 +15,27 @@ extern "C" {
     fn PyCapsule_GetPointer(capsule: Obj, name: *const c_char) -> *mut c_void;
     fn PyCapsule_GetContext(capsule: Obj) -> *mut c_void;
     fn PyCapsule_SetContext(capsule: Obj, context: *mut c_void) -> c_int;
+    fn PyType_GenericAlloc(t: Obj, n: Ssize) -> Obj;
+    fn PyTuple_Size(t: Obj) -> Ssize;
+    fn PyTuple_GetItem(t: Obj, i: Ssize) -> Obj;
+    static mut PyTuple_Type: Opaque;
 }
 
 /// A `#[repr(C)]` struct whose layout the generated crate asserted against Python's.
 ///
 /// # Safety
 /// `FORMAT` must describe exactly `Self`'s layout and `BOOLS` every bool byte in it.
-pub unsafe trait Struct: Sized {
+pub unsafe trait Struct: Sized + Field {
     /// The NUL-terminated buffer format numpy exports for the matching structured dtype.
     const FORMAT: &'static [u8];
     /// Byte offsets of the bool fields: any other byte than 0 or 1 there is not a valid value.
     const BOOLS: &'static [usize];
+    /// The struct's name in `rt.types`.
+    const NAME: &'static std::ffi::CStr;
+    /// Its light record class, once the keeper handed it over.
+    fn light() -> &'static LightClass;
+    /// Writes the fields into the light record `o` (an instance of `light()`).
+    unsafe fn write_light(&self, o: Obj, k: Obj) -> bool;
 }
 
 /// A fieldless enum with an integer representation `Repr`; `VALUES` are its discriminants.
@@ -124,6 +134,24 @@ pub unsafe fn rec_slice_mut<'a, S: Struct>(
 
 /// `S` and `&S`: one record (a numpy record, a 1-element structured array), copied out.
 pub unsafe fn rec_value<S: Struct>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Result<S, ()> {
+    // A light record (rt.types.S(...), or returned by a function) is read without Python code.
+    if let Some(value) = S::from_field(o) {
+        return Ok(value);
+    }
+    rec_value_slow(pin, fi, pi, o)
+}
+
+#[inline(never)]
+unsafe fn rec_value_slow<S: Struct>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Result<S, ()> {
+    let k = pin.hold();
+    if !S::light().ready() {
+        if !light_ready(S::light(), k, S::NAME) {
+            return Err(());
+        }
+        if let Some(value) = S::from_field(o) {
+            return Ok(value);
+        }
+    }
     let mut v = View::new();
     let (p, n) = records::<S>(pin, fi, pi, o, &mut v, false)?;
     if n != 1 {
@@ -162,6 +190,9 @@ pub unsafe fn rec_back<S: Struct>(
         return true;
     }
     let k = pin.hold();
+    if S::light().owns(o) {
+        return (*value).write_light(o, k);
+    }
     let b = PyBytes_FromStringAndSize(value as *const c_char, std::mem::size_of::<S>() as Ssize);
     if b.is_null() {
         return false;
@@ -195,16 +226,6 @@ pub unsafe fn enum_arg<E: Enum>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> 
 pub unsafe fn no_keeper() -> Obj {
     PyErr_SetString(PyExc_RuntimeError, c"symbiont: a shared type was converted without its keeper".as_ptr());
     null_mut()
-}
-
-/// A struct value as a numpy record of the struct called `name` (a bytearray, so the record
-/// numpy makes over it is writable).
-pub unsafe fn record_py<S: Struct>(k: Obj, v: &S, name: &std::ffi::CStr) -> Obj {
-    let b = PyByteArray_FromStringAndSize(v as *const S as *const c_char, std::mem::size_of::<S>() as Ssize);
-    if b.is_null() {
-        return null_mut();
-    }
-    PyObject_CallMethod(k, c"_record".as_ptr(), c"sN".as_ptr(), name.as_ptr(), b)
 }
 
 /// A fieldless enum value as the IntEnum member of the enum called `name`.
@@ -372,4 +393,168 @@ pub unsafe fn rows_mut<'a, T: Elem, const N: usize>(
 ) -> Result<&'a mut [[T; N]], ()> {
     let (p, n) = acquire_rows::<T, N>(pin, fi, pi, o, v, true)?;
     Ok(std::slice::from_raw_parts_mut(p, n))
+}
+
+// ---------------------------------------------------------------- light records
+//
+// `rt.types.S` is a slotted dataclass: its instances hold one object pointer per field at
+// `base + 8 * i` (Python verified that layout when it made the class, see
+// _load/_records.py). Reading one is a type comparison and one exact-type conversion per
+// field, with no Python code, so a by-value struct argument needs no pin; making one is an
+// allocation and a conversion per field. Fields: numbers and bools as Python numbers, nested
+// structs as their own records, fixed-size arrays as tuples.
+
+/// A struct's record class and the offset of its first field slot (0: not handed over yet).
+pub struct LightClass {
+    cls: AtomicPtr<PyObject>,
+    base: AtomicUsize,
+}
+
+impl LightClass {
+    pub const fn new() -> LightClass {
+        LightClass { cls: AtomicPtr::new(null_mut()), base: AtomicUsize::new(0) }
+    }
+    #[inline(always)]
+    pub fn ready(&self) -> bool {
+        self.base.load(Ordering::Relaxed) != 0
+    }
+    /// Whether `o` is exactly an instance of the class.
+    #[inline(always)]
+    pub unsafe fn owns(&self, o: Obj) -> bool {
+        let cls = self.cls.load(Ordering::Relaxed);
+        !cls.is_null() && (*o).ob_type == cls as *mut c_void
+    }
+    /// The field slots of `o`, when it is a record of this class.
+    #[inline(always)]
+    pub unsafe fn slots(&self, o: Obj) -> Option<*mut Obj> {
+        if !self.owns(o) {
+            return None;
+        }
+        Some((o as *mut u8).add(self.base.load(Ordering::Relaxed)) as *mut Obj)
+    }
+}
+
+/// Asks the keeper for the record class of the struct `name` (pinned: it runs Python code).
+/// The class is cached by Python for the life of the process, so keeping its address is safe.
+#[inline(never)]
+pub unsafe fn light_ready(lc: &LightClass, k: Obj, name: &std::ffi::CStr) -> bool {
+    if lc.ready() {
+        return true;
+    }
+    let r = PyObject_CallMethod(k, c"_record_class".as_ptr(), c"s".as_ptr(), name.as_ptr());
+    if r.is_null() {
+        return false;
+    }
+    let cls = PyTuple_GetItem(r, 0);
+    let base = usize::fast(PyTuple_GetItem(r, 1)).unwrap_or(0);
+    if cls.is_null() || base == 0 {
+        Py_DecRef(r);
+        PyErr_SetString(PyExc_RuntimeError, c"symbiont: bad record class".as_ptr());
+        return false;
+    }
+    Py_IncRef(cls); // kept for good (Python caches the class anyway)
+    Py_DecRef(r);
+    lc.cls.store(cls, Ordering::Relaxed);
+    lc.base.store(base, Ordering::Relaxed);
+    true
+}
+
+/// Field `i` of a record's slots (None: unset or not of the exact type).
+#[inline(always)]
+pub unsafe fn slot<T: Field>(slots: *mut Obj, i: usize) -> Option<T> {
+    let p = *slots.add(i);
+    if p.is_null() { None } else { T::from_field(p) }
+}
+
+/// A new record of the class from field objects (new references, null on failure).
+pub unsafe fn light_new(lc: &LightClass, items: &[Obj]) -> Obj {
+    if items.iter().any(|o| o.is_null()) {
+        release_all(items);
+        return null_mut();
+    }
+    let r = PyType_GenericAlloc(lc.cls.load(Ordering::Relaxed), 0);
+    if r.is_null() {
+        release_all(items);
+        return null_mut();
+    }
+    let slots = (r as *mut u8).add(lc.base.load(Ordering::Relaxed)) as *mut Obj;
+    for (i, &o) in items.iter().enumerate() {
+        *slots.add(i) = o;
+    }
+    r
+}
+
+/// Replaces the fields of record `o` (pinned: dropping an old value may run Python code).
+pub unsafe fn light_set(lc: &LightClass, o: Obj, items: &[Obj]) -> bool {
+    if items.iter().any(|o| o.is_null()) {
+        release_all(items);
+        return false;
+    }
+    let Some(slots) = lc.slots(o) else {
+        release_all(items);
+        return false;
+    };
+    for (i, &new) in items.iter().enumerate() {
+        let old = std::ptr::replace(slots.add(i), new);
+        if !old.is_null() {
+            Py_DecRef(old);
+        }
+    }
+    true
+}
+
+unsafe fn release_all(items: &[Obj]) {
+    for &o in items {
+        if !o.is_null() {
+            Py_DecRef(o);
+        }
+    }
+}
+
+/// A value held in a record field.
+pub trait Field: Sized {
+    /// From a field's object, exact types only and without running Python code.
+    unsafe fn from_field(o: Obj) -> Option<Self>;
+    /// A new object for the field (a new reference, or null with an error set).
+    unsafe fn to_field(&self, k: Obj) -> Obj;
+}
+
+macro_rules! scalar_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            #[inline(always)]
+            unsafe fn from_field(o: Obj) -> Option<$t> { <$t as FromPy>::fast(o) }
+            #[inline(always)]
+            unsafe fn to_field(&self, _k: Obj) -> Obj { (*self).into_py() }
+        }
+    )*};
+}
+scalar_field!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool);
+
+impl<T: Field, const N: usize> Field for [T; N] {
+    unsafe fn from_field(o: Obj) -> Option<[T; N]> {
+        if !is_exact(o, addr_of_mut!(PyTuple_Type)) || PyTuple_Size(o) != N as Ssize {
+            return None;
+        }
+        let mut out: [std::mem::MaybeUninit<T>; N] = std::mem::MaybeUninit::uninit().assume_init();
+        for (i, slot) in out.iter_mut().enumerate() {
+            slot.write(T::from_field(PyTuple_GetItem(o, i as Ssize))?);
+        }
+        Some(std::mem::transmute_copy::<[std::mem::MaybeUninit<T>; N], [T; N]>(&out))
+    }
+    unsafe fn to_field(&self, k: Obj) -> Obj {
+        let t = PyTuple_New(N as Ssize);
+        if t.is_null() {
+            return t;
+        }
+        for (i, x) in self.iter().enumerate() {
+            let item = x.to_field(k);
+            if item.is_null() {
+                Py_DecRef(t);
+                return null_mut();
+            }
+            PyTuple_SetItem(t, i as Ssize, item);
+        }
+        t
+    }
 }

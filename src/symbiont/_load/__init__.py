@@ -5,7 +5,7 @@ Knows nothing of LLMs.
 
 from symbiont._load._boundary import Cell
 from symbiont._load._library import Library, loaded_count, reap
-from symbiont._load._records import StructType, Types
+from symbiont._load._records import Record, Types
 from symbiont._load._revisions import (
     Functions,
     Revision,
@@ -21,10 +21,10 @@ __all__ = [
     "Functions",
     "Library",
     "Maps",
+    "Record",
     "Revision",
     "RevisionHandle",
     "RevisionTable",
-    "StructType",
     "Types",
     "Vectorised",
     "loaded_count",

@@ -156,10 +156,10 @@ class Library:
             return _records.coerce_struct(where, t, obj, bool(retry))
         return self._checkers[fi].coerce_as(where, t, obj, bool(retry))
 
-    def _record(self, name: str, data: bytearray) -> Any:
-        # Per call: no import, no hashing of the declaration (both cost more than numpy here).
-        dtype = self._dtypes.get(name) or self._dtype(name)
-        return _records.numpy().frombuffer(data, dtype)[0]
+    def _record_class(self, name: str) -> tuple[type, int]:
+        """The record class of struct ``name`` and where its first field slot is."""
+        decl = self._shared[name]
+        return _records.record_class(decl), _records.record_layout(decl)
 
     def _vec(self, dtype: str, data: bytearray) -> Any:
         return _records.numpy().frombuffer(data, self._dtypes.get(dtype) or self._dtype(dtype))

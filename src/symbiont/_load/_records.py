@@ -13,12 +13,13 @@ import enum
 import functools
 import operator
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from symbiont._decl import (
     DataEnumDecl,
     Declarations,
     EnumDecl,
+    Field,
     FunctionDecl,
     RustType,
     StructDecl,
@@ -43,52 +44,105 @@ def enum_class(decl: EnumDecl) -> type[enum.IntEnum]:
     return cls
 
 
-class StructType:
-    """A ``#[repr(C)]`` struct of the prelude: ``.dtype`` and a record constructor.
-
-    ``Candle(open=1.0, ...)`` returns a numpy record (``numpy.void``) of ``Candle.dtype``;
-    ``Candle.zeros(n)`` a structured array of ``n`` zeroed records.
+class Record:
+    """Base of the record classes of ``rt.types``: one slotted dataclass per ``#[repr(C)]``
+    struct, e.g. ``rt.types.Candle(open=1.0, ...)`` (keyword-only, every field required,
+    range-checked like scalar arguments). Fields are Python numbers and bools, nested records,
+    and tuples for fixed-size arrays. The native glue reads and makes these records without
+    calling Python, so passing and returning one costs about as much as a few floats; numpy
+    records (``arr[i]``) are accepted wherever a record is. ``Candle.dtype`` is the matching
+    numpy structured dtype, ``Candle.zeros(n)`` a structured array, ``rec.to_numpy()`` the
+    record as a numpy record.
     """
 
-    __slots__ = ("decl",)
+    __slots__ = ()
+    dtype: ClassVar[Any]
+    _decl: ClassVar[StructDecl]
 
-    def __init__(self, decl: StructDecl) -> None:
-        self.decl = decl
-
-    @property
-    def dtype(self) -> Any:
-        return dtype_of(self.decl)
-
-    @property
-    def __name__(self) -> str:
-        return self.decl.name
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{f.name}: {f.rust}" for f in self.decl.fields)
-        return f"<symbiont struct {self.decl.name} {{ {fields} }}>"
-
-    def zeros(self, n: int) -> Any:
-        import numpy as np
-
-        return np.zeros(n, self.dtype)
-
-    def __call__(self, *args: Any, **fields: Any) -> Any:
-        import numpy as np
-
-        name = self.decl.name
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        cls = type(self)
         if args:
-            raise TypeError(f"{name}() takes keyword arguments only, one per field: "
-                            f"{', '.join(f.name for f in self.decl.fields)}")  # fmt: skip
-        holder = np.zeros((), self.dtype)
-        fill(holder, self.decl, fields, name)
-        return holder[()]
+            raise TypeError(f"{cls.__name__}() takes keyword arguments only, one per field: "
+                            f"{', '.join(f.name for f in cls._decl.fields)}")  # fmt: skip
+        for name, value in _field_values(cls._decl, fields, f"{cls.__name__}()").items():
+            object.__setattr__(self, name, value)
+
+    def __getitem__(self, name: str) -> Any:
+        """``rec["close"]``, as on a numpy record."""
+        if name not in type(self)._fields:
+            raise KeyError(f"{type(self).__name__} has no field {name!r}; fields: "
+                           f"{', '.join(type(self)._fields)}")  # fmt: skip
+        return getattr(self, name)
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def to_numpy(self) -> Any:
+        """This record as a numpy record of ``dtype``."""
+        return numpy().array(plain(self), dtype=self.dtype)[()]
+
+    @classmethod
+    def zeros(cls, n: int) -> Any:
+        """A structured array of ``n`` zeroed records of this struct."""
+        return numpy().zeros(n, cls.dtype)
 
 
-def fill(target: Any, decl: StructDecl, values: Mapping[str, Any], where: str) -> None:
-    """Writes ``values`` (every field, nothing else) into the 0-d structured array ``target``,
-    each checked against its Rust type first."""
-    import numpy as np
+def plain(value: Any) -> Any:
+    """A record as nested tuples (what numpy takes for a structured value)."""
+    if isinstance(value, Record):
+        return tuple(plain(getattr(value, n)) for n in type(value)._fields)
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    return value
 
+
+@functools.cache
+def record_class(decl: StructDecl) -> type[Record]:
+    """The record class of a struct; cached, so every revision and runtime with the same
+    struct shares it (the glue keeps its address)."""
+    import dataclasses
+
+    fields = [(f.name, Any) for f in decl.fields]
+    cls: type[Record] = dataclasses.make_dataclass(
+        decl.name, fields, bases=(Record,), init=False, slots=True, eq=True, repr=True
+    )
+    cls.__module__ = "symbiont.types"
+    cls.__qualname__ = decl.name
+    described = "\n".join(f"    {f.name}: {f.rust}" for f in decl.fields)
+    cls.__doc__ = (decl.doc + "\n\n" if decl.doc else "") + (
+        f"The #[repr(C)] struct `{decl.name}` (see symbiont's Record):\n{described}"
+    )
+    cls._decl = decl
+    cls._fields = tuple(f.name for f in decl.fields)
+    cls.dtype = dtype_of(decl)
+    return cls
+
+
+@functools.cache
+def record_layout(decl: StructDecl) -> int:
+    """The offset of the first field slot of ``cls``'s instances, checked: the glue reads
+    the field that comes ``i``-th in sorted name order at ``offset + 8 * i`` (CPython sorts a
+    class's slots by name)."""
+    import ctypes
+
+    cls = record_class(decl)
+    n = len(cls._fields)
+    base = object.__basicsize__
+    width = ctypes.sizeof(ctypes.c_void_p)
+    if cls.__basicsize__ != base + width * n:
+        raise RuntimeError(f"symbiont: unexpected layout of record class {cls.__name__}")
+    probe = object.__new__(cls)
+    markers = [object() for _ in range(n)]
+    for name, marker in zip(cls._fields, markers, strict=True):
+        object.__setattr__(probe, name, marker)
+    order = sorted(range(n), key=lambda i: cls._fields[i])
+    for slot, i in enumerate(order):
+        if ctypes.c_void_p.from_address(id(probe) + base + width * slot).value != id(markers[i]):
+            raise RuntimeError(f"symbiont: unexpected layout of record class {cls.__name__}")
+    return base
+
+
+def _field_values(decl: StructDecl, values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Every field's value (nothing else), checked and converted to what a record holds."""
     names = [f.name for f in decl.fields]
     missing = [n for n in names if n not in values]
     unknown = [n for n in values if n not in names]
@@ -99,35 +153,41 @@ def fill(target: Any, decl: StructDecl, values: Mapping[str, Any], where: str) -
         if unknown:
             parts.append(f"unknown field(s) {', '.join(unknown)}")
         raise TypeError(f"{where}: {'; '.join(parts)} (fields: {', '.join(names)})")
-    checked: dict[str, Any] = {}
-    for f in decl.fields:
-        value = values[f.name]
-        at = f"{where} field '{f.name}'"
-        if f.struct is not None and not f.shape:
-            if isinstance(value, Mapping):
-                inner = np.zeros((), dtype_of(f.struct))
-                fill(inner, f.struct, value, at)
-                value = inner
-            else:
-                problem = record_problem(value, f.struct, single=True)
-                if problem:
-                    raise TypeError(f"{at} expects {f.rust}: {problem}")
-            checked[f.name] = value
-        elif f.shape:
-            arr = np.asarray(value)
-            if arr.shape != f.shape:
-                raise ValueError(f"{at} expects {f.rust}: an array of shape {f.shape}, got "
-                                 f"{describe(value)}")  # fmt: skip
-            if f.struct is None:
-                for x in arr.reshape(-1).tolist():
-                    check_scalar(f"{at} (an element)", f.scalar, x)
-            elif record_problem(arr, f.struct, single=False):
-                raise TypeError(f"{at} expects {f.rust}, got {describe(value)}")
-            checked[f.name] = arr
-        else:
-            checked[f.name] = check_scalar(at, f.scalar, value)
-    for n, v in checked.items():
-        target[n] = v
+    return {
+        f.name: _array_value(f, values[f.name], f.shape, f"{where} field '{f.name}'")
+        for f in decl.fields
+    }
+
+
+def _array_value(f: Field, value: Any, shape: tuple[int, ...], at: str) -> Any:
+    if not shape:
+        if f.struct is not None:
+            return _record_value(f.struct, value, at)
+        return check_scalar(at, f.scalar, value)
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{at} expects {f.rust}: a sequence of {shape[0]}, got {describe(value)}")
+    items = list(value)
+    if len(items) != shape[0]:
+        raise ValueError(f"{at} expects {f.rust}: {shape[0]} elements, got {describe(value)}")
+    return tuple(_array_value(f, x, shape[1:], f"{at} (an element)") for x in items)
+
+
+def _record_value(decl: StructDecl, value: Any, at: str) -> Record:
+    cls = record_class(decl)
+    if type(value) is cls:
+        return value
+    if isinstance(value, Record):
+        value = {n: getattr(value, n) for n in type(value)._fields}
+    elif getattr(getattr(value, "dtype", None), "names", None) and getattr(value, "size", 0) == 1:
+        value = numpy().asarray(value).reshape(())[()]
+        value = {n: value[n] for n in value.dtype.names}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{at} expects {decl.name}: a record (rt.types.{decl.name}(...)), a dict "
+                        f"of its fields or a numpy record, got {describe(value)}")  # fmt: skip
+    record = object.__new__(cls)
+    for name, v in _field_values(decl, value, at).items():
+        object.__setattr__(record, name, v)
+    return record
 
 
 def _field_type(dtype: Any) -> str:
@@ -203,12 +263,19 @@ def coerce_struct(where: str, t: RustType, obj: Any, retry: bool) -> Any:
     single = t.kind in ("struct", "ref", "mut_ref")
     writable = t.mutable or t.kind == "mut_ref"
     want = f"{t.rust}: " + (
-        f"a {decl.name} record (rt.types.{decl.name}(...), a structured array's element or a "
-        f"1-element structured array of rt.types.{decl.name}.dtype)"
+        f"a {decl.name} record (rt.types.{decl.name}(...), a numpy structured array's element "
+        f"or a 1-element structured array of rt.types.{decl.name}.dtype)"
         if single
         else f"a C-contiguous {'writable ' if writable else ''}structured array of "
         f"rt.types.{decl.name}.dtype"
     )
+    if isinstance(obj, Record) and single:
+        # A record the glue could not read natively: a field of another type (checked here,
+        # naming it) or a record class of another process; numpy carries the checked copy.
+        checked = _record_value(decl, {n: getattr(obj, n) for n in type(obj)._fields}, where)
+        if retry:
+            return numpy().array(plain(checked), dtype=dtype_of(decl)).reshape(1)
+        raise TypeError(f"{where} expects {want}, got {describe(obj)}")
     problem = record_problem(obj, decl, single=single)
     if problem:
         raise TypeError(f"{where} expects {want}, {problem}")
@@ -267,6 +334,9 @@ def shared_decls(functions: Iterable[FunctionDecl]) -> dict[str, Any]:
             found[t.name] = t.decl
             for ft in getattr(t.decl, "field_types", ()):
                 walk(ft)
+            for field in getattr(t.decl, "fields", ()):
+                if getattr(field, "struct", None) is not None:
+                    walk(RustType("struct", name=field.struct.name, decl=field.struct))
         walk(t.elem)
         for item in t.items:
             walk(item)
@@ -326,6 +396,11 @@ def write_record(where: str, decl: StructDecl, target: Any, data: bytes) -> None
     import numpy as np
 
     new = record_from_bytes(decl, data)
+    if isinstance(target, Record):  # one of another process's record classes
+        values = {n: new[n] for n in new.dtype.names}
+        for name, value in _field_values(decl, values, where).items():
+            object.__setattr__(target, name, plain(value) if isinstance(value, tuple) else value)
+        return
     try:
         for f in decl.fields:
             target[f.name] = new[f.name]
@@ -384,11 +459,11 @@ def variant(decl: DataEnumDecl, index: int, fields: tuple[Any, ...]) -> Any:
 
 
 class Types:
-    """The prelude's shared types: ``rt.types.Candle`` (a :class:`StructType`),
+    """The prelude's shared types: ``rt.types.Candle`` (a :class:`Record` class),
     ``rt.types.Side`` (an ``enum.IntEnum``)."""
 
     def __init__(self, decls: Declarations) -> None:
-        items: dict[str, Any] = {s.name: StructType(s) for s in decls.structs}
+        items: dict[str, Any] = {s.name: record_class(s) for s in decls.structs}
         items.update({e.name: enum_class(e) for e in decls.enums})
         items.update({e.name: data_enum_class(e) for e in decls.data_enums})
         self.__dict__.update(items)
