@@ -312,11 +312,11 @@ pub fn __sb_enter() {{
 
 include!("candidate.rs");
 
-{_records.types_module(decls)}
 #[doc(hidden)]
 mod __symbiont_glue {{
     use super::__symbiont_rt as rt;
 
+{_records.types_module(decls)}
     #[no_mangle]
     pub unsafe extern "C" fn {INIT_SYMBOL}(api: *mut rt::Api) -> u32 {{
         rt::init(api);

@@ -145,17 +145,17 @@ def _data_enum_items(e: DataEnumDecl) -> str:
 
 
 def types_module(decls: Declarations) -> str:
-    """A module of the generated crate holding the shared types' assertions and impls (empty
-    when the prelude declares none). It sees the crate root, so a candidate's own definition
-    of a type is the one checked."""
+    """A module holding the shared types' assertions and impls (empty when the prelude declares
+    none), nested in the glue module, the one place that names the support crate `rt`. It
+    glob-imports the crate root, so a candidate's own definition of a type is the one checked."""
     items = [_struct_items(s) for s in decls.structs] + [_enum_items(e) for e in decls.enums]
     items += [_data_enum_items(e) for e in decls.data_enums]
     if not items:
         return ""
     body = "\n\n".join(items)
     return (
-        "#[doc(hidden)]\n#[allow(unused_imports)]\nmod __symbiont_types {\n"
-        "    use super::*;\n    use super::__symbiont_rt as rt;\n\n" + body + "\n}\n"
+        "#[allow(unused_imports)]\nmod __symbiont_types {\n"
+        "    use crate::*;\n    use super::rt;\n\n" + body + "\n}\n"
     )
 
 

@@ -52,7 +52,7 @@ unsafe fn format_is(fmt: *const c_char, want: &[u8]) -> bool {
     !fmt.is_null() && std::ffi::CStr::from_ptr(fmt).to_bytes_with_nul() == want
 }
 
-unsafe fn release(v: &mut View) {
+unsafe fn release_view(v: &mut View) {
     if v.held {
         PyBuffer_Release(&mut v.view);
         v.held = false;
@@ -76,7 +76,7 @@ unsafe fn try_records<S: Struct>(o: Obj, v: &mut View, writable: bool) -> Option
         && len % size == 0
         && (p as usize) % std::mem::align_of::<S>() == 0;
     if !ok || !record_bools_ok::<S>(p as *const u8, len / size) {
-        release(v);
+        release_view(v);
         return None;
     }
     Some((p, len / size))
@@ -155,12 +155,12 @@ unsafe fn rec_value_slow<S: Struct>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj)
     let mut v = View::new();
     let (p, n) = records::<S>(pin, fi, pi, o, &mut v, false)?;
     if n != 1 {
-        release(&mut v);
+        release_view(&mut v);
         arg_error(pin, fi, pi, o);
         return Err(());
     }
     let value = std::ptr::read(p);
-    release(&mut v);
+    release_view(&mut v);
     Ok(value)
 }
 
@@ -174,7 +174,7 @@ pub unsafe fn rec_mut<'a, S: Struct>(
         if n == 1 {
             return Ok(&mut *p);
         }
-        release(v);
+        release_view(v);
         arg_error(pin, fi, pi, o);
         return Err(());
     }
