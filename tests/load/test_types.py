@@ -262,6 +262,8 @@ def test_unsupported_shared_types_are_refused_at_declaration_time() -> None:
         sb.evolvable("struct P { x: f64 }\nfn f(p: &P) -> f64;")
     with pytest.raises(sb.DeclarationError, match="field `name`: field type `String`"):
         sb.evolvable("#[repr(C)] struct P { name: String }\nfn f(p: &[P]);")
+    with pytest.raises(sb.DeclarationError, match="field `dtype`: the name is taken on the"):
+        sb.evolvable("#[repr(C)] struct P { dtype: u8 }\nfn f(p: P);")
     with pytest.raises(sb.DeclarationError, match="integer representation"):
         sb.evolvable("enum E { A, B }\nfn f(e: E);")
     with pytest.raises(sb.DeclarationError, match="variants with data"):

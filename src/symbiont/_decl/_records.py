@@ -25,6 +25,10 @@ _FORMAT_CHAR = {
     "u64": "L", "isize": "l", "usize": "L", "f32": "f", "f64": "d", "bool": "?",
 }  # fmt: skip
 
+# Attributes of the record classes (rt.types.S, _load/_records.py) a field must not shadow;
+# names starting with two underscores are mangled by Python in a class's slots.
+RESERVED_FIELDS = frozenset({"dtype", "zeros", "to_numpy", "_decl", "_fields"})
+
 SUPPORTED_FIELDS = (
     "numeric scalars, bool, fixed-size arrays `[T; N]` of those, and other #[repr(C)] structs "
     "made of them"
@@ -361,6 +365,11 @@ def _struct(name: str, node: ts.Node, resolve: Any, stack: tuple[str, ...]) -> S
         if fname_node is None or tnode is None:
             continue
         fname = syn.text(fname_node)
+        if fname in RESERVED_FIELDS or fname.startswith("__"):
+            raise TypeProblem(
+                f"struct `{name}`, field `{fname}`: the name is taken on the Python side "
+                f"(rt.types.{name}.{fname}); rename the field"
+            )
         try:
             scalar, struct, shape = _field_type(tnode, resolve, (*stack, name))
         except TypeProblem as exc:
