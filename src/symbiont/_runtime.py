@@ -53,6 +53,7 @@ from symbiont._load import (
     Revision,
     RevisionHandle,
     RevisionTable,
+    Types,
     reap,
     reap_after_collection,
     trampoline,
@@ -93,6 +94,7 @@ class Runtime:
             )
         self.options = opts
         self.declarations = declarations
+        self._types: Types | None = None
         self.profile = opts.profile
         self.policy = opts.policy
         self.limits = opts.limits
@@ -163,6 +165,14 @@ class Runtime:
         ``rt.map.f(xs, ys, out=None, threads=None, timeout=None)`` broadcasts numpy arrays and
         runs the element loop in Rust with the GIL released (``threads=0``: every core)."""
         return self._table.map
+
+    @property
+    def types(self) -> Types:
+        """The prelude's shared types: ``rt.types.Candle.dtype`` and ``rt.types.Candle(...)``
+        for a ``#[repr(C)]`` struct, an ``enum.IntEnum`` for a fieldless enum."""
+        if self._types is None:
+            self._types = Types(self.declarations)
+        return self._types
 
     @property
     def signatures(self) -> MappingProxyType[str, str]:

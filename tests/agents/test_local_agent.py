@@ -13,6 +13,7 @@ from symbiont._agents._grammar import build_grammar
 from symbiont._agents._local import LocalAgent, completion_prompt
 from symbiont._cli import examples_dir, list_examples
 from symbiont._failures import Failure
+from symbiont._prompts import base_prompt
 
 
 def example_declarations() -> list[sb.Declarations]:
@@ -35,7 +36,7 @@ fn bump(x: &mut u32) { *x += 1; }
 
 @pytest.mark.parametrize("helpers", [False, True])
 def test_grammar_starts_with_every_exact_signature(helpers: bool) -> None:
-    for decls in [*example_declarations(), MULTI]:
+    for decls in [*example_declarations(), MULTI, SHARED]:
         text = build_grammar(decls, helpers=helpers)
         for f in decls.functions:
             assert f'"{f.signature} " block' in text
@@ -46,11 +47,50 @@ def test_grammar_starts_with_every_exact_signature(helpers: bool) -> None:
             assert root == "root ::= " + " ws ".join(f"f{i}" for i in range(len(decls)))
 
 
-def test_grammar_parses_in_llama_cpp() -> None:
-    grammar = pytest.importorskip("llama_cpp.llama_grammar")
-    for decls in [*example_declarations(), MULTI]:
-        for helpers in (False, True):
-            grammar.LlamaGrammar.from_string(build_grammar(decls, helpers=helpers), verbose=False)
+SHARED = sb.evolvable(
+    """
+/// One bar of prices.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Candle { pub open: f64, pub close: f64, pub ticks: [u32; 4] }
+#[repr(u8)]
+#[derive(Clone, Copy)]
+pub enum Side { Buy = 1, Sell }
+/// What the strategy does next.
+pub enum Action { Hold, Buy { qty: f64 }, Note(String, u32) }
+/// Decide from the last candles.
+fn decide(c: &[Candle], side: Side, rows: &[[f64; 3]], cap: Option<f64>) -> Action;
+fn fill(c: &mut Candle) -> (Option<Candle>, Vec<Candle>, Vec<f64>);
+"""
+)
+
+
+def test_grammar_compiles_in_llama_cpp() -> None:
+    # LlamaGrammar.from_string only stores the text: llama.cpp parses a grammar when a sampler
+    # is made from it, which needs a vocabulary (the default model's, loaded vocabulary-only).
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from symbiont._agents._local import default_model_path
+
+    try:
+        path = default_model_path()
+    except sb.SymbiontError as exc:
+        pytest.skip(str(exc))
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    assert model, f"llama.cpp could not read the vocabulary of {path}"
+    try:
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        broken = llama_cpp.llama_sampler_init_grammar(vocab, b"root ::= undefined", b"root")
+        assert not broken, "llama.cpp accepted a broken grammar: this test proves nothing"
+        for decls in [*example_declarations(), MULTI, SHARED]:
+            for helpers in (False, True):
+                text = build_grammar(decls, helpers=helpers).encode()
+                sampler = llama_cpp.llama_sampler_init_grammar(vocab, text, b"root")
+                assert sampler, f"llama.cpp refused the grammar:\n{text.decode()}"
+                llama_cpp.llama_sampler_free(sampler)
+    finally:
+        llama_cpp.llama_model_free(model)
 
 
 def test_completion_prompt_holds_task_previous_version_and_feedback() -> None:
@@ -101,6 +141,24 @@ def test_the_lane_gives_the_agent_task_code_and_last_failure_as_fields() -> None
     assert second.rejected == "fn step(c: &mut usize) { *c += }\n"
     assert second.failure is not None and second.failure.kind == "parse_error"
     assert second.failure.line == 1
+
+
+def test_prompts_show_shared_types_as_declared_with_their_doc_comments() -> None:
+    prompt = base_prompt("Trade.", signatures=SHARED.signatures_text, prelude=SHARED.prelude)
+    assert (
+        "/// One bar of prices.\n#[repr(C)]\n#[derive(Clone, Copy)]\npub struct Candle {" in prompt
+    )
+    assert "/// What the strategy does next.\npub enum Action { Hold, Buy { qty: f64 }" in prompt
+    assert (
+        "/// Decide from the last candles.\nfn decide(c: &[Candle], side: Side, "
+        "rows: &[[f64; 3]], cap: Option<f64>) -> Action"
+    ) in prompt
+
+
+def test_grammar_lets_a_reply_bring_its_own_types_and_impls() -> None:
+    text = build_grammar(SHARED, helpers=True)
+    assert 'typeitem ::= "pub "? ("struct " | "enum " | "impl")' in text
+    assert '"fn fill(c: &mut Candle) -> (Option<Candle>, Vec<Candle>, Vec<f64>) " block' in text
 
 
 def test_prelude_is_real_code_in_the_prompt() -> None:

@@ -1,7 +1,8 @@
 """GBNF grammars that make a local model's reply valid by construction.
 
 From the runtime's declarations: the reply is Rust code that starts with the exact declared
-signature(s), in order, each with a brace-balanced body; optionally helper functions may come
+signature(s), in order, each with a brace-balanced body; optionally helper functions and
+structs, enums and impls of the reply's own (or impls for the prelude's shared types) may come
 before, between and after them; string literals are whole tokens (so braces inside them do not
 count); and no word of the code is ``unsafe``. Signature mismatches become impossible; the
 validator still runs on everything.
@@ -37,8 +38,11 @@ slash ::= "/" [ =]
 string ::= "\"" ([^"\\] | "\\" [^\n])* "\""
 comment ::= "//" [^\n]* "\n"
 ws ::= [ \t\n]*
-helper ::= "fn " word "(" [^(){}]* ")" hret " " block
-hret ::= "" | " -> " [^{};]+
+helper ::= attr* (fnitem | typeitem)
+attr ::= "#[" [^\]\n]* "]" "\n" ws
+fnitem ::= "fn " word "(" [^(){}]* ")" hret " " block
+hret ::= "" | " -> " ([^{};\[] | "[" [^\]{}]* "]")+
+typeitem ::= "pub "? ("struct " | "enum " | "impl") [^{};]+ block
 """
 
 
@@ -56,8 +60,9 @@ def build_grammar(decls: Declarations, *, helpers: bool = False) -> str:
 
     Without ``helpers`` the reply is exactly the declared functions, in order (helpers can
     still be nested inside a body): a base model continues a file forever, so the grammar
-    ending after the last function is what stops it. With ``helpers``, free functions may come
-    before, between and after them (instruction-tuned models stop by themselves).
+    ending after the last function is what stops it. With ``helpers``, free functions, structs,
+    enums and impls may come before, between and after them (instruction-tuned models stop by
+    themselves).
     """
     lines = []
     parts: list[str] = []

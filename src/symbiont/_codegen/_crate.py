@@ -26,13 +26,14 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
+from symbiont._codegen import _records
 from symbiont._codegen._guards import instrument
 from symbiont._decl import Declarations, FunctionDecl
 from symbiont._decl import _syntax as syn
 
 # Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
 # symbiont._load: cached libraries built by another glue version are then never reused.
-GLUE_ABI = 4
+GLUE_ABI = 5
 ENTRY_PREFIX = "__symbiont_entry_"
 MAP_PREFIX = "__symbiont_map_"
 INIT_SYMBOL = "__symbiont_init"
@@ -101,9 +102,11 @@ def abi_source() -> str:
 
 @functools.cache
 def runtime_source() -> str:
-    """The support crate's root: abi.rs and rt.rs behind crate-level lint allowances."""
-    text = resources.files("symbiont._codegen").joinpath("rt.rs").read_text(encoding="utf-8")
-    return _LINT_HEADER + abi_source() + text
+    """The support crate's root: abi.rs, rt.rs and rt_types.rs behind crate-level lint
+    allowances."""
+    here = resources.files("symbiont._codegen")
+    parts = [here.joinpath(name).read_text(encoding="utf-8") for name in ("rt.rs", "rt_types.rs")]
+    return _LINT_HEADER + abi_source() + "\n".join(parts)
 
 
 def public_prelude(prelude: str) -> str:
@@ -180,7 +183,13 @@ def _entry(index: int, f: FunctionDecl) -> str:
         o = f"*args.add({pi})"
         t = p.type
         err = "Err(()) => return std::ptr::null_mut()"
-        if t.kind == "scalar":
+        if _records.shared(t):
+            acquire, span, back = _records.param_lines(index, pi, t, o)
+            lines.extend(acquire)
+            spans.extend([span] if span else [])
+            write_backs.extend([back] if back else [])
+            call_args.append(f"a{pi}")
+        elif t.kind == "scalar":
             lines.append(
                 f"    let a{pi}: {t.rust} = match rt::arg(&mut pin, {index}, {pi}, {o}) "
                 f"{{ Ok(v) => v, {err} }};"
@@ -339,6 +348,7 @@ mod __symbiont_glue {{
         rt::enter()
     }}
 
+{_records.types_module(decls)}
     #[no_mangle]
     pub unsafe extern "C" fn {INIT_SYMBOL}(api: *mut rt::Api) -> u32 {{
         rt::init(api);

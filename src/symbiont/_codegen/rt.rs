@@ -974,6 +974,15 @@ pub trait Ret {
     const CONTAINER: bool = false;
     /// A new reference, or null with a Python error set.
     unsafe fn into_py(self) -> Obj;
+    /// The same, for containers and shared types whose conversion needs the (pinned) keeper
+    /// `k`: numpy arrays, records, enum members (see rt_types.rs).
+    #[inline(always)]
+    unsafe fn into_py_k(self, _k: Obj) -> Obj
+    where
+        Self: Sized,
+    {
+        self.into_py()
+    }
 }
 
 macro_rules! ret_int {
@@ -1038,25 +1047,14 @@ impl<T: Ret> Ret for Option<T> {
             None => ().into_py(),
         }
     }
-}
-impl<T: Ret> Ret for Vec<T> {
-    const CONTAINER: bool = true;
-    unsafe fn into_py(self) -> Obj {
-        let list = PyList_New(self.len() as Ssize);
-        if list.is_null() {
-            return list;
+    unsafe fn into_py_k(self, k: Obj) -> Obj {
+        match self {
+            Some(v) => v.into_py_k(k),
+            None => ().into_py(),
         }
-        for (i, v) in self.into_iter().enumerate() {
-            let item = v.into_py();
-            if item.is_null() {
-                Py_DecRef(list);
-                return null_mut();
-            }
-            PyList_SetItem(list, i as Ssize, item);
-        }
-        list
     }
 }
+// Vec<T>: rt_types.rs (numpy arrays).
 
 unsafe fn tuple(items: &[Obj]) -> Obj {
     if items.iter().any(|o| o.is_null()) {
@@ -1088,6 +1086,11 @@ macro_rules! ret_tuple {
             unsafe fn into_py(self) -> Obj {
                 let ($($n,)+) = self;
                 tuple(&[$($n.into_py()),+])
+            }
+            #[allow(non_snake_case)]
+            unsafe fn into_py_k(self, k: Obj) -> Obj {
+                let ($($n,)+) = self;
+                tuple(&[$($n.into_py_k(k)),+])
             }
         }
     };
@@ -1121,8 +1124,7 @@ pub unsafe fn finish<R: Ret>(
     match r {
         Ok(v) => {
             if R::CONTAINER || pin.held {
-                pin.hold();
-                let o = v.into_py();
+                let o = v.into_py_k(pin.hold());
                 drop(pin);
                 o
             } else {

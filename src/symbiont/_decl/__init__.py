@@ -13,6 +13,7 @@ from symbiont._decl._declarations import (
     item_name,
     param_name,
 )
+from symbiont._decl._records import DataEnumDecl, EnumDecl, Field, StructDecl, Variant
 from symbiont._decl._sourcemap import SourceMap, SourceText, Unit, char_width, display_width
 from symbiont._decl._types import (
     ELEMENT_SIZE,
@@ -29,13 +30,18 @@ __all__ = [
     "NUMERIC",
     "NUMPY_DTYPE",
     "SCALARS",
+    "DataEnumDecl",
     "Declarations",
+    "EnumDecl",
+    "Field",
     "FunctionDecl",
     "Param",
     "RustType",
     "SourceMap",
     "SourceText",
+    "StructDecl",
     "Unit",
+    "Variant",
     "char_width",
     "display_width",
     "evolvable",

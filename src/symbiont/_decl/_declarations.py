@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from symbiont._decl import _syntax as syn
+from symbiont._decl._records import DataEnumDecl, EnumDecl, StructDecl, TypeDecl, prelude_types
 from symbiont._decl._types import RustType, UnsupportedType, param_type, return_type
 from symbiont._errors import DeclarationError
 
@@ -71,6 +72,10 @@ class Declarations:
     functions: tuple[FunctionDecl, ...]
     prelude: str
     prelude_names: frozenset[str] = field(default_factory=frozenset)
+    # The prelude's #[repr(C)] structs and fieldless enums that cross the boundary, in order.
+    structs: tuple[StructDecl, ...] = ()
+    enums: tuple[EnumDecl, ...] = ()
+    data_enums: tuple[DataEnumDecl, ...] = ()
 
     def __getitem__(self, name: str) -> FunctionDecl:
         for f in self.functions:
@@ -192,6 +197,7 @@ def evolvable(source: str) -> Declarations:
     prelude_parts: list[str] = []
     prelude_names: set[str] = set()
     root = tree.root_node
+    types = prelude_types(root)
     raw = source.encode("utf-8")
     for node in root.named_children:
         if node.type in ("line_comment", "block_comment", "attribute_item"):
@@ -199,7 +205,7 @@ def evolvable(source: str) -> Declarations:
         start = syn.item_start(node)
         item_src = raw[start : node.end_byte].decode("utf-8")
         if node.type in ("function_item", "function_signature_item"):
-            functions.append(_function(source, node, item_src))
+            functions.append(_function(source, node, item_src, types))
         elif node.type == "inner_attribute_item":
             raise _fail(source, node, "inner attributes (`#![...]`) cannot be declared")
         elif node.type in ("macro_invocation", "macro_definition"):
@@ -227,10 +233,15 @@ def evolvable(source: str) -> Declarations:
         functions=tuple(functions),
         prelude=prelude + ("\n" if prelude else ""),
         prelude_names=frozenset(prelude_names),
+        structs=tuple(t for t in types.values() if isinstance(t, StructDecl)),
+        enums=tuple(t for t in types.values() if isinstance(t, EnumDecl)),
+        data_enums=tuple(t for t in types.values() if isinstance(t, DataEnumDecl)),
     )
 
 
-def _function(source: str, node: ts.Node, item_src: str) -> FunctionDecl:
+def _function(
+    source: str, node: ts.Node, item_src: str, types: dict[str, TypeDecl]
+) -> FunctionDecl:
     name, param_nodes, ret_node, problems = function_parts(node)
     if problems:
         raise _fail(source, node, f"function `{name}` {problems[0]}")
@@ -243,7 +254,7 @@ def _function(source: str, node: ts.Node, item_src: str) -> FunctionDecl:
         if type_node is None:
             raise _fail(source, node, f"function `{name}`: parameter {i + 1} has no type")
         try:
-            ptype = param_type(type_node, syn.text(type_node))
+            ptype = param_type(type_node, syn.text(type_node), types)
         except UnsupportedType as exc:
             raise _fail(source, node, f"function `{name}`, parameter `{pname}`: {exc}") from None
         params.append(Param(name=pname, type=ptype, type_text=syn.normalise(type_node)))
@@ -251,7 +262,7 @@ def _function(source: str, node: ts.Node, item_src: str) -> FunctionDecl:
     if len(set(names)) != len(names):
         raise _fail(source, node, f"function `{name}` repeats a parameter name")
     try:
-        ret = return_type(ret_node, syn.text(ret_node) if ret_node is not None else "")
+        ret = return_type(ret_node, syn.text(ret_node) if ret_node is not None else "", types)
     except UnsupportedType as exc:
         raise _fail(source, node, f"function `{name}`, return type: {exc}") from None
     ret_text = "" if ret_node is None or ret.kind == "unit" else syn.normalise(ret_node)

@@ -5,6 +5,7 @@ Knows nothing of LLMs.
 
 from symbiont._load._boundary import Cell
 from symbiont._load._library import Library, loaded_count, reap, reap_after_collection
+from symbiont._load._records import Record, Types
 from symbiont._load._revisions import (
     Functions,
     Revision,
@@ -20,9 +21,11 @@ __all__ = [
     "Functions",
     "Library",
     "Maps",
+    "Record",
     "Revision",
     "RevisionHandle",
     "RevisionTable",
+    "Types",
     "Vectorised",
     "loaded_count",
     "reap",

@@ -30,6 +30,7 @@ from symbiont._codegen import (
 )
 from symbiont._decl import FunctionDecl, SourceMap
 from symbiont._errors import BuildError, PanicError, TimeoutError
+from symbiont._load import _records
 from symbiont._load._boundary import ArgumentChecker, Cell
 
 log = logging.getLogger("symbiont.load")
@@ -104,8 +105,8 @@ class Library:
     """One loaded revision library (the keeper passed to its entry points as ``self``)."""
 
     __slots__ = (
-        "__weakref__", "_checkers", "code", "entries", "functions", "map_entries", "path",
-        "revision", "source_map",
+        "__weakref__", "_checkers", "_dtypes", "_shared", "code", "entries", "functions",
+        "map_entries", "path", "revision", "source_map",
     )  # fmt: skip
 
     def __init__(
@@ -127,6 +128,8 @@ class Library:
         self.source_map = SourceMap.with_insertions(code, insertions)
         self.revision: int | None = None
         self._checkers = tuple(ArgumentChecker(f) for f in functions)
+        self._shared = _records.shared_decls(functions)  # struct/enum results, by name
+        self._dtypes: dict[str, Any] = {}
         try:
             # PyDLL: the one ctypes call made here (init) keeps the GIL.
             dll = ctypes.PyDLL(str(path), mode=_RTLD_LOCAL | _RTLD_NOW)
@@ -182,7 +185,44 @@ class Library:
                 f"{self.functions[fi].name}: invalid internal argument {pi} of a vectorised "
                 f"call: {obj!r}"
             )
-        return self._checkers[fi].coerce(pi, obj, bool(retry))
+        t = self.functions[fi].params[pi].type
+        where = self._checkers[fi].where(pi)
+        if t.kind == "option":  # None never gets here
+            assert t.elem is not None
+            t, where = t.elem, f"{where} (None or a value)"
+        if t.kind == "enum":
+            return _records.coerce_enum(where, t, obj)
+        if t.kind in ("struct", "ref") or (t.elem is not None and t.elem.kind == "struct"):
+            return _records.coerce_struct(where, t, obj, bool(retry))
+        return self._checkers[fi].coerce_as(where, t, obj, bool(retry))
+
+    def _record_class(self, name: str) -> tuple[type, int]:
+        """The record class of struct ``name`` and where its first field slot is."""
+        decl = self._shared[name]
+        return _records.record_class(decl), _records.record_layout(decl)
+
+    def _vec(self, dtype: str, data: bytearray) -> Any:
+        return _records.numpy().frombuffer(data, self._dtypes.get(dtype) or self._dtype(dtype))
+
+    def _vec_owned(self, dtype: str, capsule: Any, address: int, n: int) -> Any:
+        return _records.owned_array(self._dtype(dtype), capsule, address, n)
+
+    def _dtype(self, name: str) -> Any:
+        decl = self._shared.get(name)
+        dtype = _records.dtype_of(decl) if decl is not None else _records.scalar_dtype(name)
+        self._dtypes[name] = dtype
+        return dtype
+
+    def _variant(self, name: str, index: int, fields: tuple[Any, ...]) -> Any:
+        return _records.variant(self._shared[name], index, fields)
+
+    def _record_set(self, fi: int, pi: int, obj: Any, data: bytes) -> None:
+        t = self.functions[fi].params[pi].type
+        assert t.elem is not None
+        _records.write_record(self._checkers[fi].where(pi), t.elem.decl, obj, data)
+
+    def _enum(self, name: str, value: int) -> Any:
+        return _records.enum_member(self._shared[name], value, name)
 
     def _cell_get(self, fi: int, pi: int, obj: Any) -> Any:
         return self._checkers[fi].cell_get(pi, obj)

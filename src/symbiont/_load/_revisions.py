@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import threading
 import time
 from collections import OrderedDict
@@ -15,6 +16,7 @@ from symbiont import _config
 from symbiont._codegen import vectorisable
 from symbiont._decl import Declarations, FunctionDecl
 from symbiont._errors import RevisionError
+from symbiont._load._boundary import python_type
 from symbiont._load._library import Library
 
 
@@ -77,17 +79,32 @@ class Functions:
 
 
 def _doc(f: FunctionDecl) -> str:
-    params = ", ".join(p.name for p in f.params)
-    text_signature = f"{f.name}({params}, /)" if params else f"{f.name}()"
-    doc = f"\n\n{f.doc}" if f.doc else ""
-    return f"{text_signature}\n--\n\nNative Rust function `{f.signature}`.{doc}"
+    """The builtin's docstring: CPython reads a first line ``f(a, b)`` followed by ``--`` as
+    its ``__text_signature__`` (so inspect.signature shows the parameter names); the rest lists
+    each parameter's Rust and Python types and the doc comment, which help() shows."""
+    names = [p.name for p in f.params]
+    # A Rust name that is a Python keyword cannot be spelled in a signature line.
+    spellable = all(n.isidentifier() and not keyword.iskeyword(n) for n in names)
+    head = f"{f.name}({', '.join(names)})\n--\n\n" if spellable else ""
+    lines = [f"Native Rust function `{f.signature}`."]
+    if f.doc:
+        lines += ["", f.doc]
+    if f.params:
+        lines += ["", "Parameters:"]
+        lines += [f"    {p.name}: {p.type.rust} -- {python_type(p.type)}" for p in f.params]
+    lines += ["", f"Returns: {f.ret.rust} -- {python_type(f.ret, returned=True)}"]
+    return head + "\n".join(lines)
 
 
 def make_callables(
     tramp: ModuleType, decls: Declarations, module: str, timeout: float | None = None
 ) -> dict[str, Callable[..., Any]]:
-    """New builtins (no target yet) with a per-call deadline of ``timeout`` seconds."""
-    callables = {f.name: tramp.new(f.name, _doc(f), module) for f in decls.functions}
+    """New builtins (no target yet) with a per-call deadline of ``timeout`` seconds; they take
+    keyword arguments by the declared parameter names."""
+    callables = {
+        f.name: tramp.new(f.name, _doc(f), module, tuple(p.name for p in f.params))
+        for f in decls.functions
+    }
     ns = timeout_ns(timeout)
     if ns:
         for fn in callables.values():
@@ -117,7 +134,8 @@ class _MapSet:
         fronts: dict[str, Vectorised] = {}
         for i, f in enumerate(decls.functions):
             if vectorisable(f):
-                native = tramp.new(f"{f.name}_map", f"Vectorised entry of `{f.signature}`.", module)
+                doc = f"Vectorised entry of `{f.signature}`."
+                native = tramp.new(f"{f.name}_map", doc, module, ())
                 self.natives[i] = native
                 fronts[f.name] = Vectorised(f, native, timeout)
         others = tuple(f.name for f in decls.functions if f.name not in fronts)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from symbiont._decl import NUMPY_DTYPE, FunctionDecl
+from symbiont._load._boundary import check_scalar, describe, is_bool
 from symbiont._load._revisions import Functions, timeout_ns
 
 
@@ -38,39 +39,22 @@ class Vectorised:
         out: Any = None,
         threads: int | None = None,
         timeout: float | None = None,
+        **named: Any,
     ) -> Any:
         import numpy as np
 
         decl = self.decl
         name = f"{decl.name}.map()"
+        if named:
+            arrays = self._by_name(name, arrays, named)
         if len(arrays) != len(decl.params):
             raise TypeError(
                 f"{name} takes {len(decl.params)} array(s) ({decl.signature}), got {len(arrays)}"
             )
-        inputs = []
-        for i, (value, param) in enumerate(zip(arrays, decl.params, strict=True)):
-            dtype = np.dtype(NUMPY_DTYPE[param.type.name])
-            where = f"{name} argument {i + 1} '{param.name}'"
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                # A Python number adapts to the parameter's type, as in numpy's own rules.
-                a = _python_scalar(where, param.type.rust, value, dtype)
-            else:
-                a = np.asarray(value)
-            if a.dtype != dtype:
-                if a.dtype.kind == "O" or not np.can_cast(a.dtype, dtype, casting="same_kind"):
-                    raise TypeError(
-                        f"{where} expects an array of {dtype} "
-                        f"({param.type.rust}), got an array of {a.dtype}"
-                    )
-                if a.dtype.kind in "iu" and dtype.kind in "iu":
-                    info = np.iinfo(dtype)
-                    if a.size and (a.min() < info.min or a.max() > info.max):
-                        raise OverflowError(
-                            f"{where} expects {param.type.rust}: "
-                            f"values outside {info.min}..={info.max}"
-                        )
-                a = a.astype(dtype)
-            inputs.append(a)
+        inputs = [
+            _input(f"{name} argument {i + 1} '{param.name}'", param.type.name, value)
+            for i, (value, param) in enumerate(zip(arrays, decl.params, strict=True))
+        ]
         try:
             shape = np.broadcast_shapes(*(a.shape for a in inputs))
         except ValueError as exc:
@@ -114,17 +98,69 @@ class Vectorised:
             self._native(out.reshape(n), threads, deadline, *flat)
         return out
 
+    def _by_name(
+        self, name: str, arrays: tuple[Any, ...], named: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """Positional and keyword inputs in declared order (a parameter called ``out``,
+        ``threads`` or ``timeout`` can only be passed by position)."""
+        params = [p.name for p in self.decl.params]
+        listed = ", ".join(params)
+        if len(arrays) > len(params):
+            raise TypeError(f"{name} takes {len(params)} array(s) ({self.decl.signature}), got "
+                            f"{len(arrays)} positional and {len(named)} keyword")  # fmt: skip
+        slots: list[Any] = [*arrays, *([_MISSING] * (len(params) - len(arrays)))]
+        for key, value in named.items():
+            if key not in params:
+                raise TypeError(f"{name} got an unexpected keyword argument '{key}' "
+                                f"(parameters: {listed})")  # fmt: skip
+            i = params.index(key)
+            if slots[i] is not _MISSING:
+                raise TypeError(f"{name} got multiple values for argument '{key}'")
+            slots[i] = value
+        for i, value in enumerate(slots):
+            if value is _MISSING:
+                raise TypeError(f"{name} missing argument {i + 1} '{params[i]}' "
+                                f"(parameters: {listed})")  # fmt: skip
+        return tuple(slots)
 
-def _python_scalar(where: str, rust: str, value: float, dtype: Any) -> Any:
+
+_MISSING: Any = object()
+
+
+def _input(where: str, rust: str, value: Any) -> Any:
+    """One input as an array of the parameter's dtype, by the conversion policy (README, "One
+    conversion policy"): Python numbers and numpy scalars follow the rules of a scalar argument;
+    Python lists and tuples are converted element by element under the same rules; anything
+    else (numpy arrays, buffers) must already have the exact dtype, which is never changed."""
     import numpy as np
 
-    if dtype.kind in "iu":
-        if not isinstance(value, int):
-            raise TypeError(f"{where} expects {rust}, got float {value!r}")
-        info = np.iinfo(dtype)
-        if not info.min <= value <= info.max:
-            raise OverflowError(f"{where} expects {rust} ({info.min}..={info.max}), got {value}")
-    return np.array(value, dtype=dtype)
+    dtype = np.dtype(NUMPY_DTYPE[rust])
+    if isinstance(value, (int, float, np.generic)):
+        return np.array(check_scalar(where, rust, value), dtype=dtype)
+    if isinstance(value, (list, tuple)):
+        a = np.asarray(value)
+        wrong = a.dtype.kind not in "iuf" or (dtype.kind in "iu" and a.dtype.kind == "f")
+        if wrong or a.dtype.kind in "iu":  # numpy turns [1, True] into ints: look at each
+            for x in np.asarray(value, dtype=object).reshape(-1):
+                if wrong or is_bool(x):
+                    check_scalar(f"{where} (an element)", rust, x)
+            if wrong:
+                raise TypeError(f"{where} expects {rust} elements, got {describe(value)}")
+        if dtype.kind in "iu" and a.size:
+            info = np.iinfo(dtype)
+            if a.min() < info.min or a.max() > info.max:
+                raise OverflowError(f"{where} expects {rust}: values outside "
+                                    f"{info.min}..={info.max}")  # fmt: skip
+        if dtype == np.float32 and a.size and np.abs(a[np.isfinite(a)]).max(initial=0) > 3.4e38:
+            raise OverflowError(f"{where} expects f32: values beyond f32's range")
+        return a.astype(dtype)
+    a = np.asarray(value)
+    if a.dtype != dtype:
+        raise TypeError(
+            f"{where} expects an array of {dtype} ({rust}), got an array of {a.dtype}: "
+            f"rt.map never changes an array's dtype; convert it with .astype(np.{dtype})"
+        )
+    return a
 
 
 class Maps(Functions):

@@ -1,9 +1,10 @@
 // The dispatcher trampoline: a CPython extension module, built once per rustc/Python and
 // imported once per process, that makes the stable callables behind `rt.fns.<name>`.
 //
-// Each callable is a real builtin (`PyCFunction_NewEx`, METH_FASTCALL), so CPython 3.11+
-// specialises calls to it (CALL_BUILTIN_FAST); a custom callable type would cost ~1.3x more per
-// call. Its `self` is a Slot holding the active revision's entry point, a strong reference to
+// Each callable is a real builtin (`PyCFunction_NewEx`, METH_FASTCALL | METH_KEYWORDS), so
+// CPython 3.11+ specialises calls to it (CALL_BUILTIN_FAST_WITH_KEYWORDS); a custom callable
+// type would cost ~1.3x more per call. A positional call goes straight to the entry; keyword
+// arguments are put in declared order here first, by the parameter names the slot holds. Its `self` is a Slot holding the active revision's entry point, a strong reference to
 // that revision's keeper object and the per-call deadline; the entry receives the slot itself.
 // Retargeting rewrites the slot under the GIL. A call in flight that may run Python code or
 // release the GIL pins the keeper it started with, and libraries are only unloaded by a reaper
@@ -69,10 +70,12 @@ struct PyTypeSpec {
 }
 
 type FastFn = unsafe extern "C" fn(Obj, *const Obj, Ssize) -> Obj;
+type FastKwFn = unsafe extern "C" fn(Obj, *const Obj, Ssize, Obj) -> Obj;
 
 const METH_O: c_int = 0x0008;
 const METH_NOARGS: c_int = 0x0004;
 const METH_FASTCALL: c_int = 0x0080;
+const METH_KEYWORDS: c_int = 0x0002;
 const Py_tp_dealloc: c_int = 52;
 const Py_tp_doc: c_int = 56;
 const Py_TPFLAGS_DEFAULT: c_uint = 1 << 18;
@@ -92,6 +95,11 @@ extern "C" {
     fn PyLong_FromUnsignedLongLong(v: u64) -> Obj;
     fn PyErr_SetString(t: Obj, msg: *const c_char);
     fn PyErr_Occurred() -> Obj;
+    fn PyErr_Format(t: Obj, fmt: *const c_char, ...) -> Obj;
+    fn PyTuple_Size(t: Obj) -> Ssize;
+    fn PyTuple_GetItem(t: Obj, i: Ssize) -> Obj;
+    fn PyUnicode_Compare(a: Obj, b: Obj) -> c_int;
+    fn PyErr_Clear();
     fn Py_IncRef(o: Obj);
     fn Py_DecRef(o: Obj);
     static mut _Py_NoneStruct: PyObject;
@@ -109,6 +117,10 @@ struct Slot {
     def: PyMethodDef,
     name: *mut c_char,
     doc: *mut c_char,
+    /// The declared parameter names (a tuple of str), for keyword arguments, and joined with
+    /// ", " for messages.
+    params: Obj,
+    params_text: *mut c_char,
 }
 
 const _: () = {
@@ -132,25 +144,101 @@ unsafe extern "C" fn slot_dealloc(o: Obj) {
     if !(*s).doc.is_null() {
         drop(CString::from_raw((*s).doc));
     }
+    if !(*s).params.is_null() {
+        Py_DecRef((*s).params);
+    }
+    if !(*s).params_text.is_null() {
+        drop(CString::from_raw((*s).params_text));
+    }
     let tp = (*o).ob_type as Obj;
     PyObject_Free(o as *mut c_void);
     // Instances of heap types own a reference to their type.
     Py_DecRef(tp);
 }
 
-unsafe extern "C" fn dispatch(slot: Obj, args: *const Obj, nargs: Ssize) -> Obj {
+unsafe extern "C" fn dispatch(slot: Obj, args: *const Obj, nargs: Ssize, kwnames: Obj) -> Obj {
     let s = slot as *mut Slot;
     match (*s).entry {
-        Some(f) => {
-            // No reference count round trip here: the entry pins its keeper itself before
-            // anything that may run Python code (see the invariant at the top of codegen/rt.rs).
-            f(slot, args, nargs)
-        }
+        // No reference count round trip here: the entry pins its keeper itself before anything
+        // that may run Python code (see the invariant at the top of codegen/rt.rs).
+        Some(f) if kwnames.is_null() => f(slot, args, nargs),
+        Some(f) => with_keywords(s, f, args, nargs, kwnames),
         None => {
             PyErr_SetString(PyExc_RuntimeError, c"symbiont: no revision is active".as_ptr());
             null_mut()
         }
     }
+}
+
+/// Calls `f` with the positional and keyword arguments put in declared order. Runs no Python
+/// code (names are compared by identity, then by value with PyUnicode_Compare), so the entry
+/// still pins its keeper itself.
+#[inline(never)]
+unsafe fn with_keywords(s: *mut Slot, f: FastFn, args: *const Obj, nargs: Ssize, kwnames: Obj) -> Obj {
+    let name = (*s).name;
+    let params = (*s).params;
+    let listed = (*s).params_text;
+    let n = if params.is_null() { 0 } else { PyTuple_Size(params) };
+    let nkw = PyTuple_Size(kwnames);
+    if nkw == 0 {
+        return f(s as Obj, args, nargs);
+    }
+    if nargs > n {
+        return PyErr_Format(
+            PyExc_TypeError,
+            c"%s() takes %zd argument(s), got %zd positional and %zd keyword".as_ptr(),
+            name, n, nargs, nkw,
+        );
+    }
+    let mut ordered: Vec<Obj> = vec![null_mut(); n as usize];
+    std::ptr::copy_nonoverlapping(args, ordered.as_mut_ptr(), nargs as usize);
+    for j in 0..nkw {
+        let key = PyTuple_GetItem(kwnames, j);
+        let mut at = None;
+        for i in 0..n {
+            if PyTuple_GetItem(params, i) == key {
+                at = Some(i);
+                break;
+            }
+        }
+        if at.is_none() {
+            for i in 0..n {
+                if PyUnicode_Compare(PyTuple_GetItem(params, i), key) == 0 {
+                    at = Some(i);
+                    break;
+                }
+            }
+            if !PyErr_Occurred().is_null() {
+                return null_mut();
+            }
+        }
+        let Some(i) = at else {
+            return PyErr_Format(
+                PyExc_TypeError,
+                c"%s() got an unexpected keyword argument '%U' (parameters: %s)".as_ptr(),
+                name, key, listed,
+            );
+        };
+        let cell = ordered.as_mut_ptr().add(i as usize);
+        if !(*cell).is_null() {
+            return PyErr_Format(
+                PyExc_TypeError,
+                c"%s() got multiple values for argument '%U'".as_ptr(),
+                name, key,
+            );
+        }
+        *cell = *args.add((nargs + j) as usize);
+    }
+    for i in 0..n {
+        if ordered[i as usize].is_null() {
+            return PyErr_Format(
+                PyExc_TypeError,
+                c"%s() missing argument %zd '%U' (parameters: %s)".as_ptr(),
+                name, i + 1, PyTuple_GetItem(params, i), listed,
+            );
+        }
+    }
+    f(s as Obj, ordered.as_ptr(), n)
 }
 
 unsafe fn none() -> Obj {
@@ -186,14 +274,24 @@ unsafe fn slot_of(f: Obj) -> *mut Slot {
     s as *mut Slot
 }
 
-/// new(name: str, doc: str, module: str) -> builtin with no target yet
+/// new(name: str, doc: str, module: str, params: tuple[str, ...]) -> builtin with no target
 unsafe extern "C" fn tr_new(_m: Obj, args: *const Obj, nargs: Ssize) -> Obj {
-    if nargs != 3 {
-        PyErr_SetString(PyExc_TypeError, c"new(name, doc, module)".as_ptr());
+    if nargs != 4 || PyTuple_Size(*args.add(3)) < 0 {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, c"new(name, doc, module, params: tuple)".as_ptr());
         return null_mut();
     }
     let Some(name) = utf8(*args) else { return null_mut() };
     let Some(doc) = utf8(*args.add(1)) else { return null_mut() };
+    let mut listed: Vec<u8> = Vec::new();
+    for i in 0..PyTuple_Size(*args.add(3)) {
+        let Some(p) = utf8(PyTuple_GetItem(*args.add(3), i)) else { return null_mut() };
+        if i > 0 {
+            listed.extend_from_slice(b", ");
+        }
+        listed.extend_from_slice(p.as_bytes());
+    }
+    let listed = CString::new(listed).unwrap_or_default();
     let o = PyType_GenericAlloc(SLOT_TYPE, 0);
     if o.is_null() {
         return null_mut();
@@ -204,10 +302,13 @@ unsafe extern "C" fn tr_new(_m: Obj, args: *const Obj, nargs: Ssize) -> Obj {
     (*s).timeout_ns = 0;
     (*s).name = name.into_raw();
     (*s).doc = doc.into_raw();
+    (*s).params_text = listed.into_raw();
+    Py_IncRef(*args.add(3));
+    (*s).params = *args.add(3);
     (*s).def = PyMethodDef {
         ml_name: (*s).name,
-        ml_meth: dispatch as *const c_void,
-        ml_flags: METH_FASTCALL,
+        ml_meth: dispatch as FastKwFn as *const c_void,
+        ml_flags: METH_FASTCALL | METH_KEYWORDS,
         ml_doc: (*s).doc,
     };
     // The builtin borrows `def` from the slot and owns a reference to the slot as its `self`.
@@ -339,7 +440,7 @@ static mut SLOTS: [PyTypeSlot; 3] = [
 ];
 
 static mut SPEC: PyTypeSpec = PyTypeSpec {
-    name: c"symbiont.Dispatcher".as_ptr(),
+    name: c"symbiont.RustFunction".as_ptr(),
     basicsize: std::mem::size_of::<Slot>() as c_int,
     itemsize: 0,
     flags: Py_TPFLAGS_DEFAULT,
