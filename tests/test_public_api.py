@@ -8,12 +8,13 @@ import sys
 import symbiont as sb
 
 EXPECTED = [
-    "Agent", "AgentError", "AttemptTrace", "BuildError", "CandidateError", "Cell",
-    "CommandAgent", "ConfigError", "ContextOverflowError", "CrashError", "DeclarationError",
-    "Declarations",
-    "EvolveError", "EvolveInfo", "Functions", "LocalAgent", "Message", "OpenAIAgent",
-    "PanicError", "Policy", "Reply", "Request", "Revision", "RevisionError", "RevisionHandle",
-    "Runtime", "StageTimings", "SymbiontError", "TimeoutError", "ToolchainError", "Trace",
+    "Agent", "AgentError", "AttemptTrace", "Best", "Budget", "BuildError", "CandidateError",
+    "Cell", "CommandAgent", "ConfigError", "ContextOverflowError", "CrashError",
+    "DeclarationError", "Declarations", "Event", "EvolveError", "EvolveInfo", "Functions",
+    "HillClimb", "Islands", "Lanes", "LocalAgent", "Message", "OpenAIAgent", "PanicError",
+    "Pareto", "Policy", "PromptContext", "Reject", "Reply", "Request", "ResumeError",
+    "Revision", "RevisionError", "RevisionHandle", "Runtime", "Score", "SearchRun",
+    "StageTimings", "StoreError", "SymbiontError", "TimeoutError", "ToolchainError", "Trace",
     "TransientAgentError", "Usage", "agent_from_env", "evolvable",
 ]  # fmt: skip
 
@@ -27,7 +28,7 @@ def test_all_is_pinned_and_sorted() -> None:
 
 def test_every_exported_error_is_a_symbiont_error() -> None:
     errors = [getattr(sb, n) for n in sb.__all__ if n.endswith("Error")]
-    assert len(errors) == 14
+    assert len(errors) == 16
     for err in errors:
         assert issubclass(err, sb.SymbiontError), err
     assert issubclass(sb.TimeoutError, TimeoutError)

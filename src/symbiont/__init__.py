@@ -16,29 +16,14 @@ point down; nothing in _decl.._load knows an LLM exists):
     _validate  reply -> code extraction, tree-sitter parse, signature check, policy scan
     _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent
     _evolve    the constrained-generation loop, retry ladder, traces, batch lanes
+    _store     the SQLite run store: runs, revisions, attempts, evaluations, events
+    _search    rounds of lanes toward a score: strategies, budgets, prompts, resume
     _runtime   the Runtime, which orchestrates all of the above
     _cli       the `symbiont` command
 """
 
 from typing import TYPE_CHECKING, Any
 
-from symbiont._errors import (
-    AgentError,
-    BuildError,
-    CandidateError,
-    ConfigError,
-    ContextOverflowError,
-    CrashError,
-    DeclarationError,
-    EvolveError,
-    PanicError,
-    RevisionError,
-    SymbiontError,
-    TimeoutError,
-    ToolchainError,
-    TransientAgentError,
-)
-from symbiont._runtime import Runtime
 from symbiont._agents import (
     Agent,
     CommandAgent,
@@ -50,8 +35,40 @@ from symbiont._agents import (
     agent_from_env,
 )
 from symbiont._decl import Declarations, evolvable
+from symbiont._errors import (
+    AgentError,
+    BuildError,
+    CandidateError,
+    ConfigError,
+    ContextOverflowError,
+    CrashError,
+    DeclarationError,
+    EvolveError,
+    PanicError,
+    ResumeError,
+    RevisionError,
+    StoreError,
+    SymbiontError,
+    TimeoutError,
+    ToolchainError,
+    TransientAgentError,
+)
 from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
 from symbiont._load import Cell, Functions, Revision, RevisionHandle
+from symbiont._runtime import Runtime
+from symbiont._search import (
+    Best,
+    Budget,
+    Event,
+    HillClimb,
+    Islands,
+    Lanes,
+    Pareto,
+    PromptContext,
+    Reject,
+    Score,
+    SearchRun,
+)
 from symbiont._validate import Policy
 
 if TYPE_CHECKING:
@@ -63,6 +80,8 @@ __all__ = [
     "Agent",
     "AgentError",
     "AttemptTrace",
+    "Best",
+    "Budget",
     "BuildError",
     "CandidateError",
     "Cell",
@@ -72,21 +91,32 @@ __all__ = [
     "CrashError",
     "DeclarationError",
     "Declarations",
+    "Event",
     "EvolveError",
     "EvolveInfo",
     "Functions",
+    "HillClimb",
+    "Islands",
+    "Lanes",
     "LocalAgent",
     "Message",
     "OpenAIAgent",
     "PanicError",
+    "Pareto",
     "Policy",
+    "PromptContext",
+    "Reject",
     "Reply",
     "Request",
+    "ResumeError",
     "Revision",
     "RevisionError",
     "RevisionHandle",
     "Runtime",
+    "Score",
+    "SearchRun",
     "StageTimings",
+    "StoreError",
     "SymbiontError",
     "TimeoutError",
     "ToolchainError",

@@ -15,8 +15,13 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from symbiont._agents import Agent
+from symbiont._codegen import generate
+from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
+from symbiont._decl import Declarations, evolvable
+from symbiont._decl._syntax import excerpt, normalise_source, remap_position
 from symbiont._errors import (
     BuildError,
     CandidateError,
@@ -29,12 +34,6 @@ from symbiont._errors import (
     TimeoutError,
     ToolchainError,
 )
-from symbiont._isolation import CheckTask, WorkerPool, crash_failure
-from symbiont._agents import Agent
-from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
-from symbiont._codegen import generate
-from symbiont._decl import Declarations, evolvable
-from symbiont._decl._syntax import excerpt, normalise_source, remap_position
 from symbiont._evolve import (
     EvolveInfo,
     Failure,
@@ -49,6 +48,7 @@ from symbiont._evolve import (
     run_lane,
     run_sync,
 )
+from symbiont._isolation import CheckTask, WorkerPool, crash_failure
 from symbiont._load import (
     Functions,
     Library,
@@ -61,6 +61,12 @@ from symbiont._load import (
     trampoline,
 )
 from symbiont._validate import Candidate, Policy, validate_code
+
+if TYPE_CHECKING:
+    import os
+
+    from symbiont._search import Budget, Event, Prices, PromptContext, SearchRun, Strategy
+    from symbiont._store import Store
 
 log = logging.getLogger("symbiont")
 
@@ -483,6 +489,111 @@ class Runtime:
             seed=seed,
         )
 
+    # ------------------------------------------------------------------ search (issue 11)
+
+    def search(
+        self,
+        agent: Agent,
+        task: str,
+        *,
+        evaluate: Callable[..., Any],
+        strategy: Strategy | None = None,
+        budget: Budget | None = None,
+        store: str | os.PathLike[str] | Store | None = None,
+        name: str | None = None,
+        resume: bool = False,
+        force: bool = False,
+        maximize: bool = True,
+        objective: str = "score",
+        repeats: int = 1,
+        confirm_repeats: int | None = None,
+        prices: Prices | None = None,
+        prompt: Callable[[PromptContext], str] | None = None,
+        evaluator_errors: str = "raise",
+        evaluate_timeout: float | None = 60.0,
+        attempts_per_lane: int | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> SearchRun:
+        """Evolves toward a score over many rounds; every step goes into a SQLite store.
+
+        - ``evaluate(fns)`` or ``evaluate(fns, map)`` scores a candidate: a number (higher is
+          better unless ``maximize=False``), a dict of metrics holding ``objective``, or
+          :class:`symbiont.Score` (with feedback for the LLM). ``AssertionError`` or
+          :class:`symbiont.Reject` rejects the candidate (the message is its feedback), as do a
+          panic or a timeout. Any other exception is a bug in the evaluator: the run stops and
+          it is raised here, unless ``evaluator_errors="feedback"``. A whole evaluation has
+          the deadline ``evaluate_timeout`` (seconds; None: none).
+        - ``strategy``: :class:`HillClimb` (default), :class:`Lanes`, :class:`Islands`,
+          :class:`Pareto`. ``budget``: :class:`Budget` (default: 10 rounds).
+        - ``store``: the SQLite file (default ``runs.db`` in the cache dir); ``name`` the run
+          (default: a timestamp). ``resume=True`` continues the run ``name`` from its last
+          committed state (refused when the declarations, the evaluator or the strategy
+          changed, unless ``force=True``); so does ``$SYMBIONT_RESUME=name``.
+        - ``repeats``: evaluations per candidate (the median is kept, the spread stored); with
+          more than one, the best three are re-measured with ``confirm_repeats`` (default
+          ``2 * repeats``) before the best is reported.
+        - ``prices``: model -> (USD per million prompt tokens, per million completion tokens),
+          for the ``cost`` budget. ``prompt(context) -> str`` replaces the default prompt.
+        - ``attempts_per_lane``: replies per lane (default: the runtime's ``max_attempts``).
+        - ``on_event(event)``: progress events (see :class:`symbiont.Event`).
+
+        The best revision is activated at the end. Ctrl-C ends the round in flight as
+        interrupted, records it and re-raises KeyboardInterrupt (a resume hint is logged).
+        """
+        from symbiont._search import run_interruptible
+
+        return run_interruptible(self._search(agent, task, self._search_settings(locals())))
+
+    async def asearch(self, agent: Agent, task: str, **options: Any) -> SearchRun:
+        """Async twin of :meth:`search` (same options)."""
+        merged = dict(_SEARCH_DEFAULTS)
+        unknown = set(options) - set(merged) - {"evaluate"}
+        if unknown:
+            raise ConfigError(
+                f"unknown search option(s) {', '.join(sorted(unknown))}; "
+                f"valid: evaluate, {', '.join(merged)}"
+            )
+        if "evaluate" not in options:
+            raise ConfigError("asearch() needs evaluate=...")
+        merged.update(options)
+        return await run_async(self._search(agent, task, self._search_settings(merged)))
+
+    def _search_settings(self, options: dict[str, Any]) -> Any:
+        from symbiont._search import Budget, HillClimb, Settings
+
+        repeats = options["repeats"]
+        confirm = options["confirm_repeats"]
+        return Settings(
+            task=options.get("task", ""),
+            evaluate=options["evaluate"],
+            strategy=options["strategy"] or HillClimb(),
+            budget=options["budget"] or Budget(),
+            store=options["store"],
+            name=options["name"],
+            resume=options["resume"],
+            force=options["force"],
+            maximize=options["maximize"],
+            repeats=repeats,
+            confirm_repeats=(2 * repeats if isinstance(repeats, int) else 0)
+            if confirm is None
+            else confirm,
+            prices=options["prices"],
+            prompt=options["prompt"],
+            evaluator_errors=options["evaluator_errors"],
+            evaluate_timeout=options["evaluate_timeout"],
+            objective=options["objective"],
+            attempts_per_lane=options["attempts_per_lane"],
+            on_event=options["on_event"],
+        )
+
+    async def _search(self, agent: Agent, task: str, settings: Any) -> SearchRun:
+        import dataclasses
+
+        from symbiont._search import search
+
+        self._check_agent(agent)
+        return await search(_SearchHost(self), agent, dataclasses.replace(settings, task=task))
+
     # ------------------------------------------------------------------ the pipeline
 
     async def _build_and_load(
@@ -615,6 +726,48 @@ class Runtime:
             f"<symbiont.Runtime {names}: {len(self._table)} revision(s), "
             f"active {self._table.active}, profile {self.profile}>"
         )
+
+
+_SEARCH_DEFAULTS: dict[str, Any] = {
+    "strategy": None, "budget": None, "store": None, "name": None, "resume": False,
+    "force": False, "maximize": True, "objective": "score", "repeats": 1,
+    "confirm_repeats": None, "prices": None, "prompt": None, "evaluator_errors": "raise",
+    "evaluate_timeout": 60.0, "attempts_per_lane": None, "on_event": None,
+}  # fmt: skip
+
+
+class _SearchHost:
+    """The runtime as the search layer's ``Host``: the few pipeline steps a search drives."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self.declarations = rt.declarations
+        self.policy = rt.policy
+        self.limits = rt.limits
+
+    def gate(self) -> asyncio.Semaphore:
+        return self._rt._gate_for_loop()
+
+    def next_lane(self) -> int:
+        return next(self._rt._lanes)
+
+    def validate(self, code: str) -> Candidate | Failure:
+        c = validate_code(code, self.declarations, self.policy)
+        if isinstance(c, Candidate):
+            return c
+        return Failure(kind=c.kind, feedback=c.message, summary=c.message.splitlines()[0],
+                       line=c.line)  # fmt: skip
+
+    async def try_candidate(
+        self, candidate: Candidate, *, lane: int | None, check: Check | None, parent: int | None
+    ) -> Registered | Rejected:
+        return await self._rt._try(candidate, lane=lane, check=check, parent=parent)
+
+    def activate(self, number: int) -> None:
+        self._rt.activate(number)
+
+    def active_code(self) -> str:
+        return self._rt.code()
 
 
 def _wants_map(check: Check) -> bool:

@@ -15,13 +15,14 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
 from symbiont._agents import Agent, Message, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
+from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
 from symbiont._evolve._prompts import base_messages, correction, repeat_note
 from symbiont._evolve._trace import (
     AttemptTrace,
@@ -171,8 +172,13 @@ async def run_lane(
     limits: Limits,
     gate: asyncio.Semaphore,
     seed: int | None = None,
+    on_attempt: Callable[[AttemptTrace], None] | None = None,
 ) -> EvolveInfo:
-    """Runs one lane to a registered revision, or raises :class:`EvolveError` with its trace."""
+    """Runs one lane to a registered revision, or raises :class:`EvolveError` with its trace.
+
+    ``on_attempt``, when given, receives each attempt's trace as soon as it is recorded (the
+    search layer commits it to its store before the lane goes on).
+    """
     state = _LaneState(lane=lane)
     base = base_messages(prompt)
     messages = list(base)
@@ -201,24 +207,25 @@ async def run_lane(
         counted: bool = True,
     ) -> None:
         state.timings = state.timings + timings
-        state.traces.append(
-            AttemptTrace(
-                lane=lane,
-                attempt=state.attempts if counted else state.attempts + 1,
-                counted=counted,
-                messages=sent,
-                reply=reply.text if reply else None,
-                finish_reason=reply.finish_reason if reply else None,
-                usage=reply.usage if reply else Usage(),
-                timings=timings,
-                outcome=outcome,  # type: ignore[arg-type]
-                failure=failure,
-                decision=decision,
-                revision=revision,
-                retries=tuple(retries),
-                started=started,
-            )
+        trace = AttemptTrace(
+            lane=lane,
+            attempt=state.attempts if counted else state.attempts + 1,
+            counted=counted,
+            messages=sent,
+            reply=reply.text if reply else None,
+            finish_reason=reply.finish_reason if reply else None,
+            usage=reply.usage if reply else Usage(),
+            timings=timings,
+            outcome=outcome,  # type: ignore[arg-type]
+            failure=failure,
+            decision=decision,
+            revision=revision,
+            retries=tuple(retries),
+            started=started,
         )
+        state.traces.append(trace)
+        if on_attempt is not None:
+            on_attempt(trace)
 
     while state.attempts < limits.attempts:
         sent = tuple(messages)
