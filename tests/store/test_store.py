@@ -37,7 +37,7 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     db.execute("INSERT INTO migrations VALUES ('9999_future', 0)")
     db.commit()
     db.close()
-    with pytest.raises(sb.StoreError, match="newer symbiont.*9999_future.*upgrade"):
+    with pytest.raises(sb.StoreError, match=r"newer symbiont.*9999_future.*upgrade"):
         Store(tmp_path / "runs.db")
 
 
@@ -86,7 +86,7 @@ def test_runs_are_found_by_name_or_id_and_a_missing_one_is_named(tmp_path: Path)
     run_id = make_run(store, "first")
     assert store.require_run("first").id == run_id
     assert store.require_run(str(run_id)).name == "first"
-    with pytest.raises(sb.StoreError, match="no run 'nope'.*runs here: first"):
+    with pytest.raises(sb.StoreError, match=r"no run 'nope'.*runs here: first"):
         store.require_run("nope")
 
 

@@ -273,8 +273,13 @@ def _model_of(agent: Agent) -> str | None:
     return model if isinstance(model, str) else agent.name
 
 
-def _default_name() -> str:
-    return time.strftime("run-%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+def _default_name(store: Store) -> str:
+    base = time.strftime("run-%Y%m%d-%H%M%S")
+    name, n = base, 1
+    while store.run(name) is not None:
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 def _open_store(store: str | os.PathLike[str] | Store | None) -> Store:
@@ -290,7 +295,7 @@ async def search(host: Host, agent: Agent, s: Settings) -> SearchRun:
     decls = host.declarations
     decl_hash = hashlib.sha256(decls.source.encode()).hexdigest()
     eval_hash = source_hash(s.evaluate)
-    name = s.name or _default_name()
+    name = s.name or _default_name(store)
     resume = s.resume or os.environ.get("SYMBIONT_RESUME") == name
     existing = store.run(name)
     if existing is not None and not resume:
