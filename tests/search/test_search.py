@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import by_prompt, code, round_of, value
+from search_helpers import by_prompt, code, round_of, value
 
 import symbiont as sb
 from symbiont.testing import ScriptedAgent
@@ -202,5 +202,5 @@ def test_bad_options_are_named(rt: sb.Runtime, db: Path) -> None:
         sb.Budget(rounds=0)
     with pytest.raises(sb.ConfigError, match="evaluator_errors"):
         rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, evaluator_errors="ignore")
-    with pytest.raises(sb.ConfigError, match="without the objective 'score'"):
+    with pytest.raises(sb.ConfigError, match=r"without the objective 'score'"):
         rt.search(ScriptedAgent([code(2)]), "G.", evaluate=lambda f: {"x": 1.0}, store=db)
