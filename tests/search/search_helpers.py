@@ -35,3 +35,8 @@ def by_prompt(answer: Callable[[str], str]) -> ScriptedAgent:
 
 def value(fns: sb.Functions) -> float:
     return float(fns.value())
+
+
+def by_request(answer: Callable[[str, int | None], str]) -> ScriptedAgent:
+    """A scripted agent answering ``answer(first user message, sampling seed)``."""
+    return ScriptedAgent(itertools.repeat(lambda req: answer(first_prompt(req), req.seed)))

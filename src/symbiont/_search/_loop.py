@@ -827,6 +827,7 @@ async def _lane(
             sink=Sink(),
             limits=limits,
             gate=host.gate(),
+            seed=spec.seed,
             on_attempt=on_attempt,
         )
         result = produced[-1]

@@ -28,12 +28,15 @@ class Entry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LaneSpec:
-    """One lane of a round: its parent revision, island, strategy hint and inspirations."""
+    """One lane of a round: its parent revision, island, strategy hint, inspirations, and the
+    sampling seed sent with its requests (drawn from the strategy's RNG: lanes differ, and a
+    resumed run sends the same seeds)."""
 
     parent: int
     island: int | None = None
     hint: str | None = None
     inspirations: tuple[int, ...] = ()
+    seed: int | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +126,9 @@ class _Base:
             chosen.append(rest.pop(self.rng.randrange(len(rest))))
         return tuple(e.number for e in chosen)
 
+    def _seed(self) -> int:
+        return self.rng.randrange(1 << 31)
+
     def observe(
         self, round: int, specs: Sequence[LaneSpec], results: Sequence[int | None], archive: Archive
     ) -> None:
@@ -153,7 +159,9 @@ class HillClimb(_Base):
     def plan(self, round: int, archive: Archive, seed: int) -> list[LaneSpec]:
         best = archive.best()
         parent = seed if best is None else best.number
-        return [LaneSpec(parent=parent, inspirations=self._inspire(archive, parent))]
+        return [
+            LaneSpec(parent=parent, inspirations=self._inspire(archive, parent), seed=self._seed())
+        ]
 
 
 class Lanes(_Base):
@@ -182,6 +190,7 @@ class Lanes(_Base):
                 parent=parent,
                 hint=self.hints[i % len(self.hints)] if self.hints else None,
                 inspirations=self._inspire(archive, parent),
+                seed=self._seed(),
             )
             for i in range(self.n)
         ]
@@ -222,6 +231,7 @@ class Islands(_Base):
                     parent=parent,
                     island=island,
                     inspirations=self._inspire(archive, parent, ranked),
+                    seed=self._seed(),
                 )
             )
         return specs
@@ -325,7 +335,11 @@ class Pareto(_Base):
         for _ in range(self.lanes):
             parent = seed if not front else front[self.rng.randrange(len(front))].number
             specs.append(
-                LaneSpec(parent=parent, inspirations=self._inspire(archive, parent, front))
+                LaneSpec(
+                    parent=parent,
+                    inspirations=self._inspire(archive, parent, front),
+                    seed=self._seed(),
+                )
             )
         return specs
 
