@@ -1,0 +1,169 @@
+"""Exact resume: a run stopped or killed at any point continues from its last committed state,
+ends where the uninterrupted run ends, redoes no finished work and duplicates nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from search_helpers import by_prompt, code, round_of, value
+
+import symbiont as sb
+from symbiont.testing import OpenAITestServer
+
+HERE = Path(__file__).parent
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return list(con.execute(sql))
+    finally:
+        con.close()
+
+
+def test_a_stopped_run_resumes_without_redoing_anything(rt: sb.Runtime, db: Path) -> None:
+    evaluated: list[int] = []
+
+    def evaluate(fns: sb.Functions) -> float:
+        evaluated.append(fns.value())
+        return float(fns.value())
+
+    agent = by_prompt(lambda p: code(10 * round_of(p)))
+    first = rt.search(agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=2), store=db,
+                      name="r")  # fmt: skip
+    assert first.rounds == 2 and evaluated == [1, 10, 20]
+    fresh = sb.Runtime("fn value() -> u32 { 1 }", profile="debug")  # a new process, in effect
+    run = fresh.search(agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=4), store=db,
+                       name="r", resume=True)  # fmt: skip
+    # The seed and rounds 1-2 were not evaluated again; the prompts continue from round 3.
+    assert evaluated == [1, 10, 20, 30, 40]
+    assert [round_of(r.messages[1].content) for r in agent.requests] == [1, 2, 3, 4]
+    assert run.rounds == 4 and run.best is not None and run.best.score == 40.0
+    assert fresh.fns.value() == 40
+    assert query(db, "SELECT number, round FROM revisions ORDER BY number") == [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (4, 4),
+    ]
+    assert len(run.history) == 4
+
+
+def test_resume_refuses_a_changed_evaluator_unless_forced(rt: sb.Runtime, db: Path) -> None:
+    agent = by_prompt(lambda p: code(10 * round_of(p)))
+    rt.search(agent, "Grow.", evaluate=value, budget=sb.Budget(rounds=1), store=db, name="r")
+
+    def other(fns: sb.Functions) -> float:
+        return -float(fns.value())
+
+    with pytest.raises(sb.ResumeError, match=r"the evaluator's source changed.*force=True"):
+        rt.search(agent, "Grow.", evaluate=other, store=db, name="r", resume=True)
+    changed = sb.Runtime("fn value() -> u32 { 2 }", profile="debug")
+    with pytest.raises(sb.ResumeError, match="the declarations"):
+        changed.search(agent, "Grow.", evaluate=value, store=db, name="r", resume=True)
+    run = rt.search(agent, "Grow.", evaluate=other, budget=sb.Budget(rounds=2), store=db,
+                    name="r", resume=True, force=True)  # fmt: skip
+    assert run.rounds == 2
+    with pytest.raises(sb.ResumeError, match="no run named 'nope'"):
+        rt.search(agent, "Grow.", evaluate=value, store=db, name="nope", resume=True)
+
+
+# ------------------------------------------------------------------------- killed processes
+
+RUSTC_WRAPPER = """\
+#!/bin/sh
+echo "$@" >> "{log}"
+if [ -s "{flag}" ]; then
+    pid=$(cat "{flag}"); : > "{flag}"
+    kill -9 "$pid"
+    sleep 5
+fi
+exec "{rustc}" "$@"
+"""
+
+
+def scenario(tmp: Path, kill: str) -> dict[str, Any]:
+    """Runs the scenario to its end, killed at ``kill`` once and resumed; returns what the
+    store and the server saw."""
+    import shutil
+
+    tmp.mkdir()
+    rustc = shutil.which("rustc")
+    assert rustc is not None
+    wrapper = tmp / "rustc"
+    wrapper.write_text(RUSTC_WRAPPER.format(log=tmp / "rustc.log", flag=tmp / "flag", rustc=rustc))
+    wrapper.chmod(0o755)
+    env = {**os.environ, "SYMBIONT_CACHE_DIR": str(tmp / "cache"), "SYMBIONT_RUSTC": str(wrapper),
+           "KILL_ON_NEXT_RUSTC": str(tmp / "flag"), "PYTHONPATH": os.pathsep.join(sys.path)}  # fmt: skip
+    child: dict[str, subprocess.Popen[str]] = {}
+    fired = threading.Event()
+
+    def answer(body: dict[str, Any]) -> str:
+        prompt = body["messages"][1]["content"]
+        r = round_of(prompt)
+        if kill == "llm" and r == 3 and not fired.is_set():
+            fired.set()
+            child["p"].send_signal(signal.SIGKILL)
+        return code(10 * r)
+
+    db = tmp / "runs.db"
+    kills = 0
+    with OpenAITestServer(iter(lambda: answer, None)) as server:
+        for attempt in range(4):
+            args = [sys.executable, str(HERE / "resume_scenario.py"), server.base_url, str(db),
+                    kill, str(tmp / "marker")] + (["--resume"] if attempt else [])  # fmt: skip
+            child["p"] = subprocess.Popen(args, env=env, text=True, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE)  # fmt: skip
+            out, err = child["p"].communicate(timeout=240)
+            assert query(db, "PRAGMA integrity_check") == [("ok",)]
+            if child["p"].returncode == 0:
+                break
+            assert child["p"].returncode == -signal.SIGKILL, err
+            kills += 1
+        else:
+            pytest.fail("the run did not finish after three resumes")
+        requests = server.request_count
+    builds = sum("cdylib" in line for line in (tmp / "rustc.log").read_text().splitlines())
+    return {
+        "out": out.split(),
+        "kills": kills,
+        "requests": requests,
+        "builds": builds,
+        "revisions": query(
+            db, "SELECT number, code, round, parent, score FROM revisions ORDER BY number"
+        ),  # fmt: skip
+        "evaluations": query(db, "SELECT revision, count(*) FROM evaluations GROUP BY revision"),
+        "run": query(db, "SELECT status, stop_reason, rounds, best_revision FROM runs"),
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return scenario(tmp_path_factory.mktemp("base") / "run", "none")
+
+
+@pytest.mark.parametrize("kill", ["between", "llm", "build", "evaluate"])
+def test_a_killed_run_resumes_to_the_same_end(
+    uninterrupted: dict[str, Any], tmp_path: Path, kill: str
+) -> None:
+    base = uninterrupted
+    assert base["kills"] == 0 and base["run"] == [("finished", "rounds", 5, 5)]
+    got = scenario(tmp_path / "run", kill)
+    assert got["kills"] == 1
+    assert got["out"] == base["out"] == ["5", "rounds"]
+    assert got["run"] == base["run"]
+    assert got["revisions"] == base["revisions"], "same revisions, none duplicated"
+    # Each revision was evaluated once (the kill inside an evaluation leaves no row for it).
+    assert got["evaluations"] == base["evaluations"]
+    # At most the request in flight is sent again; existing revisions are not rebuilt.
+    assert base["requests"] <= got["requests"] <= base["requests"] + 1
+    assert got["builds"] <= base["builds"] + (1 if kill == "build" else 0)
