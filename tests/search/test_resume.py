@@ -37,12 +37,20 @@ def test_a_stopped_run_resumes_without_redoing_anything(rt: sb.Runtime, db: Path
         return float(fns.value())
 
     agent = by_prompt(lambda p: code(10 * round_of(p)))
-    first = rt.search(agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=2), store=db,
-                      name="r")  # fmt: skip
+    first = rt.search(
+        agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=2), store=db, name="r"
+    )
     assert first.rounds == 2 and evaluated == [1, 10, 20]
     fresh = sb.Runtime("fn value() -> u32 { 1 }", profile="debug")  # a new process, in effect
-    run = fresh.search(agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=4), store=db,
-                       name="r", resume=True)  # fmt: skip
+    run = fresh.search(
+        agent,
+        "Grow.",
+        evaluate=evaluate,
+        budget=sb.Budget(rounds=4),
+        store=db,
+        name="r",
+        resume=True,
+    )
     # The seed and rounds 1-2 were not evaluated again; the prompts continue from round 3.
     assert evaluated == [1, 10, 20, 30, 40]
     assert [round_of(r.messages[1].content) for r in agent.requests] == [1, 2, 3, 4]
@@ -70,8 +78,16 @@ def test_resume_refuses_a_changed_evaluator_unless_forced(rt: sb.Runtime, db: Pa
     changed = sb.Runtime("fn value() -> u32 { 2 }", profile="debug")
     with pytest.raises(sb.ResumeError, match="the declarations"):
         changed.search(agent, "Grow.", evaluate=value, store=db, name="r", resume=True)
-    run = rt.search(agent, "Grow.", evaluate=other, budget=sb.Budget(rounds=2), store=db,
-                    name="r", resume=True, force=True)  # fmt: skip
+    run = rt.search(
+        agent,
+        "Grow.",
+        evaluate=other,
+        budget=sb.Budget(rounds=2),
+        store=db,
+        name="r",
+        resume=True,
+        force=True,
+    )
     assert run.rounds == 2
     with pytest.raises(sb.ResumeError, match="no run named 'nope'"):
         rt.search(agent, "Grow.", evaluate=value, store=db, name="nope", resume=True)
@@ -102,8 +118,13 @@ def scenario(tmp: Path, kill: str) -> dict[str, Any]:
     wrapper = tmp / "rustc"
     wrapper.write_text(RUSTC_WRAPPER.format(log=tmp / "rustc.log", flag=tmp / "flag", rustc=rustc))
     wrapper.chmod(0o755)
-    env = {**os.environ, "SYMBIONT_CACHE_DIR": str(tmp / "cache"), "SYMBIONT_RUSTC": str(wrapper),
-           "KILL_ON_NEXT_RUSTC": str(tmp / "flag"), "PYTHONPATH": os.pathsep.join(sys.path)}  # fmt: skip
+    env = {
+        **os.environ,
+        "SYMBIONT_CACHE_DIR": str(tmp / "cache"),
+        "SYMBIONT_RUSTC": str(wrapper),
+        "KILL_ON_NEXT_RUSTC": str(tmp / "flag"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     child: dict[str, subprocess.Popen[str]] = {}
     fired = threading.Event()
 
@@ -119,10 +140,17 @@ def scenario(tmp: Path, kill: str) -> dict[str, Any]:
     kills = 0
     with OpenAITestServer(iter(lambda: answer, None)) as server:
         for attempt in range(4):
-            args = [sys.executable, str(HERE / "resume_scenario.py"), server.base_url, str(db),
-                    kill, str(tmp / "marker")] + (["--resume"] if attempt else [])  # fmt: skip
-            child["p"] = subprocess.Popen(args, env=env, text=True, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE)  # fmt: skip
+            args = [
+                sys.executable,
+                str(HERE / "resume_scenario.py"),
+                server.base_url,
+                str(db),
+                kill,
+                str(tmp / "marker"),
+            ] + (["--resume"] if attempt else [])
+            child["p"] = subprocess.Popen(
+                args, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
             out, err = child["p"].communicate(timeout=240)
             assert query(db, "PRAGMA integrity_check") == [("ok",)]
             if child["p"].returncode == 0:
@@ -140,7 +168,7 @@ def scenario(tmp: Path, kill: str) -> dict[str, Any]:
         "builds": builds,
         "revisions": query(
             db, "SELECT number, code, round, parent, score FROM revisions ORDER BY number"
-        ),  # fmt: skip
+        ),
         "evaluations": query(db, "SELECT revision, count(*) FROM evaluations GROUP BY revision"),
         "run": query(db, "SELECT status, stop_reason, rounds, best_revision FROM runs"),
     }

@@ -198,7 +198,7 @@ def test_a_run_name_is_not_reused_without_resume(rt: sb.Runtime, db: Path) -> No
 
 
 def test_bad_options_are_named(rt: sb.Runtime, db: Path) -> None:
-    with pytest.raises(sb.ConfigError, match="Budget.rounds"):
+    with pytest.raises(sb.ConfigError, match=r"Budget\.rounds"):
         sb.Budget(rounds=0)
     with pytest.raises(sb.ConfigError, match="evaluator_errors"):
         rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, evaluator_errors="ignore")
