@@ -2,7 +2,7 @@
 
     python resume_scenario.py BASE_URL STORE KILL_POINT MARKER [--resume]
 
-KILL_POINT is one of ``none``, ``between`` (after round 2 is committed), ``evaluate`` (inside
+KILL_POINT is one of ``none``, ``sigint`` (Ctrl-C after round 2), ``between`` (after round 2 is committed), ``evaluate`` (inside
 round 3's evaluation) and ``build`` (asks the rustc wrapper to kill this process during round
 3's build); the kill during an LLM request is done by the test's server. Each point fires once:
 MARKER records that it fired.
@@ -38,6 +38,9 @@ def main() -> int:
     def on_event(event: sb.Event) -> None:
         if event.kind == "round_ended" and event.round == 2:
             fire("between")
+            if kill == "sigint" and not os.path.exists(marker):
+                Path(marker).write_text(kill)
+                os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C does
         if (kill == "build" and event.kind == "stage" and event.round == 3
                 and event.data.get("stage") == "build" and event.data.get("state") == "started"
                 and not os.path.exists(marker)):  # fmt: skip

@@ -155,7 +155,11 @@ def scenario(tmp: Path, kill: str) -> dict[str, Any]:
             assert query(db, "PRAGMA integrity_check") == [("ok",)]
             if child["p"].returncode == 0:
                 break
-            assert child["p"].returncode == -signal.SIGKILL, err
+            if kill == "sigint":
+                assert "KeyboardInterrupt" in err and "resume with: symbiont resume k" in err
+                assert query(db, "SELECT status FROM runs") == [("interrupted",)]
+            else:
+                assert child["p"].returncode == -signal.SIGKILL, err
             kills += 1
         else:
             pytest.fail("the run did not finish after three resumes")
@@ -179,7 +183,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return scenario(tmp_path_factory.mktemp("base") / "run", "none")
 
 
-@pytest.mark.parametrize("kill", ["between", "llm", "build", "evaluate"])
+@pytest.mark.parametrize("kill", ["between", "llm", "build", "evaluate", "sigint"])
 def test_a_killed_run_resumes_to_the_same_end(
     uninterrupted: dict[str, Any], tmp_path: Path, kill: str
 ) -> None:
