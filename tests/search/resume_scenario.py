@@ -2,10 +2,10 @@
 
     python resume_scenario.py BASE_URL STORE KILL_POINT MARKER [--resume]
 
-KILL_POINT is one of ``none``, ``sigint`` (Ctrl-C after round 2), ``between`` (after round 2 is committed), ``evaluate`` (inside
-round 3's evaluation) and ``build`` (asks the rustc wrapper to kill this process during round
-3's build); the kill during an LLM request is done by the test's server. Each point fires once:
-MARKER records that it fired.
+KILL_POINT is one of ``none``, ``sigint`` (Ctrl-C after round 2), ``between`` (SIGKILL after
+round 2 is committed), ``evaluate`` (inside round 3's evaluation) and ``build`` (asks the rustc
+wrapper to kill this process during round 3's build); the kill during an LLM request is done
+by the test's server. Each point fires once: MARKER records that it fired.
 """
 
 from __future__ import annotations

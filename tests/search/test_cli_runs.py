@@ -128,6 +128,7 @@ def test_symbiont_resume_reruns_the_stored_command_line(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=240,
+            check=False,
         )
         assert first.returncode != 0 and "resume with: symbiont resume k" in first.stderr
         resumed = subprocess.run(
@@ -136,6 +137,7 @@ def test_symbiont_resume_reruns_the_stored_command_line(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=240,
+            check=False,
             cwd=tmp_path,
         )
     assert resumed.returncode == 0, resumed.stderr
