@@ -16,6 +16,7 @@ EXPECTED = [
     "Revision", "RevisionError", "RevisionHandle", "Runtime", "Score", "SearchRun",
     "StageTimings", "StoreError", "SymbiontError", "TimeoutError", "ToolchainError", "Trace",
     "TransientAgentError", "Usage", "agent_from_env", "evolvable",
+    "progress",
 ]  # fmt: skip
 
 

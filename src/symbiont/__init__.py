@@ -73,6 +73,7 @@ from symbiont._validate import Policy
 
 if TYPE_CHECKING:
     from symbiont._agents._local import LocalAgent
+    from symbiont._cli._progress import progress
 
 __version__ = "0.1.0"
 
@@ -125,6 +126,7 @@ __all__ = [
     "Usage",
     "agent_from_env",
     "evolvable",
+    "progress",
 ]
 
 
@@ -153,4 +155,10 @@ def __getattr__(name: str) -> Any:
 
         LocalAgent.__module__ = __name__
         return LocalAgent
+    if name == "progress":
+        # The renderer lives with the CLI (rich is imported when it first draws).
+        from symbiont._cli._progress import progress
+
+        progress.__module__ = __name__
+        return progress
     raise AttributeError(f"module 'symbiont' has no attribute {name!r}")
