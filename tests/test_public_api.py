@@ -15,8 +15,8 @@ EXPECTED = [
     "Pareto", "Policy", "PromptContext", "Reject", "Reply", "Request", "ResumeError",
     "Revision", "RevisionError", "RevisionHandle", "Runtime", "Score", "SearchRun",
     "StageTimings", "StoreError", "SymbiontError", "TimeoutError", "ToolchainError", "Trace",
-    "TransientAgentError", "Usage", "agent_from_env", "evolvable",
-    "progress",
+    "TransientAgentError", "Usage", "agent_from_env", "default_prompt",
+    "evolvable", "progress",
 ]  # fmt: skip
 
 

@@ -68,6 +68,7 @@ from symbiont._search import (
     Reject,
     Score,
     SearchRun,
+    default_prompt,
 )
 from symbiont._validate import Policy
 
@@ -125,6 +126,7 @@ __all__ = [
     "TransientAgentError",
     "Usage",
     "agent_from_env",
+    "default_prompt",
     "evolvable",
     "progress",
 ]
