@@ -25,10 +25,10 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
     assert store.integrity() == "ok"
     names = [r[0] for r in store.query("SELECT name FROM migrations ORDER BY name")]
-    assert names == ["0001_initial"]
+    assert names == ["0001_initial", "0002_attempts_per_round"]
     store.close()
     again = Store(tmp_path / "runs.db")  # reopening applies nothing twice
-    assert len(again.query("SELECT name FROM migrations")) == 1
+    assert len(again.query("SELECT name FROM migrations")) == 2
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -95,3 +95,19 @@ def test_the_default_store_lives_in_the_cache_dir(
 ) -> None:
     monkeypatch.setenv("SYMBIONT_CACHE_DIR", str(tmp_path))
     assert default_store_path() == tmp_path / "runs.db"
+
+
+def test_a_store_of_the_first_schema_is_migrated_forward(tmp_path: Path) -> None:
+    from symbiont._store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied REAL)")
+    db.executescript(MIGRATIONS[0][1])
+    db.execute("INSERT INTO migrations VALUES (?, 0)", (MIGRATIONS[0][0],))
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+    indexes = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "attempts_per_round" in indexes
