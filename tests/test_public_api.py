@@ -14,9 +14,9 @@ EXPECTED = [
     "HillClimb", "Islands", "Lanes", "LocalAgent", "Message", "OpenAIAgent", "PanicError",
     "Pareto", "Policy", "PromptContext", "Reject", "Reply", "Request", "ResumeError",
     "Revision", "RevisionError", "RevisionHandle", "Runtime", "Score", "SearchRun",
-    "StageTimings", "StoreError", "SymbiontError", "TimeoutError", "ToolchainError", "Trace",
-    "TransientAgentError", "Usage", "agent_from_env", "default_prompt",
-    "evolvable", "progress",
+    "StageTimings", "StoreError", "SymbiontError", "TimeoutError", "Timing", "ToolchainError",
+    "Trace", "TransientAgentError", "Usage", "agent_from_env", "default_prompt", "evolvable",
+    "measure", "progress",
 ]  # fmt: skip
 
 

@@ -68,7 +68,9 @@ from symbiont._search import (
     Reject,
     Score,
     SearchRun,
+    Timing,
     default_prompt,
+    measure,
 )
 from symbiont._validate import Policy
 
@@ -121,6 +123,7 @@ __all__ = [
     "StoreError",
     "SymbiontError",
     "TimeoutError",
+    "Timing",
     "ToolchainError",
     "Trace",
     "TransientAgentError",
@@ -128,6 +131,7 @@ __all__ = [
     "agent_from_env",
     "default_prompt",
     "evolvable",
+    "measure",
     "progress",
 ]
 

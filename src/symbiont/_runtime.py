@@ -592,6 +592,13 @@ class Runtime:
         from symbiont._search import search
 
         self._check_agent(agent)
+        if self.isolation is not None:
+            # The evaluation records (metrics, repeats, feedback) do not cross the worker
+            # protocol yet; refusing beats silently losing them.
+            raise ConfigError(
+                "search() does not run with isolation='process' yet: use a Runtime without "
+                "isolation for the search, then check the best revision in isolation"
+            )
         return await search(_SearchHost(self), agent, dataclasses.replace(settings, task=task))
 
     # ------------------------------------------------------------------ the pipeline

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from search_helpers import by_prompt, code, round_of, value
+from search_helpers import DECL, by_prompt, code, round_of, value
 
 import symbiont as sb
 from symbiont.testing import ScriptedAgent
@@ -204,3 +204,12 @@ def test_bad_options_are_named(rt: sb.Runtime, db: Path) -> None:
         rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, evaluator_errors="ignore")
     with pytest.raises(sb.ConfigError, match=r"without the objective 'score'"):
         rt.search(ScriptedAgent([code(2)]), "G.", evaluate=lambda f: {"x": 1.0}, store=db)
+
+
+def test_search_with_process_isolation_is_refused_clearly(db: Path) -> None:
+    rt = sb.Runtime(DECL, profile="debug", isolation="process")
+    try:
+        with pytest.raises(sb.ConfigError, match="isolation='process' yet"):
+            rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db)
+    finally:
+        rt.close()

@@ -18,6 +18,7 @@ from symbiont._search._strategy import (
     Pareto,
     Strategy,
 )
+from symbiont._search._timing import Timing, measure
 from symbiont._search._types import Best, Budget, Event, HistoryEntry, Reject, Score, SearchRun
 
 __all__ = [
@@ -42,7 +43,9 @@ __all__ = [
     "Settings",
     "Shown",
     "Strategy",
+    "Timing",
     "default_prompt",
+    "measure",
     "run_interruptible",
     "search",
 ]
