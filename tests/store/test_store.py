@@ -8,14 +8,20 @@ from pathlib import Path
 import pytest
 
 import symbiont as sb
-from symbiont._store import SCHEMA_VERSION, Store, default_store_path
+from symbiont._store import REDACTED, SCHEMA_VERSION, Store, default_store_path
 
 
 def make_run(store: Store, name: str = "r1") -> int:
     run = store.create_run(
-        name=name, task="t", declarations="fn f() {}", settings={"budget": {"rounds": 3}},
-        argv=["python", "x.py"], cwd="/tmp", declarations_hash="d", evaluator_hash="e",
-    )  # fmt: skip
+        name=name,
+        task="t",
+        declarations="fn f() {}",
+        settings={"budget": {"rounds": 3}},
+        argv=["python", "x.py"],
+        cwd="/tmp",
+        declarations_hash="d",
+        evaluator_hash="e",
+    )
     return run.id
 
 
@@ -53,18 +59,49 @@ def test_rows_are_committed_and_counters_move_with_attempts(tmp_path: Path) -> N
     run_id = make_run(store)
     for i in range(5):
         store.add_attempt(
-            run_id, round=1, lane=0, attempt=i + 1, messages=[{"role": "user", "content": "hi"}],
-            reply=f"reply {i}", model="m", prompt_tokens=10, completion_tokens=5, cost=0.5,
-            timings={"llm": 0.1}, outcome="failed", decision="retry", failure_kind="no_code",
-            feedback="no code", revision=None, started=0.0,
-        )  # fmt: skip
+            run_id,
+            round=1,
+            lane=0,
+            attempt=i + 1,
+            messages=[{"role": "user", "content": "hi"}],
+            reply=f"reply {i}",
+            model="m",
+            prompt_tokens=10,
+            completion_tokens=5,
+            cost=0.5,
+            timings={"llm": 0.1},
+            outcome="failed",
+            decision="retry",
+            failure_kind="no_code",
+            feedback="no code",
+            revision=None,
+            started=0.0,
+        )
     store.add_revision(
-        run_id, number=0, code="fn f() {}", content_hash="h0", parent=None, round=0, lane=None,
-        island=None, score=1.5, metrics={"score": 1.5}, spread=None, feedback=None,
+        run_id,
+        number=0,
+        code="fn f() {}",
+        content_hash="h0",
+        parent=None,
+        round=0,
+        lane=None,
+        island=None,
+        score=1.5,
+        metrics={"score": 1.5},
+        spread=None,
+        feedback=None,
         status="scored",
-        evaluations=[{"round": 0, "repeat": 0, "purpose": "candidate", "score": 1.5,
-                      "seconds": 0.01, "outcome": "scored"}],
-    )  # fmt: skip
+        evaluations=[
+            {
+                "round": 0,
+                "repeat": 0,
+                "purpose": "candidate",
+                "score": 1.5,
+                "seconds": 0.01,
+                "outcome": "scored",
+            }
+        ],
+    )
     # Another connection sees everything: each write was committed.
     other = sqlite3.connect(tmp_path / "runs.db")
     assert other.execute("SELECT count(*) FROM attempts").fetchone()[0] == 5
@@ -75,9 +112,20 @@ def test_rows_are_committed_and_counters_move_with_attempts(tmp_path: Path) -> N
     assert store.attempts(run_id, last=1, full=True)[0]["prompt"][0]["content"] == "hi"
     with pytest.raises(sqlite3.IntegrityError):  # one revision per content hash in a run
         store.add_revision(
-            run_id, number=1, code="fn f() {}", content_hash="h0", parent=0, round=1, lane=0,
-            island=None, score=None, metrics={}, spread=None, feedback=None, status="scored",
-        )  # fmt: skip
+            run_id,
+            number=1,
+            code="fn f() {}",
+            content_hash="h0",
+            parent=0,
+            round=1,
+            lane=0,
+            island=None,
+            score=None,
+            metrics={},
+            spread=None,
+            feedback=None,
+            status="scored",
+        )
     assert len(store.revisions(run_id)) == 1
 
 
@@ -111,3 +159,40 @@ def test_a_store_of_the_first_schema_is_migrated_forward(tmp_path: Path) -> None
     assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
     indexes = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "attempts_per_round" in indexes
+
+
+def test_secrets_on_the_command_line_are_never_stored(tmp_path: Path) -> None:
+    store = Store(tmp_path / "runs.db")
+    argv = [
+        "python",
+        "run.py",
+        "--api-key",
+        "abc123",
+        "--token=xyz",
+        "sk-live0123456789",
+        "--rounds",
+        "5",
+    ]
+    store.create_run(
+        name="s",
+        task="t",
+        declarations="",
+        settings={},
+        argv=argv,
+        cwd="/",
+        declarations_hash="d",
+        evaluator_hash="e",
+    )
+    stored = store.require_run("s").argv
+    assert stored == [
+        "python",
+        "run.py",
+        "--api-key",
+        REDACTED,
+        REDACTED,
+        REDACTED,
+        "--rounds",
+        "5",
+    ]
+    raw = (tmp_path / "runs.db").read_bytes() + (tmp_path / "runs.db-wal").read_bytes()
+    assert b"abc123" not in raw and b"xyz" not in raw and b"0123456789" not in raw

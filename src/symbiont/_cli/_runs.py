@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from symbiont._errors import StoreError
-from symbiont._store import RunRow, Store, default_store_path
+from symbiont._store import REDACTED, RunRow, Store, default_store_path
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -318,6 +318,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run = store.require_run(args.run)
     if not run.argv:
         print(f"run {run.name!r} has no stored command line", file=sys.stderr)
+        return 2
+    if REDACTED in run.argv:
+        print(
+            f"run {run.name!r} was started with a secret on its command line, which was not "
+            f"stored: {' '.join(run.argv)}\nput the secret in the environment (API_KEY) and "
+            "run that command again with SYMBIONT_RESUME set to the run's name",
+            file=sys.stderr,
+        )
         return 2
     # The stored command line is data, re-run as it was: resume is switched on through the
     # environment (search() reads SYMBIONT_RESUME for the run of that name).

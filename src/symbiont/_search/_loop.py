@@ -292,6 +292,14 @@ async def search(host: Host, agent: Agent, s: Settings) -> SearchRun:
     """Runs (or resumes) a search; see ``Runtime.search`` for the contract."""
     s = validate_settings(s)
     store = _open_store(s.store)
+    try:
+        return await _search(host, agent, s, store)
+    finally:
+        if not isinstance(s.store, Store):
+            store.close()
+
+
+async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> SearchRun:
     decls = host.declarations
     decl_hash = hashlib.sha256(decls.source.encode()).hexdigest()
     eval_hash = source_hash(s.evaluate)

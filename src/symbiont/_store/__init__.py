@@ -6,6 +6,15 @@ owns how it is written (schema, migrations, transactions) and the queries the CL
 
 from symbiont._errors import StoreError
 from symbiont._store._schema import MIGRATIONS, SCHEMA_VERSION
-from symbiont._store._store import RunRow, Store, default_store_path
+from symbiont._store._store import REDACTED, RunRow, Store, default_store_path, scrub_argv
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "RunRow", "Store", "StoreError", "default_store_path"]
+__all__ = [
+    "MIGRATIONS",
+    "REDACTED",
+    "SCHEMA_VERSION",
+    "RunRow",
+    "Store",
+    "StoreError",
+    "default_store_path",
+    "scrub_argv",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -31,6 +32,25 @@ def default_store_path() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "symbiont" / "runs.db"
+
+
+REDACTED = "<secret not stored>"
+_SECRET = re.compile(r"(?i)(sk-[A-Za-z0-9_\-]{8,}|(api[_-]?key|token|secret|password)=.+)")
+
+
+def scrub_argv(argv: Sequence[str]) -> list[str]:
+    """The command line to store, secrets replaced (a key passed as an argument is never
+    written; ``symbiont resume`` then asks for it through the environment instead)."""
+    out = []
+    hide_next = False
+    for arg in argv:
+        flag = arg.lower().lstrip("-").replace("_", "-")
+        if hide_next or _SECRET.search(arg):
+            out.append(REDACTED)
+        else:
+            out.append(arg)
+        hide_next = flag in ("api-key", "key", "token", "secret", "password")
+    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,7 +181,7 @@ class Store:
                     task,
                     declarations,
                     _dumps(dict(settings)),
-                    _dumps(list(argv)),
+                    _dumps(scrub_argv(argv)),
                     cwd,
                     declarations_hash,
                     evaluator_hash,
