@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,23 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 def test_hill_climb_reaches_the_target_and_records_the_lineage(rt: sb.Runtime, db: Path) -> None:
     agent = by_prompt(lambda p: code(10 * round_of(p)))
     run = rt.search(
-        agent, "Make value large.", evaluate=value, budget=sb.Budget(rounds=10, target=30),
-        store=db, name="climb",
-    )  # fmt: skip
+        agent,
+        "Make value large.",
+        evaluate=value,
+        budget=sb.Budget(rounds=10, target=30),
+        store=db,
+        name="climb",
+    )
     assert run.stop_reason == "target"
     assert run.best is not None and run.best.score == 30.0 and run.best.revision == 3
     assert rt.fns.value() == 30, "the best revision is active at the end"
     # Revision 0 is the seed (score 1); each round's revision descends from the previous best.
     assert rows(db, "SELECT number, parent, round, score FROM revisions ORDER BY number") == [
-        (0, None, 0, 1.0), (1, 0, 1, 10.0), (2, 1, 2, 20.0), (3, 2, 3, 30.0),
-    ]  # fmt: skip
+        (0, None, 0, 1.0),
+        (1, 0, 1, 10.0),
+        (2, 1, 2, 20.0),
+        (3, 2, 3, 30.0),
+    ]
     assert rows(db, "SELECT status, stop_reason, rounds FROM runs") == [("finished", "target", 3)]
     assert len(run.history) == 3 and all(h.outcome == "registered" for h in run.history)
     # The round-3 prompt shows the best code so far with its score and the last result.
@@ -86,8 +94,14 @@ def test_evaluator_errors_feedback_sends_them_to_the_model(rt: sb.Runtime, db: P
         return float(fns.value())
 
     agent = ScriptedAgent([code(5), code(6)])
-    run = rt.search(agent, "Pick.", evaluate=evaluate, budget=sb.Budget(rounds=1), store=db,
-                    evaluator_errors="feedback")  # fmt: skip
+    run = rt.search(
+        agent,
+        "Pick.",
+        evaluate=evaluate,
+        budget=sb.Budget(rounds=1),
+        store=db,
+        evaluator_errors="feedback",
+    )
     assert run.best is not None and run.best.score == 6.0
     assert "KeyError: 'missing-key'" in agent.requests[1].messages[-1].content
 
@@ -101,8 +115,14 @@ def test_a_panic_and_a_hung_evaluation_are_failures_not_the_end(rt: sb.Runtime, 
 
     panics = "```rust\nfn value() -> u32 { let v: Vec<u32> = Vec::new(); v[3] }\n```"
     agent = ScriptedAgent([panics, code(4), code(6)])
-    run = rt.search(agent, "Pick.", evaluate=evaluate, budget=sb.Budget(rounds=1), store=db,
-                    evaluate_timeout=0.5)  # fmt: skip
+    run = rt.search(
+        agent,
+        "Pick.",
+        evaluate=evaluate,
+        budget=sb.Budget(rounds=1),
+        store=db,
+        evaluate_timeout=0.5,
+    )
     assert [h.failure_kind for h in run.history] == ["panic", "timeout", None]
     assert "index out of bounds" in agent.requests[1].messages[-1].content
     assert "evaluate_timeout" in agent.requests[2].messages[-1].content
@@ -125,16 +145,25 @@ def test_metrics_dicts_and_score_feedback_reach_the_prompt(rt: sb.Runtime, db: P
 def test_minimise_with_a_named_objective(rt: sb.Runtime, db: Path) -> None:
     agent = by_prompt(lambda p: code(10 - round_of(p)))
     run = rt.search(
-        agent, "Shrink.", evaluate=lambda fns: {"error": float(fns.value()), "other": 1.0},
-        objective="error", maximize=False, budget=sb.Budget(rounds=3), store=db,
-    )  # fmt: skip
+        agent,
+        "Shrink.",
+        evaluate=lambda fns: {"error": float(fns.value()), "other": 1.0},
+        objective="error",
+        maximize=False,
+        budget=sb.Budget(rounds=3),
+        store=db,
+    )
     assert run.best is not None and run.best.score == 1.0 and run.best.revision == 0
     # The seed (1) stays best: every candidate is worse; patience counts rounds without a gain.
     run2 = rt.search(
-        by_prompt(lambda p: code(10 - round_of(p))), "Shrink.",
-        evaluate=lambda fns: {"error": float(fns.value())}, objective="error", maximize=False,
-        budget=sb.Budget(rounds=10, patience=2), store=db,
-    )  # fmt: skip
+        by_prompt(lambda p: code(10 - round_of(p))),
+        "Shrink.",
+        evaluate=lambda fns: {"error": float(fns.value())},
+        objective="error",
+        maximize=False,
+        budget=sb.Budget(rounds=10, patience=2),
+        store=db,
+    )
     assert run2.stop_reason == "patience" and run2.rounds == 2
 
 
@@ -145,7 +174,6 @@ def test_minimise_with_a_named_objective(rt: sb.Runtime, db: Path) -> None:
         (sb.Budget(attempts=3), "attempts", 3),
         (sb.Budget(tokens=1), "tokens", 1),
         (sb.Budget(cost=0.0001), "cost", 1),
-        (sb.Budget(seconds=0.001, rounds=50), "seconds", 0),
         (sb.Budget(target=3, rounds=50), "target", 2),
         (sb.Budget(patience=1, rounds=50), "patience", 3),
     ],
@@ -155,11 +183,29 @@ def test_each_budget_stops_the_run_and_says_why(
 ) -> None:
     # Rounds 1 and 2 improve; later rounds repeat round 2's value (no improvement).
     agent = by_prompt(lambda p: code(1 + min(round_of(p), 2)))
-    run = rt.search(agent, "Grow.", evaluate=value, budget=budget, store=db,
-                    prices={"scripted": (1000.0, 1000.0)})  # fmt: skip
+    run = rt.search(
+        agent,
+        "Grow.",
+        evaluate=value,
+        budget=budget,
+        store=db,
+        prices={"scripted": (1000.0, 1000.0)},
+    )
     assert run.stop_reason == reason
     assert len(agent.requests) == requests
     assert rows(db, "SELECT stop_reason FROM runs") == [(reason,)]
+
+
+def test_the_seconds_budget_counts_the_whole_run(rt: sb.Runtime, db: Path) -> None:
+    def slow(fns: sb.Functions) -> float:
+        time.sleep(0.2)  # every evaluation outlasts the budget: it is spent after the seed
+        return float(fns.value())
+
+    agent = by_prompt(lambda p: code(1 + round_of(p)))
+    run = rt.search(
+        agent, "Grow.", evaluate=slow, budget=sb.Budget(seconds=0.1, rounds=50), store=db
+    )
+    assert run.stop_reason == "seconds" and len(agent.requests) == 0
 
 
 def test_a_replaced_prompt_builder_is_used(rt: sb.Runtime, db: Path) -> None:
@@ -182,8 +228,9 @@ def test_repeats_keep_the_median_and_the_best_is_confirmed(rt: sb.Runtime, db: P
         return fns.value() + next(noise)
 
     agent = ScriptedAgent([code(2)])
-    run = rt.search(agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=1), store=db,
-                    repeats=3)  # fmt: skip
+    run = rt.search(
+        agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=1), store=db, repeats=3
+    )
     # The seed measured 1+0, 1+5, 1+1: median 2, spread 5.
     assert rows(db, "SELECT score, spread FROM revisions WHERE number = 0") == [(2.0, 5.0)]
     assert run.best is not None and run.best.confirmed and run.best.revision == 1
@@ -191,8 +238,14 @@ def test_repeats_keep_the_median_and_the_best_is_confirmed(rt: sb.Runtime, db: P
 
 
 def test_a_run_name_is_not_reused_without_resume(rt: sb.Runtime, db: Path) -> None:
-    rt.search(ScriptedAgent([code(2)]), "G.", evaluate=value, budget=sb.Budget(rounds=1),
-              store=db, name="once")  # fmt: skip
+    rt.search(
+        ScriptedAgent([code(2)]),
+        "G.",
+        evaluate=value,
+        budget=sb.Budget(rounds=1),
+        store=db,
+        name="once",
+    )
     with pytest.raises(sb.ResumeError, match="resume=True"):
         rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, name="once")
 
