@@ -1,6 +1,6 @@
 """A search run as a separate process, for the kill-and-resume tests.
 
-    python resume_scenario.py BASE_URL STORE KILL_POINT MARKER [--resume]
+    python resume_scenario.py BASE_URL STORE KILL_POINT MARKER [--resume] [--lanes N]
 
 KILL_POINT is one of ``none``, ``sigint`` (Ctrl-C after round 2), ``between`` (SIGKILL after
 round 2 is committed), ``evaluate`` (inside round 3's evaluation) and ``build`` (asks the rustc
@@ -23,6 +23,8 @@ DECL = "fn value() -> u32 { 1 }"
 def main() -> int:
     base_url, store, kill, marker = sys.argv[1:5]
     resume = "--resume" in sys.argv
+    lanes = int(sys.argv[sys.argv.index("--lanes") + 1]) if "--lanes" in sys.argv else 1
+    strategy = sb.Lanes(lanes, hints=[f"h{i}" for i in range(lanes)]) if lanes > 1 else None
 
     def fire(point: str) -> None:
         if kill == point and not os.path.exists(marker):
@@ -51,6 +53,7 @@ def main() -> int:
     agent = sb.OpenAIAgent(base_url=base_url, api_key="sk-test", model="m")
     run = rt.search(
         agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=5), store=store, name="k",
+        strategy=strategy,
         resume=resume, on_event=on_event,
     )  # fmt: skip
     print(run.best.revision if run.best else None, run.stop_reason)

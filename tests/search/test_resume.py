@@ -4,6 +4,7 @@ ends where the uninterrupted run ends, redoes no finished work and duplicates no
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -107,9 +108,10 @@ exec "{rustc}" "$@"
 """
 
 
-def scenario(tmp: Path, kill: str) -> dict[str, Any]:
+def scenario(tmp: Path, kill: str, lanes: int = 1) -> dict[str, Any]:
     """Runs the scenario to its end, killed at ``kill`` once and resumed; returns what the
-    store and the server saw."""
+    store and the server saw. With ``lanes`` > 1 it runs ``Lanes(lanes)``, whose lane ``i``
+    is answered by prompt content: ``10 * round + i``."""
     import shutil
 
     tmp.mkdir()
@@ -134,20 +136,25 @@ def scenario(tmp: Path, kill: str) -> dict[str, Any]:
         if kill == "llm" and r == 3 and not fired.is_set():
             fired.set()
             child["p"].send_signal(signal.SIGKILL)
-        return code(10 * r)
+        hint = re.search(r"Strategy for this attempt: h(\d+)", prompt)
+        return code(10 * r + (int(hint.group(1)) if hint else 0))
 
     db = tmp / "runs.db"
     kills = 0
     with OpenAITestServer(iter(lambda: answer, None)) as server:
         for attempt in range(4):
-            args = [
-                sys.executable,
-                str(HERE / "resume_scenario.py"),
-                server.base_url,
-                str(db),
-                kill,
-                str(tmp / "marker"),
-            ] + (["--resume"] if attempt else [])
+            args = (
+                [
+                    sys.executable,
+                    str(HERE / "resume_scenario.py"),
+                    server.base_url,
+                    str(db),
+                    kill,
+                    str(tmp / "marker"),
+                ]
+                + (["--resume"] if attempt else [])
+                + ["--lanes", str(lanes)]
+            )
             child["p"] = subprocess.Popen(
                 args, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
@@ -175,6 +182,22 @@ def scenario(tmp: Path, kill: str) -> dict[str, Any]:
         ),
         "evaluations": query(db, "SELECT revision, count(*) FROM evaluations GROUP BY revision"),
         "run": query(db, "SELECT status, stop_reason, rounds, best_revision FROM runs"),
+        # The same, by content: with concurrent lanes revision numbers follow completion order.
+        "by_content": query(
+            db,
+            "SELECT r.code, r.round, r.lane, p.code, r.score FROM revisions r LEFT JOIN "
+            "revisions p ON p.run_id = r.run_id AND p.number = r.parent ORDER BY r.round, r.lane",
+        ),
+        "evaluated": query(
+            db,
+            "SELECT r.code, e.purpose, count(*) FROM evaluations e JOIN revisions r ON "
+            "r.run_id = e.run_id AND r.number = e.revision GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
+        "best": query(
+            db,
+            "SELECT r.code, r.score FROM runs JOIN revisions r ON r.run_id = runs.id "
+            "AND r.number = runs.best_revision",
+        ),
     }
 
 
@@ -199,3 +222,23 @@ def test_a_killed_run_resumes_to_the_same_end(
     # At most the request in flight is sent again; existing revisions are not rebuilt.
     assert base["requests"] <= got["requests"] <= base["requests"] + 1
     assert got["builds"] <= base["builds"] + (1 if kill == "build" else 0)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_lanes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return scenario(tmp_path_factory.mktemp("base") / "lanes", "none", lanes=3)
+
+
+@pytest.mark.parametrize("kill", ["between", "llm", "evaluate"])
+def test_a_killed_run_of_concurrent_lanes_resumes_to_the_same_end(
+    uninterrupted_lanes: dict[str, Any], tmp_path: Path, kill: str
+) -> None:
+    base = uninterrupted_lanes
+    got = scenario(tmp_path / "run", kill, lanes=3)
+    assert base["kills"] == 0 and got["kills"] == 1
+    assert base["best"] == got["best"] == [("fn value() -> u32 { 52 }\n", 52.0)]
+    assert got["by_content"] == base["by_content"], "same revisions, none duplicated"
+    assert len(got["by_content"]) == 1 + 5 * 3
+    assert got["evaluated"] == base["evaluated"], "nothing evaluated twice"
+    # At most the requests in flight when the process died (one per lane) are sent again.
+    assert base["requests"] <= got["requests"] <= base["requests"] + 3
