@@ -3,6 +3,7 @@ ends where the uninterrupted run ends, redoes no finished work and duplicates no
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ import pytest
 from search_helpers import by_prompt, code, round_of, value
 
 import symbiont as sb
-from symbiont.testing import OpenAITestServer
+from symbiont.testing import OpenAITestServer, ScriptedAgent
 
 HERE = Path(__file__).parent
 
@@ -242,3 +243,54 @@ def test_a_killed_run_of_concurrent_lanes_resumes_to_the_same_end(
     assert got["evaluated"] == base["evaluated"], "nothing evaluated twice"
     # At most the requests in flight when the process died (one per lane) are sent again.
     assert base["requests"] <= got["requests"] <= base["requests"] + 3
+
+
+def test_a_round_cut_short_is_replanned_as_it_was_at_its_start(db: Path) -> None:
+    # Round 1 runs two lanes: "fast" answers at once with 50, "slow" later with 20. The run
+    # stops inside slow's evaluation, after fast's revision was committed. The resumed round
+    # must plan and prompt slow exactly as before: from the seed, not from fast's 50.
+    stop = {"now": True}
+
+    def evaluate(fns: sb.Functions) -> float:
+        if fns.value() == 20 and stop["now"]:
+            raise LookupError("the evaluator broke")
+        return float(fns.value())
+
+    async def answer(req: sb.Request) -> str:
+        import asyncio
+
+        prompt = req.messages[1].content
+        if prompt.endswith("Strategy for this attempt: slow"):
+            await asyncio.sleep(0.5)
+            return code(20)
+        return code(50)
+
+    prompts: list[str] = []
+
+    def recorded(req: sb.Request) -> object:
+        prompts.append(req.messages[1].content)
+        return answer(req)
+
+    agent = ScriptedAgent(itertools.repeat(recorded))
+    options: dict[str, Any] = {
+        "evaluate": evaluate,
+        "strategy": sb.Lanes(2, hints=["fast", "slow"]),
+        "budget": sb.Budget(rounds=1),
+        "store": db,
+        "name": "cut",
+    }
+    rt = sb.Runtime("fn value() -> u32 { 1 }", profile="debug")
+    with pytest.raises(LookupError):
+        rt.search(agent, "Grow.", **options)
+    stop["now"] = False
+    run = sb.Runtime("fn value() -> u32 { 1 }", profile="debug").search(
+        agent, "Grow.", resume=True, **options
+    )
+    assert run.best is not None and run.best.score == 50.0
+    assert query(db, "SELECT lane, parent, score FROM revisions WHERE round = 1 ORDER BY lane") == [
+        (0, 0, 50.0),
+        (1, 0, 20.0),
+    ]
+    assert len(prompts) == 3, "only the unfinished lane asked again"
+    slow = [p for p in prompts if p.endswith("slow")]
+    assert slow[0] == slow[1] and "Best code so far (revision 0, score=1)" in slow[1]

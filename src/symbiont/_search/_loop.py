@@ -175,6 +175,9 @@ class _Run:
     spread: dict[int, float | None] = field(default_factory=dict)
     next_number: int = 0
     stop: str | None = None
+    # Revisions of a round that was cut short: the round is planned and prompted again as it
+    # was at its start (without them), and they join the archive when it ends.
+    pending: list[Entry] = field(default_factory=list)
 
     @property
     def elapsed(self) -> float:
@@ -369,7 +372,7 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
     run.emit("run_started", name=name, resumed=existing is not None, budget=s.budget.to_dict())
     try:
         if existing is not None:
-            await _restore_revisions(run)
+            await _restore_revisions(run, int(state.get("round", 0)))
         if 0 not in run.codes:
             await _seed(run, evaluator)
         await _rounds(run, agent, evaluator, state)
@@ -419,9 +422,9 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
         raise
 
 
-async def _restore_revisions(run: _Run) -> None:
+async def _restore_revisions(run: _Run, completed: int) -> None:
     """Registers the stored revisions again (from the build cache: no LLM, no rebuild) and
-    rebuilds the archive from their stored scores."""
+    rebuilds the archive from their stored scores, as it was when round ``completed`` ended."""
     for rev in run.store.revisions(run.row.id):
         candidate = run.host.validate(rev["code"])
         if isinstance(candidate, Failure):
@@ -439,7 +442,8 @@ async def _restore_revisions(run: _Run) -> None:
         run.feedback[rev["number"]] = rev["feedback"] or ""
         run.spread[rev["number"]] = rev["spread"]
         if rev["status"] == "scored":
-            run.archive.entries.append(
+            held = run.pending if rev["round"] > completed else run.archive.entries
+            held.append(
                 Entry(
                     number=rev["number"],
                     score=rev["score"],
@@ -591,6 +595,8 @@ async def _rounds(run: _Run, agent: Agent, evaluator: Evaluator, state: Mapping[
         for o in outcomes:
             if isinstance(o, BaseException):
                 raise o
+        run.archive.entries.extend(e for e in run.pending if run.archive.get(e.number) is None)
+        run.pending.clear()
         if run.stop is not None:
             return  # a request budget cut the round short: it is replayed on resume
         ends = {e["lane"]: e["data"] for e in run.store.events(run.row.id, "lane_end", round=r)}
