@@ -112,7 +112,8 @@ exec "{rustc}" "$@"
 def scenario(tmp: Path, kill: str, lanes: int = 1) -> dict[str, Any]:
     """Runs the scenario to its end, killed at ``kill`` once and resumed; returns what the
     store and the server saw. With ``lanes`` > 1 it runs ``Lanes(lanes)``, whose lane ``i``
-    is answered by prompt content: ``10 * round + i``."""
+    is answered by prompt content: ``10 * round + i`` (in round 3, after a first reply that
+    does not compile)."""
     import shutil
 
     tmp.mkdir()
@@ -137,6 +138,9 @@ def scenario(tmp: Path, kill: str, lanes: int = 1) -> dict[str, Any]:
         if kill == "llm" and r == 3 and not fired.is_set():
             fired.set()
             child["p"].send_signal(signal.SIGKILL)
+        if r == 3 and len(body["messages"]) == 2:
+            # Round 3's lanes need two attempts: the first does not compile.
+            return "```rust\nfn value() -> u32 { not_defined }\n```"
         hint = re.search(r"Strategy for this attempt: h(\d+)", prompt)
         return code(10 * r + (int(hint.group(1)) if hint else 0))
 
@@ -183,6 +187,9 @@ def scenario(tmp: Path, kill: str, lanes: int = 1) -> dict[str, Any]:
         ),
         "evaluations": query(db, "SELECT revision, count(*) FROM evaluations GROUP BY revision"),
         "run": query(db, "SELECT status, stop_reason, rounds, best_revision FROM runs"),
+        "attempts": query(
+            db, "SELECT round, lane, attempt, failure_kind FROM attempts ORDER BY round, lane, id"
+        ),
         # The same, by content: with concurrent lanes revision numbers follow completion order.
         "by_content": query(
             db,
@@ -220,8 +227,10 @@ def test_a_killed_run_resumes_to_the_same_end(
     assert got["revisions"] == base["revisions"], "same revisions, none duplicated"
     # Each revision was evaluated once (the kill inside an evaluation leaves no row for it).
     assert got["evaluations"] == base["evaluations"]
-    # At most the request in flight is sent again; existing revisions are not rebuilt.
+    # At most the request in flight is sent again (a lane the process died in replays its
+    # recorded attempts); existing revisions are not rebuilt.
     assert base["requests"] <= got["requests"] <= base["requests"] + 1
+    assert got["attempts"] == base["attempts"], "no attempt recorded twice"
     assert got["builds"] <= base["builds"] + (1 if kill == "build" else 0)
 
 

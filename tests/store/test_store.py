@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import symbiont as sb
-from symbiont._store import REDACTED, SCHEMA_VERSION, Store, default_store_path
+from symbiont._store import MIGRATIONS, REDACTED, SCHEMA_VERSION, Store, default_store_path
 
 
 def make_run(store: Store, name: str = "r1") -> int:
@@ -31,10 +31,10 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
     assert store.integrity() == "ok"
     names = [r[0] for r in store.query("SELECT name FROM migrations ORDER BY name")]
-    assert names == ["0001_initial", "0002_attempts_per_round"]
+    assert names == [name for name, _ in MIGRATIONS]
     store.close()
     again = Store(tmp_path / "runs.db")  # reopening applies nothing twice
-    assert len(again.query("SELECT name FROM migrations")) == 2
+    assert len(again.query("SELECT name FROM migrations")) == len(MIGRATIONS)
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -146,8 +146,6 @@ def test_the_default_store_lives_in_the_cache_dir(
 
 
 def test_a_store_of_the_first_schema_is_migrated_forward(tmp_path: Path) -> None:
-    from symbiont._store import MIGRATIONS
-
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied REAL)")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from symbiont._agents import Agent, Reply, Request
+from symbiont._agents import Agent, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
 from symbiont._errors import AgentError, ConfigError, EvolveError, ResumeError
@@ -237,17 +237,60 @@ class _Run:
         return (prompt_tokens * inp + completion_tokens * out) / 1e6
 
 
-class _Metered:
-    """The agent with the request budgets in front of it and the llm stage reported."""
+# Failures found after validation: a replayed attempt with one of these is rejected again from
+# its record, without building or evaluating the candidate a second time.
+_AFTER_VALIDATION = frozenset(
+    ("compile_error", "build_timeout", "load_error", "panic", "check_failed", "timeout", "crash")
+)
 
-    def __init__(self, inner: Agent, run: _Run, round: int, lane: int) -> None:
+
+class _Metered:
+    """The agent with the request budgets in front of it and the llm stage reported.
+
+    ``replay`` holds the committed attempts of this lane from an earlier session (a lane the
+    process died in): while the lane sends exactly the conversation recorded, the recorded
+    reply is returned without a request, and the attempt is not recorded twice.
+    """
+
+    def __init__(
+        self, inner: Agent, run: _Run, round: int, lane: int, replay: list[dict[str, Any]]
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.run = run
         self.round = round
         self.lane = lane
+        self.replay = replay
+        self.replayed = False  # the last reply came from the record
+        self.replayed_failure: Failure | None = None
+
+    def _from_record(self, request: Request) -> Reply | None:
+        self.replayed, self.replayed_failure = False, None
+        if not self.replay:
+            return None
+        record = self.replay[0]
+        if record["reply"] is None or record["prompt"] != [m.to_dict() for m in request.messages]:
+            self.replay.clear()  # the lane went another way: ask the model from here on
+            return None
+        self.replay.pop(0)
+        self.replayed = True
+        if record["failure_kind"] in _AFTER_VALIDATION:
+            feedback = record["feedback"] or ""
+            summary = feedback.strip().splitlines()[0] if feedback.strip() else ""
+            self.replayed_failure = Failure(
+                kind=record["failure_kind"], feedback=feedback, summary=summary
+            )
+        usage = Usage(
+            prompt_tokens=record["prompt_tokens"],
+            completion_tokens=record["completion_tokens"],
+            requests=1,
+        )
+        return Reply(text=record["reply"], usage=usage, finish_reason=record["finish_reason"])
 
     async def complete(self, request: Request) -> Reply:
+        recorded = self._from_record(request)
+        if recorded is not None:
+            return recorded
         reason = self.run.request_budget()
         if reason is not None:
             self.run.stop = self.run.stop or reason
@@ -689,6 +732,8 @@ async def _lane(
         async def try_candidate(
             self, candidate: Candidate, *, lane: int, attempt: int
         ) -> Registered | Rejected:
+            if metered.replayed_failure is not None:
+                return Rejected(failure=metered.replayed_failure, timings=StageTimings())
             chash = content_hash(candidate.normalised)
             number = run.known.get(chash)
             if number is not None and run.runtime_of.get(number, -1) >= 0:
@@ -787,6 +832,9 @@ async def _lane(
     def on_attempt(trace: AttemptTrace) -> None:
         if trace.outcome == "agent_error" and run.stop is not None:
             return  # the request a budget refused was never sent
+        if metered.replayed and trace.reply is not None:
+            metered.replayed = False
+            return  # recorded (and counted) by the session that sent it
         usage = trace.usage
         cost = run.price(model, usage.prompt_tokens, usage.completion_tokens)
         revision = produced[-1] if trace.revision is not None and produced else None
@@ -809,6 +857,7 @@ async def _lane(
             feedback=None if failure is None else failure.feedback,
             revision=revision,
             started=trace.started,
+            finish_reason=trace.finish_reason,
         )
         run.counters.attempts += 1
         run.counters.tokens += usage.total_tokens
@@ -828,7 +877,8 @@ async def _lane(
     if s.attempts_per_lane is not None:
         limits = dataclasses.replace(limits, attempts=s.attempts_per_lane)
     lane_id = host.next_lane()
-    metered = _Metered(agent, run, round, index)
+    replay = run.store.attempts(run.row.id, full=True, round=round, lane=index)
+    metered = _Metered(agent, run, round, index, replay)
     result: int | None = None
     failure_text: str | None = None
     try:

@@ -111,4 +111,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 
+MIGRATIONS += (
+    (
+        # A resumed lane replays its recorded replies; a reply cut at the length limit gets
+        # another correction than a complete one, so the reason is kept.
+        "0003_attempt_finish_reason",
+        "ALTER TABLE attempts ADD COLUMN finish_reason TEXT;",
+    ),
+)
+
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -339,14 +339,15 @@ class Store:
         feedback: str | None,
         revision: int | None,
         started: float,
+        finish_reason: str | None = None,
     ) -> None:
         """One LLM call; the run's counters move in the same transaction."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO attempts (run_id, round, lane, attempt, prompt, reply, model, "
                 "prompt_tokens, completion_tokens, cost, timings, outcome, decision, "
-                "failure_kind, feedback, revision, started) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "failure_kind, feedback, revision, started, finish_reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     round,
@@ -365,6 +366,7 @@ class Store:
                     feedback,
                     revision,
                     started,
+                    finish_reason,
                 ),
             )
             db.execute(
@@ -374,26 +376,36 @@ class Store:
             )
 
     def attempts(
-        self, run_id: int, *, last: int | None = None, full: bool = False
+        self,
+        run_id: int,
+        *,
+        last: int | None = None,
+        full: bool = False,
+        round: int | None = None,
+        lane: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The run's attempts in order (only the ``last`` ones when given); ``full`` includes
-        the prompt and reply texts."""
+        """The run's attempts in order (only the ``last`` ones when given, only those of
+        ``round`` / ``lane`` when given); ``full`` includes the prompt and reply texts."""
         cols = (
             "*"
             if full
             else (
                 "id, round, lane, attempt, model, prompt_tokens, completion_tokens, cost, timings, "
-                "outcome, decision, failure_kind, feedback, revision, started"
+                "outcome, decision, failure_kind, feedback, revision, started, finish_reason"
             )
         )
+        where = "run_id = ?"
+        params: list[Any] = [run_id]
+        for column, value in (("round", round), ("lane", lane)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                params.append(value)
         if last is None:
-            rows = self.query(
-                f"SELECT {cols} FROM attempts WHERE run_id = ? ORDER BY id", (run_id,)
-            )
+            rows = self.query(f"SELECT {cols} FROM attempts WHERE {where} ORDER BY id", params)
         else:
             rows = self.query(
-                f"SELECT {cols} FROM attempts WHERE run_id = ? ORDER BY id DESC LIMIT ?",
-                (run_id, last),
+                f"SELECT {cols} FROM attempts WHERE {where} ORDER BY id DESC LIMIT ?",
+                (*params, last),
             )[::-1]
         out = []
         for r in rows:
