@@ -60,3 +60,22 @@ def test_public_classes_name_the_public_module() -> None:
         obj = getattr(sb, name)
         if isinstance(obj, type):
             assert obj.__module__ == "symbiont", name
+
+
+def test_every_public_name_is_either_eager_or_lazy() -> None:
+    lazy = set(sb._LAZY) | set(sb._ON_USE)
+    eager = {n for n in sb.__all__ if n.endswith("Error")}
+    assert lazy | eager == set(sb.__all__) and not lazy & eager
+
+
+def test_a_store_command_imports_no_layer_below_the_store() -> None:
+    # `symbiont show` must start fast: reading a run store needs neither asyncio nor the
+    # agents, the compiler or the loader.
+    code = (
+        "import sys\nfrom symbiont._cli import main\n"
+        "try:\n    main(['runs', '--store', '/nonexistent/runs.db'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('asyncio', 'symbiont._runtime', 'symbiont._agents', "
+        "'symbiont._load', 'symbiont._compile') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

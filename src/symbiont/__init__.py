@@ -22,19 +22,9 @@ point down; nothing in _decl.._load knows an LLM exists):
     _cli       the `symbiont` command
 """
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
-from symbiont._agents import (
-    Agent,
-    CommandAgent,
-    Message,
-    OpenAIAgent,
-    Reply,
-    Request,
-    Usage,
-    agent_from_env,
-)
-from symbiont._decl import Declarations, evolvable
 from symbiont._errors import (
     AgentError,
     BuildError,
@@ -53,30 +43,84 @@ from symbiont._errors import (
     ToolchainError,
     TransientAgentError,
 )
-from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
-from symbiont._load import Cell, Functions, Revision, RevisionHandle
-from symbiont._runtime import Runtime
-from symbiont._search import (
-    Best,
-    Budget,
-    Event,
-    HillClimb,
-    Islands,
-    Lanes,
-    Pareto,
-    PromptContext,
-    Reject,
-    Score,
-    SearchRun,
-    Timing,
-    default_prompt,
-    measure,
-)
-from symbiont._validate import Policy
 
 if TYPE_CHECKING:
+    from symbiont._agents import (
+        Agent,
+        CommandAgent,
+        Message,
+        OpenAIAgent,
+        Reply,
+        Request,
+        Usage,
+        agent_from_env,
+    )
     from symbiont._agents._local import LocalAgent
     from symbiont._cli._progress import progress
+    from symbiont._decl import Declarations, evolvable
+    from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
+    from symbiont._load import Cell, Functions, Revision, RevisionHandle
+    from symbiont._runtime import Runtime
+    from symbiont._search import (
+        Best,
+        Budget,
+        Event,
+        HillClimb,
+        Islands,
+        Lanes,
+        Pareto,
+        PromptContext,
+        Reject,
+        Score,
+        SearchRun,
+        Timing,
+        default_prompt,
+        measure,
+    )
+    from symbiont._validate import Policy
+
+# Public name -> the private module that defines it. The errors above are imported at once
+# (they are cheap and tracebacks name them publicly); everything else is imported on the first
+# use of any of these names, so `import symbiont`, and every `symbiont` command that only
+# reads a run store, do not pay for asyncio, the agents and the loader.
+_LAZY = {
+    "Agent": "symbiont._agents",
+    "AttemptTrace": "symbiont._evolve",
+    "Best": "symbiont._search",
+    "Budget": "symbiont._search",
+    "Cell": "symbiont._load",
+    "CommandAgent": "symbiont._agents",
+    "Declarations": "symbiont._decl",
+    "Event": "symbiont._search",
+    "EvolveInfo": "symbiont._evolve",
+    "Functions": "symbiont._load",
+    "HillClimb": "symbiont._search",
+    "Islands": "symbiont._search",
+    "Lanes": "symbiont._search",
+    "Message": "symbiont._agents",
+    "OpenAIAgent": "symbiont._agents",
+    "Pareto": "symbiont._search",
+    "Policy": "symbiont._validate",
+    "PromptContext": "symbiont._search",
+    "Reject": "symbiont._search",
+    "Reply": "symbiont._agents",
+    "Request": "symbiont._agents",
+    "Revision": "symbiont._load",
+    "RevisionHandle": "symbiont._load",
+    "Runtime": "symbiont._runtime",
+    "Score": "symbiont._search",
+    "SearchRun": "symbiont._search",
+    "StageTimings": "symbiont._evolve",
+    "Timing": "symbiont._search",
+    "Trace": "symbiont._evolve",
+    "Usage": "symbiont._agents",
+    "agent_from_env": "symbiont._agents",
+    "default_prompt": "symbiont._search",
+    "evolvable": "symbiont._decl",
+    "measure": "symbiont._search",
+}
+# Loaded on first use of that name only: llama.cpp helpers, and the renderer (rich).
+_ON_USE = {"LocalAgent": "symbiont._agents._local", "progress": "symbiont._cli._progress"}
 
 __version__ = "0.1.0"
 
@@ -145,26 +189,29 @@ def _publish() -> None:
     for name in __all__:
         obj = globals().get(name)
         if isinstance(obj, type) or callable(obj):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):  # builtins, slots
                 obj.__module__ = __name__
-            except (AttributeError, TypeError):  # pragma: no cover - builtins, slots
-                pass
 
 
 _publish()
 
 
+def _load() -> None:
+    import importlib
+
+    for name, module in _LAZY.items():
+        globals()[name] = getattr(importlib.import_module(module), name)
+    _publish()
+
+
 def __getattr__(name: str) -> Any:
-    # The local agent's module pulls in llama.cpp helpers: loaded on first use only.
-    if name == "LocalAgent":
-        from symbiont._agents._local import LocalAgent
+    if name in _LAZY:
+        _load()
+        return globals()[name]
+    if name in _ON_USE:
+        import importlib
 
-        LocalAgent.__module__ = __name__
-        return LocalAgent
-    if name == "progress":
-        # The renderer lives with the CLI (rich is imported when it first draws).
-        from symbiont._cli._progress import progress
-
-        progress.__module__ = __name__
-        return progress
+        obj = getattr(importlib.import_module(_ON_USE[name]), name)
+        obj.__module__ = __name__
+        return obj
     raise AttributeError(f"module 'symbiont' has no attribute {name!r}")
