@@ -30,9 +30,18 @@ def base_prompt(
     if decls.prelude.strip():
         parts.append(f"Prelude (already defined):\n```rust\n{decls.prelude.rstrip()}\n```")
     parts.append(f"Functions to implement:\n```rust\n{decls.signatures_text}\n```")
-    if current and "unimplemented!(" not in current:
+    # Shown unless every function is still the generated stub: one stub among real bodies must
+    # not hide the others (the model has to keep them).
+    stubs = [
+        f.name for f in decls.functions if f"`{f.name}` has no default body yet" in (current or "")
+    ]
+    if current and len(stubs) < len(decls.functions):
         label = f"revision {revision}" if revision is not None else "current"
-        parts.append(f"Current implementation ({label}):\n```rust\n{current.rstrip()}\n```")
+        shown = f"Current implementation ({label}):\n```rust\n{current.rstrip()}\n```"
+        if stubs:
+            names = ", ".join(f"`{n}`" for n in stubs)
+            shown += f"\n{names}: not implemented yet (the body above is a placeholder)."
+        parts.append(shown)
     return "\n\n".join(parts)
 
 
