@@ -303,3 +303,47 @@ def test_a_round_cut_short_is_replanned_as_it_was_at_its_start(db: Path) -> None
     assert len(prompts) == 3, "only the unfinished lane asked again"
     slow = [p for p in prompts if p.endswith("slow")]
     assert slow[0] == slow[1] and "Best code so far (revision 0, score=1)" in slow[1]
+
+
+SLOW_CLEANUP = """
+import itertools, sys, time
+import symbiont as sb
+from symbiont.testing import ScriptedAgent
+
+def on_event(event):
+    if event.kind == "round_ended":
+        print("round", event.round, flush=True)
+        time.sleep(0.2)
+    if event.kind == "run_ended":
+        time.sleep(120)  # a cleanup that hangs: only a second Ctrl-C gets out
+
+rt = sb.Runtime("fn value() -> u32 { 1 }", profile="debug")
+agent = ScriptedAgent(itertools.repeat("```rust\\nfn value() -> u32 { 2 }\\n```"))
+rt.search(agent, "Grow.", evaluate=lambda fns: float(fns.value()),
+          budget=sb.Budget(rounds=1000), store=sys.argv[1], name="twice", on_event=on_event)
+"""
+
+
+def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLEANUP, str(db)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("round 1")
+    proc.send_signal(signal.SIGINT)
+    # The first Ctrl-C records the interruption, then waits for the (hanging) cleanup.
+    for _ in range(200):
+        if query(db, "SELECT status FROM runs") == [("interrupted",)]:
+            break
+        threading.Event().wait(0.05)
+    assert query(db, "SELECT status FROM runs") == [("interrupted",)]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)  # long before the 120 s cleanup would end
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
