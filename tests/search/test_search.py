@@ -266,3 +266,27 @@ def test_search_with_process_isolation_is_refused_clearly(db: Path) -> None:
             rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db)
     finally:
         rt.close()
+
+
+def test_asearch_and_an_evaluator_taking_the_vectorised_functions(db: Path) -> None:
+    import asyncio
+
+    import numpy as np
+
+    rt = sb.Runtime("fn scale(x: f64) -> f64 { x }", profile="debug")
+
+    def evaluate(fns: sb.Functions, maps: object) -> float:
+        xs = np.arange(4, dtype=np.float64)
+        return float(maps.scale(xs).sum())  # type: ignore[attr-defined]
+
+    agent = ScriptedAgent(["```rust\nfn scale(x: f64) -> f64 { 2.0 * x }\n```"])
+
+    async def main() -> sb.SearchRun:
+        return await rt.asearch(
+            agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=1), store=db
+        )
+
+    run = asyncio.run(main())
+    assert run.best is not None and run.best.score == 12.0  # 2 * (0 + 1 + 2 + 3)
+    with pytest.raises(sb.ConfigError, match="unknown search option"):
+        asyncio.run(rt.asearch(agent, "G.", evaluate=evaluate, rounds=3))
