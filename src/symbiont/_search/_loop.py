@@ -169,7 +169,6 @@ class _Run:
     elapsed_before: float
     known: dict[str, int] = field(default_factory=dict)  # content hash -> run revision
     runtime_of: dict[int, int] = field(default_factory=dict)  # run revision -> runtime revision
-    run_of: dict[int, int] = field(default_factory=dict)  # runtime revision -> run revision
     codes: dict[int, str] = field(default_factory=dict)
     feedback: dict[int, str] = field(default_factory=dict)
     spread: dict[int, float | None] = field(default_factory=dict)
@@ -501,7 +500,6 @@ async def _restore_revisions(run: _Run, completed: int) -> None:
 def _remember(run: _Run, number: int, code: str, chash: str, runtime: int) -> None:
     run.known[chash] = number
     run.runtime_of[number] = runtime
-    run.run_of.setdefault(runtime, number)
     run.codes[number] = code
     run.next_number = max(run.next_number, number + 1)
 
