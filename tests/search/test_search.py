@@ -255,6 +255,8 @@ def test_bad_options_are_named(rt: sb.Runtime, db: Path) -> None:
         sb.Budget(rounds=0)
     with pytest.raises(sb.ConfigError, match="evaluator_errors"):
         rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, evaluator_errors="ignore")
+    with pytest.raises(sb.ConfigError, match=r"price of model 'scripted'.*prices="):
+        rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, budget=sb.Budget(cost=1.0))
     with pytest.raises(sb.ConfigError, match=r"without the objective 'score'"):
         rt.search(ScriptedAgent([code(2)]), "G.", evaluate=lambda f: {"x": 1.0}, store=db)
 

@@ -345,6 +345,13 @@ async def search(host: Host, agent: Agent, s: Settings) -> SearchRun:
 
 
 async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> SearchRun:
+    model = _model_of(agent)
+    if s.budget.cost is not None and model not in (s.prices or {}):
+        raise ConfigError(
+            f"Budget(cost=...) needs the price of model {model!r}: pass "
+            f"prices={{{model!r}: (USD per million prompt tokens, USD per million completion "
+            "tokens)}"
+        )
     decls = host.declarations
     decl_hash = hashlib.sha256(decls.source.encode()).hexdigest()
     eval_hash = source_hash(s.evaluate)
