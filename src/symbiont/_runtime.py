@@ -348,12 +348,23 @@ class Runtime:
         log.info("activated revision %d", number)
         return rev
 
-    def register(self, code: str, *, check: Check | None = None, activate: bool = False) -> int:
+    def register(
+        self,
+        code: str,
+        *,
+        check: Check | None = None,
+        activate: bool = False,
+        functions: Sequence[str] | None = None,
+    ) -> int:
         """Validates, builds, loads, checks and registers hand-written ``code``.
 
-        Returns the revision number (an existing one for code that matches a registered
-        revision). Raises :class:`CandidateError` when the code is rejected.
+        With ``functions``, ``code`` defines only those declared functions (and helpers); the
+        others are taken from the active revision. Returns the revision number (an existing
+        one for code that matches a registered revision). Raises :class:`CandidateError` when
+        the code is rejected.
         """
+        if functions is not None:
+            code = self._complete(code, functions)
         candidate = validate_code(code, self.declarations, self.policy)
         if not isinstance(candidate, Candidate):
             raise CandidateError(
@@ -366,6 +377,27 @@ class Runtime:
         if activate:
             self.activate(outcome.revision)
         return outcome.revision
+
+    def _complete(self, code: str, functions: Sequence[str]) -> str:
+        """``code`` for ``functions`` only, checked against them and completed with the rest
+        of the active revision (raises CandidateError when it does not validate)."""
+        from symbiont._validate import complete_from_parent, subset
+
+        if isinstance(functions, str) or not functions:
+            raise ConfigError("functions= takes a non-empty list of declared function names")
+        unknown = sorted(set(functions) - set(self.declarations.names))
+        if unknown:
+            raise ConfigError(
+                f"functions= names {', '.join(unknown)}, not declared; declared: "
+                f"{', '.join(self.declarations.names)}"
+            )
+        partial = validate_code(code, subset(self.declarations, tuple(functions)), self.policy)
+        if not isinstance(partial, Candidate):
+            raise CandidateError(
+                Failure(kind=partial.kind, feedback=partial.message,
+                        summary=partial.message.splitlines()[0], line=partial.line)
+            )  # fmt: skip
+        return complete_from_parent(partial.code, self.code())
 
     # ------------------------------------------------------------------ evolution
 
@@ -512,6 +544,7 @@ class Runtime:
         evaluator_errors: str = "raise",
         evaluate_timeout: float | None = 60.0,
         attempts_per_lane: int | None = None,
+        functions: Sequence[str] | None = None,
         on_event: Callable[[Event], None] | None = None,
     ) -> SearchRun:
         """Evolves toward a score over many rounds; every step goes into a SQLite store.
@@ -535,6 +568,8 @@ class Runtime:
         - ``prices``: model -> (USD per million prompt tokens, per million completion tokens),
           for the ``cost`` budget. ``prompt(context) -> str`` replaces the default prompt.
         - ``attempts_per_lane``: replies per lane (default: the runtime's ``max_attempts``).
+        - ``functions``: the declared functions the model rewrites (default: all); a candidate
+          defines only those (and helpers), the rest is taken from the lane's parent.
         - ``on_event(event)``: progress events (see :class:`symbiont.Event`).
 
         The best revision is activated at the end. Ctrl-C ends the round in flight as
@@ -583,6 +618,7 @@ class Runtime:
             evaluate_timeout=options["evaluate_timeout"],
             objective=options["objective"],
             attempts_per_lane=options["attempts_per_lane"],
+            functions=options["functions"],
             on_event=options["on_event"],
         )
 
@@ -739,7 +775,7 @@ _SEARCH_DEFAULTS: dict[str, Any] = {
     "strategy": None, "budget": None, "store": None, "name": None, "resume": False,
     "force": False, "maximize": True, "objective": "score", "repeats": 1,
     "confirm_repeats": None, "prices": None, "prompt": None, "evaluator_errors": "raise",
-    "evaluate_timeout": 60.0, "attempts_per_lane": None, "on_event": None,
+    "evaluate_timeout": 60.0, "attempts_per_lane": None, "functions": None, "on_event": None,
 }  # fmt: skip
 
 

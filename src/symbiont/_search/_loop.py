@@ -45,7 +45,7 @@ from symbiont._search._types import (
     SearchRun,
 )
 from symbiont._store import RunRow, Store, default_store_path
-from symbiont._validate import Candidate, Policy
+from symbiont._validate import Candidate, Policy, complete_from_parent, subset
 
 log = logging.getLogger("symbiont.search")
 
@@ -104,6 +104,7 @@ class Settings:
     evaluate_timeout: float | None
     objective: str
     attempts_per_lane: int | None
+    functions: tuple[str, ...] | None
     on_event: Callable[[Event], None] | None
 
 
@@ -126,6 +127,10 @@ def validate_settings(s: Settings) -> Settings:
         raise ConfigError(f"attempts_per_lane must be an int >= 1, got {s.attempts_per_lane!r}")
     if s.evaluate_timeout is not None and not s.evaluate_timeout > 0:
         raise ConfigError(f"evaluate_timeout must be positive seconds, got {s.evaluate_timeout!r}")
+    if s.functions is not None:
+        if isinstance(s.functions, str) or not s.functions:
+            raise ConfigError("functions= takes a non-empty list of declared function names")
+        s = dataclasses.replace(s, functions=tuple(s.functions))
     if s.prompt is not None and not callable(s.prompt):
         raise ConfigError("prompt must be a callable (PromptContext) -> str")
     if s.on_event is not None and not callable(s.on_event):
@@ -353,6 +358,12 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
             "tokens)}"
         )
     decls = host.declarations
+    unknown = sorted(set(s.functions or ()) - set(decls.names))
+    if unknown:
+        raise ConfigError(
+            f"functions= names {', '.join(unknown)}, not declared; declared: "
+            f"{', '.join(decls.names)}"
+        )
     decl_hash = hashlib.sha256(decls.source.encode()).hexdigest()
     eval_hash = source_hash(s.evaluate)
     name = s.name or _default_name(store)
@@ -374,6 +385,7 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
         "evaluator_errors": s.evaluator_errors,
         "evaluate_timeout": s.evaluate_timeout,
         "attempts_per_lane": s.attempts_per_lane,
+        "functions": None if s.functions is None else list(s.functions),
         "prices": {k: list(v) for k, v in (s.prices or {}).items()},
     }
     if existing is not None:
@@ -583,9 +595,8 @@ def _shown(run: _Run, number: int) -> Shown:
 
 
 def _stop_between_rounds(run: _Run, rounds: int, patience: int) -> str | None:
+    # The target first: a run that reaches it in its last round reached its goal.
     b = run.settings.budget
-    if b.rounds is not None and rounds >= b.rounds:
-        return "rounds"
     best = run.archive.best()
     if (
         b.target is not None
@@ -593,6 +604,8 @@ def _stop_between_rounds(run: _Run, rounds: int, patience: int) -> str | None:
         and (best.score >= b.target if run.archive.maximize else best.score <= b.target)
     ):
         return "target"
+    if b.rounds is not None and rounds >= b.rounds:
+        return "rounds"
     if b.patience is not None and patience >= b.patience:
         return "patience"
     return run.request_budget()
@@ -705,6 +718,8 @@ async def _lane(
 ) -> None:
     host, s = run.host, run.settings
     decls = host.declarations
+    # With functions=[...] the model writes only those; the rest comes from the parent.
+    lane_decls = decls if s.functions is None else subset(decls, s.functions)
     best = run.archive.best()
     frontier: tuple[Shown, ...] = ()
     if isinstance(s.strategy, Pareto):
@@ -712,7 +727,7 @@ async def _lane(
     ctx = PromptContext(
         task=s.task,
         prelude=decls.prelude,
-        signatures=decls.signatures_text,
+        signatures=lane_decls.signatures_text,
         objective=s.objective,
         maximize=s.maximize,
         round=round,
@@ -725,6 +740,7 @@ async def _lane(
         failures=tuple(failures),
         feedback=run.feedback.get(spec.parent) or None,
         hint=spec.hint,
+        functions=s.functions,
     )
     text = (s.prompt or default_prompt)(ctx)
     if not isinstance(text, str) or not text.strip():
@@ -739,6 +755,11 @@ async def _lane(
         ) -> Registered | Rejected:
             if metered.replayed_failure is not None:
                 return Rejected(failure=metered.replayed_failure, timings=StageTimings())
+            if s.functions is not None:
+                merged = host.validate(complete_from_parent(candidate.code, run.codes[spec.parent]))
+                if isinstance(merged, Failure):
+                    return Rejected(failure=merged, timings=StageTimings())
+                candidate = merged
             chash = content_hash(candidate.normalised)
             number = run.known.get(chash)
             if number is not None and run.runtime_of.get(number, -1) >= 0:
@@ -891,7 +912,7 @@ async def _lane(
             lane=lane_id,
             agent=metered,
             prompt=text,
-            decls=decls,
+            decls=lane_decls,
             policy=host.policy,
             sink=Sink(),
             limits=limits,

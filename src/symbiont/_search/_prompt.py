@@ -34,7 +34,8 @@ class PromptContext:
     ``objective`` names the score and ``maximize`` its direction; ``parent`` is the revision
     the lane improves (``best`` may be the same); ``last`` the previous round's outcome as one
     line (None in round 1); ``failures`` recent failure lines; ``feedback`` the evaluator's
-    text for the parent; ``hint`` the strategy's hint for the lane.
+    text for the parent; ``hint`` the strategy's hint for the lane; ``functions`` the declared
+    functions the lane rewrites (None: all of them; the others are kept from the parent).
     """
 
     task: str
@@ -52,6 +53,7 @@ class PromptContext:
     failures: tuple[str, ...] = ()
     feedback: str | None = None
     hint: str | None = None
+    functions: tuple[str, ...] | None = None
 
 
 def _metrics(shown: Shown, objective: str) -> str:
@@ -95,6 +97,12 @@ def default_prompt(ctx: PromptContext) -> str:
             f"Evaluator feedback on revision {ctx.parent.revision}:\n{ctx.feedback.strip()}"
         )
     ask = f"Round {ctx.round}: write an improved version ({direction} `{ctx.objective}`)."
+    if ctx.functions:
+        names = ", ".join(f"`{n}`" for n in ctx.functions)
+        ask += (
+            f" Write only {names} (and any helpers they need); every other function is kept "
+            "from the code above."
+        )
     if ctx.hint:
         ask += f" Strategy for this attempt: {ctx.hint.strip()}"
     parts.append(ask)

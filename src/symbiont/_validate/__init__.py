@@ -7,6 +7,7 @@ and never imports ``symbiont._agents``: it sees replies as plain text.
 """
 
 from symbiont._validate._extract import extract_code
+from symbiont._validate._merge import complete_from_parent, subset
 from symbiont._validate._types import (
     DEFAULT_DENIED_MACROS,
     DEFAULT_DENIED_PATHS,
@@ -24,7 +25,9 @@ __all__ = [
     "Policy",
     "Rejection",
     "RejectionKind",
+    "complete_from_parent",
     "extract_code",
+    "subset",
     "validate",
     "validate_code",
 ]
