@@ -60,7 +60,7 @@ from symbiont._load import (
     timeout_ns,
     trampoline,
 )
-from symbiont._validate import Candidate, Policy, validate_code
+from symbiont._validate import Candidate, Policy, Rejection, validate_code
 
 if TYPE_CHECKING:
     import os
@@ -383,6 +383,13 @@ class Runtime:
         of the active revision (raises CandidateError when it does not validate)."""
         from symbiont._validate import complete_from_parent, subset
 
+        self._check_functions(functions)
+        partial = validate_code(code, subset(self.declarations, tuple(functions)), self.policy)
+        if not isinstance(partial, Candidate):
+            raise CandidateError(_as_failure(partial))
+        return complete_from_parent(partial.code, self.code())
+
+    def _check_functions(self, functions: Sequence[str]) -> None:
         if isinstance(functions, str) or not functions:
             raise ConfigError("functions= takes a non-empty list of declared function names")
         unknown = sorted(set(functions) - set(self.declarations.names))
@@ -391,13 +398,6 @@ class Runtime:
                 f"functions= names {', '.join(unknown)}, not declared; declared: "
                 f"{', '.join(self.declarations.names)}"
             )
-        partial = validate_code(code, subset(self.declarations, tuple(functions)), self.policy)
-        if not isinstance(partial, Candidate):
-            raise CandidateError(
-                Failure(kind=partial.kind, feedback=partial.message,
-                        summary=partial.message.splitlines()[0], line=partial.line)
-            )  # fmt: skip
-        return complete_from_parent(partial.code, self.code())
 
     # ------------------------------------------------------------------ evolution
 
@@ -409,13 +409,20 @@ class Runtime:
         check: Check | None = None,
         activate: bool = True,
         seed: int | None = None,
+        functions: Sequence[str] | None = None,
     ) -> EvolveInfo:
         """Runs one lane until a candidate registers; activates it unless ``activate=False``.
 
+        With ``functions``, the model writes only those declared functions (and helpers); the
+        others are kept from the active revision and shown to it as context.
         Raises :class:`EvolveError` (carrying the trace) when the lane ends without one.
         Works from inside a running event loop too; :meth:`aevolve` is the async twin.
         """
-        return run_sync(self._evolve(agent, prompt, check=check, activate=activate, seed=seed))
+        return run_sync(
+            self._evolve(
+                agent, prompt, check=check, activate=activate, seed=seed, functions=functions
+            )
+        )
 
     async def aevolve(
         self,
@@ -425,10 +432,13 @@ class Runtime:
         check: Check | None = None,
         activate: bool = True,
         seed: int | None = None,
+        functions: Sequence[str] | None = None,
     ) -> EvolveInfo:
         """Async twin of :meth:`evolve`."""
         return await run_async(
-            self._evolve(agent, prompt, check=check, activate=activate, seed=seed)
+            self._evolve(
+                agent, prompt, check=check, activate=activate, seed=seed, functions=functions
+            )
         )
 
     def evolve_batch(
@@ -469,10 +479,17 @@ class Runtime:
         return self._gate
 
     async def _evolve(
-        self, agent: Agent, prompt: str, *, check: Check | None, activate: bool, seed: int | None
+        self,
+        agent: Agent,
+        prompt: str,
+        *,
+        check: Check | None,
+        activate: bool,
+        seed: int | None,
+        functions: Sequence[str] | None = None,
     ) -> EvolveInfo:
         self._check_agent(agent)
-        info = await self._lane(agent, prompt, check=check, seed=seed)
+        info = await self._lane(agent, prompt, check=check, seed=seed, functions=functions)
         if activate:
             self.activate(info.revision)
         return info
@@ -496,24 +513,46 @@ class Runtime:
         return out
 
     async def _lane(
-        self, agent: Agent, prompt: str, *, check: Check | None, seed: int | None
+        self,
+        agent: Agent,
+        prompt: str,
+        *,
+        check: Check | None,
+        seed: int | None,
+        functions: Sequence[str] | None = None,
     ) -> EvolveInfo:
+        from symbiont._validate import complete_from_parent, subset
+
         lane = next(self._lanes)
         parent = self.active_revision
-        text = base_prompt(self.declarations, prompt, current=self.code(parent), revision=parent)
+        current = self.code(parent)
+        decls = self.declarations
+        if functions is not None:
+            self._check_functions(functions)
+            decls = subset(decls, tuple(functions))
+        text = base_prompt(decls, prompt, current=current, revision=parent, functions=functions)
         runtime = self
 
         class Sink:
             async def try_candidate(
                 self, candidate: Candidate, *, lane: int, attempt: int
             ) -> Registered | Rejected:
+                if functions is not None:
+                    merged = validate_code(
+                        complete_from_parent(candidate.code, current),
+                        runtime.declarations,
+                        runtime.policy,
+                    )
+                    if not isinstance(merged, Candidate):
+                        return Rejected(failure=_as_failure(merged), timings=StageTimings())
+                    candidate = merged
                 return await runtime._try(candidate, lane=lane, check=check, parent=parent)
 
         return await run_lane(
             lane=lane,
             agent=agent,
             prompt=text,
-            decls=self.declarations,
+            decls=decls,
             policy=self.policy,
             sink=Sink(),
             limits=self.limits,
@@ -811,6 +850,15 @@ class _SearchHost:
 
     def active_code(self) -> str:
         return self._rt.code()
+
+
+def _as_failure(rejection: Rejection) -> Failure:
+    return Failure(
+        kind=rejection.kind,
+        feedback=rejection.message,
+        summary=rejection.message.splitlines()[0],
+        line=rejection.line,
+    )
 
 
 def _wants_map(check: Check) -> bool:

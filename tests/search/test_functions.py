@@ -86,3 +86,18 @@ def test_a_search_rewrites_only_the_named_function(tmp_path: Path) -> None:
     assert "fn spread(a: f64, b: f64) -> f64" in wanted and "fn ema" not in wanted
     assert "Write only `spread`" in prompt
     assert "0.5 * prev + 0.5 * x" in prompt, "the rest of the code is shown as context"
+
+
+def test_evolve_one_function_shows_the_rest_as_context() -> None:
+    rt = sb.Runtime(DECL, profile="debug")
+    agent = ScriptedAgent(
+        [
+            "```rust\nfn ema(p: f64, x: f64) -> f64 { x }\n```",  # not the function asked for
+            "```rust\nfn spread(a: f64, b: f64) -> f64 { (a - b).abs() }\n```",
+        ]
+    )
+    info = rt.evolve(agent, "Write spread.", functions=["spread"])
+    assert info.attempts == 2 and rt.fns.spread(1.0, 4.0) == 3.0 and rt.fns.ema(0.0, 2.0) == 1.0
+    prompt = agent.requests[0].messages[1].content
+    assert "0.5 * prev + 0.5 * x" in prompt and "Write only `spread`" in prompt
+    assert "spread" in agent.requests[1].messages[-1].content  # the mismatch named the function

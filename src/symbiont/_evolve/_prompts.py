@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from symbiont._agents import Message
 from symbiont._decl import Declarations
 from symbiont._evolve._trace import Failure
@@ -22,10 +24,16 @@ std::fs, std::net, std::env, std::os or stdin.
 
 
 def base_prompt(
-    decls: Declarations, task: str, *, current: str | None = None, revision: int | None = None
+    decls: Declarations,
+    task: str,
+    *,
+    current: str | None = None,
+    revision: int | None = None,
+    functions: Sequence[str] | None = None,
 ) -> str:
     """The first user message of a lane: the task, the prelude, the signatures and the code
-    of the active revision (when it has real bodies)."""
+    of the active revision (when it has real bodies). With ``functions``, ``decls`` holds only
+    those and the model is told that the rest of the code is kept."""
     parts = [f"Task: {task.strip()}"]
     if decls.prelude.strip():
         parts.append(f"Prelude (already defined):\n```rust\n{decls.prelude.rstrip()}\n```")
@@ -35,13 +43,19 @@ def base_prompt(
     stubs = [
         f.name for f in decls.functions if f"`{f.name}` has no default body yet" in (current or "")
     ]
-    if current and len(stubs) < len(decls.functions):
+    if current and (functions or len(stubs) < len(decls.functions)):
         label = f"revision {revision}" if revision is not None else "current"
         shown = f"Current implementation ({label}):\n```rust\n{current.rstrip()}\n```"
         if stubs:
             names = ", ".join(f"`{n}`" for n in stubs)
             shown += f"\n{names}: not implemented yet (the body above is a placeholder)."
         parts.append(shown)
+    if functions:
+        names = ", ".join(f"`{n}`" for n in functions)
+        parts.append(
+            f"Write only {names} (and any helpers they need); every other function is kept "
+            "as it is in the current implementation."
+        )
     return "\n\n".join(parts)
 
 
