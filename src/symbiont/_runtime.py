@@ -448,13 +448,15 @@ class Runtime:
         *,
         check: Check | None = None,
         seed: int | None = None,
+        functions: Sequence[str] | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         """Runs one lane per prompt concurrently, each with its own budget.
 
         Every success is registered, none is activated; a failed lane is returned as its
-        :class:`EvolveError` in place, without affecting the others.
+        :class:`EvolveError` in place, without affecting the others. ``functions`` as for
+        :meth:`evolve`.
         """
-        return run_sync(self._batch(agent, prompts, check=check, seed=seed))
+        return run_sync(self._batch(agent, prompts, check=check, seed=seed, functions=functions))
 
     async def aevolve_batch(
         self,
@@ -463,9 +465,12 @@ class Runtime:
         *,
         check: Check | None = None,
         seed: int | None = None,
+        functions: Sequence[str] | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         """Async twin of :meth:`evolve_batch`."""
-        return await run_async(self._batch(agent, prompts, check=check, seed=seed))
+        return await run_async(
+            self._batch(agent, prompts, check=check, seed=seed, functions=functions)
+        )
 
     def _check_agent(self, agent: Agent) -> None:
         if not callable(getattr(agent, "complete", None)) or not hasattr(agent, "name"):
@@ -495,13 +500,21 @@ class Runtime:
         return info
 
     async def _batch(
-        self, agent: Agent, prompts: Sequence[str], *, check: Check | None, seed: int | None
+        self,
+        agent: Agent,
+        prompts: Sequence[str],
+        *,
+        check: Check | None,
+        seed: int | None,
+        functions: Sequence[str] | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         self._check_agent(agent)
         if isinstance(prompts, str):
             raise ConfigError("evolve_batch() takes a list of prompts, not one str")
+        if functions is not None:
+            self._check_functions(functions)  # once, before any lane starts
         results = await asyncio.gather(
-            *(self._lane(agent, p, check=check, seed=seed) for p in prompts),
+            *(self._lane(agent, p, check=check, seed=seed, functions=functions) for p in prompts),
             return_exceptions=True,
         )
         out: list[EvolveInfo | EvolveError] = []
