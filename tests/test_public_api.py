@@ -73,7 +73,7 @@ def test_a_store_command_imports_no_layer_below_the_store() -> None:
     # agents, the compiler or the loader.
     code = (
         "import sys\nfrom symbiont._cli import main\n"
-        "try:\n    main(['runs', '--store', '/nonexistent/runs.db'])\nexcept SystemExit:\n    pass\n"
+        "main(['runs', '--store', '/nonexistent/runs.db'])\n"
         "print(sorted(m for m in ('asyncio', 'symbiont._runtime', 'symbiont._agents', "
         "'symbiont._load', 'symbiont._compile') if m in sys.modules))"
     )
