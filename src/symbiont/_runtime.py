@@ -17,11 +17,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from symbiont._agents import Agent
-from symbiont._codegen import generate
-from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
-from symbiont._decl import Declarations, evolvable
-from symbiont._decl._syntax import excerpt, normalise_source, remap_position
 from symbiont._errors import (
     BuildError,
     CandidateError,
@@ -34,6 +29,12 @@ from symbiont._errors import (
     TimeoutError,
     ToolchainError,
 )
+from symbiont._isolation import CheckTask, WorkerPool, crash_failure
+from symbiont._agents import Agent
+from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
+from symbiont._codegen import generate
+from symbiont._decl import Declarations, evolvable
+from symbiont._decl._syntax import excerpt, normalise_source, remap_position
 from symbiont._evolve import (
     EvolveInfo,
     Failure,
@@ -48,7 +49,6 @@ from symbiont._evolve import (
     run_lane,
     run_sync,
 )
-from symbiont._isolation import CheckTask, WorkerPool, crash_failure
 from symbiont._load import (
     Functions,
     Library,

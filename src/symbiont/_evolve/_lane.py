@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
 from symbiont._agents import Agent, Message, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
-from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
 from symbiont._evolve._prompts import base_messages, correction, repeat_note
 from symbiont._evolve._trace import (
     AttemptTrace,
@@ -207,25 +207,26 @@ async def run_lane(
         counted: bool = True,
     ) -> None:
         state.timings = state.timings + timings
-        trace = AttemptTrace(
-            lane=lane,
-            attempt=state.attempts if counted else state.attempts + 1,
-            counted=counted,
-            messages=sent,
-            reply=reply.text if reply else None,
-            finish_reason=reply.finish_reason if reply else None,
-            usage=reply.usage if reply else Usage(),
-            timings=timings,
-            outcome=outcome,  # type: ignore[arg-type]
-            failure=failure,
-            decision=decision,
-            revision=revision,
-            retries=tuple(retries),
-            started=started,
+        state.traces.append(
+            AttemptTrace(
+                lane=lane,
+                attempt=state.attempts if counted else state.attempts + 1,
+                counted=counted,
+                messages=sent,
+                reply=reply.text if reply else None,
+                finish_reason=reply.finish_reason if reply else None,
+                usage=reply.usage if reply else Usage(),
+                timings=timings,
+                outcome=outcome,  # type: ignore[arg-type]
+                failure=failure,
+                decision=decision,
+                revision=revision,
+                retries=tuple(retries),
+                started=started,
+            )
         )
-        state.traces.append(trace)
         if on_attempt is not None:
-            on_attempt(trace)
+            on_attempt(state.traces[-1])
 
     while state.attempts < limits.attempts:
         sent = tuple(messages)
