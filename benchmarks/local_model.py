@@ -7,7 +7,7 @@ weights); without it the script says so and exits cleanly.
 
 `LocalAgent(grammar=True, seed=...)` and `LocalAgent(grammar=False, seed=...)` each answer 20
 first attempts (`--quick`: 5) on the fizzbuzz example's declaration and prompt, sent exactly as
-the loop sends a lane's first request (`base_prompt`, `base_messages`); one request per attempt,
+the loop sends a lane's first request (`symbiont._prompts`); one request per attempt,
 no correction loop, so the shares describe single replies. Attempts of the two agents alternate,
 so machine noise hits both alike. For each reply:
 
@@ -44,10 +44,9 @@ from pathlib import Path
 import _report as rep
 
 import symbiont as sb
-from symbiont._agents import Request
+from symbiont._agents import Message, Request
 from symbiont._cli import examples_dir
-from symbiont._evolve import base_prompt
-from symbiont._evolve._prompts import base_messages
+from symbiont._prompts import SYSTEM, base_prompt
 from symbiont._validate import Candidate, validate
 
 
@@ -127,8 +126,11 @@ def main() -> int:
     try:
         rt = sb.Runtime(str(example["DECLARATION"]), cache_dir=tmp)
         # The first request of a lane, as Runtime._lane builds it.
-        text = base_prompt(rt.declarations, str(example["PROMPT"]), current=rt.code(0), revision=0)
-        request = Request(messages=tuple(base_messages(text)), declarations=rt.declarations)
+        decls, task = rt.declarations, str(example["PROMPT"])
+        text = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
+                           current=rt.code(0), revision=0)  # fmt: skip
+        messages = (Message(role="system", content=SYSTEM), Message(role="user", content=text))
+        request = Request(messages=messages, declarations=decls, task=task, current=rt.code(0))
         # Untimed: llama.cpp's first evaluation of the prompt and the grammar's compilation.
         warm = sb.LocalAgent(grammar=True, seed=args.seed - 1)
         asyncio.run(warm.complete(request))

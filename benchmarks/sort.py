@@ -21,7 +21,7 @@ std's pdqsort below 1,024 elements), registered with `rt.register(code, activate
    sorted again in place: already sorted after the first call, the same work on both sides)
    and 1,000,000.
 
-Targets (from the figures in DESIGN.md): the evolved sort is faster than numpy's; at n = 1 the
+Targets: the evolved sort is faster than numpy's; at n = 1 the
 dispatcher call costs >= 10x less than ctypes with `arr.ctypes` (43 ns against 1-3 us there).
 Medians of interleaved repetitions in one run. Nothing is asserted: this is a report.
 """

@@ -8,15 +8,15 @@ import sys
 import symbiont as sb
 
 EXPECTED = [
-    "Agent", "AgentError", "AttemptTrace", "Best", "Budget", "BuildError", "CandidateError",
-    "Cell", "CommandAgent", "ConfigError", "ContextOverflowError", "CrashError",
-    "DeclarationError", "Declarations", "Event", "EvolveError", "EvolveInfo", "Functions",
-    "HillClimb", "Islands", "Lanes", "LocalAgent", "Message", "OpenAIAgent", "PanicError",
-    "Pareto", "Policy", "PromptContext", "Reject", "Reply", "Request", "ResumeError",
-    "Revision", "RevisionError", "RevisionHandle", "Runtime", "Score", "SearchRun",
-    "StageTimings", "StoreError", "SymbiontError", "TimeoutError", "Timing", "ToolchainError",
-    "Trace", "TransientAgentError", "Usage", "agent_from_env", "default_prompt", "evolvable",
-    "measure", "progress",
+    "Agent", "AgentError", "AttemptTrace", "Best", "Budget", "BuildError", "BuildLimits",
+    "CandidateError", "Cell", "CommandAgent", "ConfigError", "ContextOverflowError",
+    "CrashError", "DeclarationError", "Declarations", "Event", "EvolveError", "EvolveInfo",
+    "Functions", "HillClimb", "Islands", "Lanes", "LocalAgent", "Message", "OpenAIAgent",
+    "Options", "PanicError", "Pareto", "Policy", "PromptContext", "Reject", "Reply", "Request",
+    "ResumeError", "Revision", "RevisionError", "RevisionHandle", "Runtime", "Score",
+    "SearchRun", "StageTimings", "StoreError", "SymbiontError", "TimeoutError", "Timing",
+    "ToolCallRecord", "ToolchainError", "Trace", "TransientAgentError", "Usage",
+    "agent_from_env", "default_prompt", "evolvable", "measure", "progress", "tools",
 ]  # fmt: skip
 
 
@@ -62,8 +62,19 @@ def test_public_classes_name_the_public_module() -> None:
             assert obj.__module__ == "symbiont", name
 
 
+def test_a_lazy_name_names_the_public_module_when_first_resolved() -> None:
+    # In a fresh interpreter: each name's first access is the one that loads it.
+    code = (
+        "import symbiont as sb\n"
+        "print(sb.Budget.__module__, sb.progress.__module__, sb.default_prompt.__module__,\n"
+        "      sb.Options.__module__, sb.tools.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["symbiont"] * 4 + ["symbiont.tools"]
+
+
 def test_every_public_name_is_either_eager_or_lazy() -> None:
-    lazy = set(sb._LAZY) | set(sb._ON_USE)
+    lazy = set(sb._LAZY) | set(sb._ON_USE) | set(sb._MODULES)
     eager = {n for n in sb.__all__ if n.endswith("Error")}
     assert lazy | eager == set(sb.__all__) and not lazy & eager
 

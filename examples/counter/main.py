@@ -62,8 +62,12 @@ def main(agent: sb.Agent | None = None, *, rounds: int = 3, attempts: int = 10) 
             break
         except sb.EvolveError as exc:
             reason = exc.last_failure.summary if exc.last_failure else exc
-            print(f"round {round_}: no revision registered ({reason})", file=sys.stderr)
+            print(f"round {round_}: no revision registered ({reason})")
+            if exc.fatal:  # a bad key or an unknown model: another round cannot help
+                print(f"stopped: {exc}", file=sys.stderr)
+                return 2
     else:
+        print(f"no revision registered after {rounds} round(s)", file=sys.stderr)
         return 1
     print(
         f"\nrevision {info.revision} after {info.attempts} attempt(s), "

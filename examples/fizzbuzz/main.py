@@ -53,18 +53,25 @@ def prompt(ctx: sb.PromptContext) -> str:
 def main(agent: sb.Agent | None = None, *, rounds: int = 3, attempts: int = 10) -> int:
     rt = sb.Runtime(DECLARATION)
     agent = agent or sb.agent_from_env()
-    run = rt.search(
-        agent,
-        PROMPT,
-        evaluate=test_suite,
-        budget=sb.Budget(rounds=rounds, target=1.0),
-        attempts_per_lane=attempts,
-        prompt=prompt,
-        on_event=sb.progress(),
-    )
+    try:
+        run = rt.search(
+            agent,
+            PROMPT,
+            evaluate=test_suite,
+            budget=sb.Budget(rounds=rounds, target=1.0),
+            attempts_per_lane=attempts,
+            prompt=prompt,
+            on_event=sb.progress(),
+        )
+    except sb.EvolveError as exc:
+        if not exc.fatal:
+            raise
+        # A bad key or an unknown model: another round cannot help, and the search says so.
+        print(f"stopped: {exc}", file=sys.stderr)
+        return 2
     for entry in run.history:
         if entry.failure_kind is not None and entry.attempt == attempts:
-            print(f"round {entry.round}: no passing revision ({entry.feedback.splitlines()[0]})")
+            print(f"round {entry.round}: no passing revision ({entry.summary})")
     if run.best is None:
         print(f"no passing revision after {run.rounds} round(s)", file=sys.stderr)
         return 1

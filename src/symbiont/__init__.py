@@ -6,20 +6,27 @@
     rt.evolve(sb.agent_from_env(), "Increment by a constant in 5..20.")
 
 This module is the public front: every supported name is in ``__all__``; the layers below are
-private packages (``symbiont.testing`` is public too). Layers, in import order (imports only
-point down; nothing in _decl.._load knows an LLM exists):
+private packages (``symbiont.testing`` and ``symbiont.tools`` are public too). Layers, in
+import order (imports only point down, checked by tests/test_layers.py; docs/architecture.md
+explains each):
 
+    _errors, _failures, _prompts, _config   the error tree, failure records, LLM wording
     _decl      Rust declaration parsing, boundary types, signature normalisation
     _codegen   generated crate source: prelude + candidate + CPython glue + panic capture
     _compile   rustc invocation, flags per profile, content-hash cache, diagnostics
     _load      loading revisions, dispatchers, revision registry, unloading
-    _validate  reply -> code extraction, tree-sitter parse, signature check, policy scan
-    _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent
-    _evolve    the constrained-generation loop, retry ladder, traces, batch lanes
     _store     the SQLite run store: runs, revisions, attempts, evaluations, events
-    _search    rounds of lanes toward a score: strategies, budgets, prompts, resume
+    _validate  reply -> code extraction, edit replies, parse, signature check, policy scan
+    _agents    OpenAI-compatible, local llama.cpp (+ grammar), command agent, tool loop
+    _evolve    the constrained-generation loop, retry ladder, traces, batch lanes
+    _checks    running a user's check; _isolation/_worker run it in a worker process
+    _search    rounds of lanes toward a score: strategies, budgets, evaluations, resume
+    _options   the validated options of a Runtime
     _runtime   the Runtime, which orchestrates all of the above
     _cli       the `symbiont` command
+    tools      ready-made tools for agents, built on a Runtime (public)
+
+Nothing in _decl.._load, nor the store, knows an LLM exists.
 """
 
 import contextlib
@@ -45,6 +52,7 @@ from symbiont._errors import (
 )
 
 if TYPE_CHECKING:
+    from symbiont import tools
     from symbiont._agents import (
         Agent,
         CommandAgent,
@@ -52,14 +60,18 @@ if TYPE_CHECKING:
         OpenAIAgent,
         Reply,
         Request,
+        ToolCallRecord,
         Usage,
         agent_from_env,
     )
     from symbiont._agents._local import LocalAgent
     from symbiont._cli._progress import progress
+    from symbiont._compile import BuildLimits
     from symbiont._decl import Declarations, evolvable
     from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
     from symbiont._load import Cell, Functions, Revision, RevisionHandle
+    from symbiont._options import Options
+    from symbiont._prompts import PromptContext, default_prompt
     from symbiont._runtime import Runtime
     from symbiont._search import (
         Best,
@@ -69,12 +81,10 @@ if TYPE_CHECKING:
         Islands,
         Lanes,
         Pareto,
-        PromptContext,
         Reject,
         Score,
         SearchRun,
         Timing,
-        default_prompt,
         measure,
     )
     from symbiont._validate import Policy
@@ -88,6 +98,7 @@ _LAZY = {
     "AttemptTrace": "symbiont._evolve",
     "Best": "symbiont._search",
     "Budget": "symbiont._search",
+    "BuildLimits": "symbiont._compile",
     "Cell": "symbiont._load",
     "CommandAgent": "symbiont._agents",
     "Declarations": "symbiont._decl",
@@ -99,9 +110,10 @@ _LAZY = {
     "Lanes": "symbiont._search",
     "Message": "symbiont._agents",
     "OpenAIAgent": "symbiont._agents",
+    "Options": "symbiont._options",
     "Pareto": "symbiont._search",
     "Policy": "symbiont._validate",
-    "PromptContext": "symbiont._search",
+    "PromptContext": "symbiont._prompts",
     "Reject": "symbiont._search",
     "Reply": "symbiont._agents",
     "Request": "symbiont._agents",
@@ -112,15 +124,18 @@ _LAZY = {
     "SearchRun": "symbiont._search",
     "StageTimings": "symbiont._evolve",
     "Timing": "symbiont._search",
+    "ToolCallRecord": "symbiont._agents",
     "Trace": "symbiont._evolve",
     "Usage": "symbiont._agents",
     "agent_from_env": "symbiont._agents",
-    "default_prompt": "symbiont._search",
+    "default_prompt": "symbiont._prompts",
     "evolvable": "symbiont._decl",
     "measure": "symbiont._search",
 }
 # Loaded on first use of that name only: llama.cpp helpers, and the renderer (rich).
 _ON_USE = {"LocalAgent": "symbiont._agents._local", "progress": "symbiont._cli._progress"}
+# Public modules, imported on first use (``sb.tools.call(rt)``).
+_MODULES = {"tools": "symbiont.tools"}
 
 __version__ = "0.1.0"
 
@@ -131,6 +146,7 @@ __all__ = [
     "Best",
     "Budget",
     "BuildError",
+    "BuildLimits",
     "CandidateError",
     "Cell",
     "CommandAgent",
@@ -149,6 +165,7 @@ __all__ = [
     "LocalAgent",
     "Message",
     "OpenAIAgent",
+    "Options",
     "PanicError",
     "Pareto",
     "Policy",
@@ -168,6 +185,7 @@ __all__ = [
     "SymbiontError",
     "TimeoutError",
     "Timing",
+    "ToolCallRecord",
     "ToolchainError",
     "Trace",
     "TransientAgentError",
@@ -177,6 +195,7 @@ __all__ = [
     "evolvable",
     "measure",
     "progress",
+    "tools",
 ]
 
 
@@ -214,4 +233,8 @@ def __getattr__(name: str) -> Any:
         obj = getattr(importlib.import_module(_ON_USE[name]), name)
         obj.__module__ = __name__
         return obj
+    if name in _MODULES:
+        import importlib
+
+        return importlib.import_module(_MODULES[name])
     raise AttributeError(f"module 'symbiont' has no attribute {name!r}")

@@ -31,7 +31,10 @@ import builtins
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    # Annotations only. EvolveError carries the lane's trace, a value of the evolve layer:
+    # the one import above this module's layer, allowed by tests/test_layers.py.
     from symbiont._evolve._trace import AttemptTrace, Trace
+    from symbiont._failures import Failure
 
 
 class SymbiontError(Exception):
@@ -65,12 +68,15 @@ class RevisionError(SymbiontError, LookupError):
 class AgentError(SymbiontError):
     """The LLM could not be reached or answered in a way the loop cannot use.
 
-    ``status`` is the HTTP status when there was one.
+    ``status`` is the HTTP status when there was one. ``fatal`` says that asking again cannot
+    help (a bad key, an unknown model, a malformed request): loops around ``evolve`` should
+    stop at once. The subclasses below are never fatal.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, fatal: bool = True) -> None:
         super().__init__(message)
         self.status = status
+        self.fatal = fatal
 
 
 class TransientAgentError(AgentError):
@@ -82,20 +88,23 @@ class TransientAgentError(AgentError):
     def __init__(
         self, message: str, *, status: int | None = None, retry_after: float | None = None
     ) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, status=status, fatal=False)
         self.retry_after = retry_after
 
 
 class ContextOverflowError(AgentError):
     """The conversation is longer than the model's context window."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, fatal=False)
+
 
 class CandidateError(SymbiontError, ValueError):
     """Code handed to ``Runtime.register`` was rejected; ``failure`` says why (the same record
     an LLM would have received as feedback)."""
 
-    def __init__(self, failure: Any) -> None:
-        super().__init__(f"{failure.kind}: {failure.feedback}")
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(f"{failure.summary}\n{failure.feedback}")
         self.failure = failure
 
 
@@ -104,7 +113,9 @@ class EvolveError(SymbiontError):
 
     ``trace`` holds every attempt of the lane; ``last_failure`` is the last candidate failure
     fed back to the LLM (or ``None`` when the lane ended on an agent error, which is then the
-    ``__cause__``).
+    ``__cause__``). ``fatal`` is True when that cause means no later attempt can succeed
+    (see :attr:`AgentError.fatal`; an agent that raised something else is broken too): loops
+    that call ``evolve`` round after round should stop on it instead of starting a new round.
     """
 
     def __init__(
@@ -112,7 +123,7 @@ class EvolveError(SymbiontError):
         message: str,
         *,
         trace: Trace,
-        last_failure: Any = None,
+        last_failure: Failure | None = None,
         lane: int = 0,
     ) -> None:
         super().__init__(message)
@@ -123,6 +134,15 @@ class EvolveError(SymbiontError):
     @property
     def attempts(self) -> tuple[AttemptTrace, ...]:
         return self.trace.attempts
+
+    @property
+    def fatal(self) -> bool:
+        cause = self.__cause__
+        if cause is None:
+            return False
+        if isinstance(cause, AgentError):
+            return cause.fatal
+        return isinstance(cause, Exception)
 
 
 class PanicError(SymbiontError, RuntimeError):

@@ -1,7 +1,9 @@
 """Isolated evaluation: checks run in worker processes, so a crash is a record, not the end.
 
 ``Runtime(isolation="process")`` sends each candidate's check to a worker (``_worker.py``),
-which loads the candidate's library and runs the check there. A segfault, abort,
+which loads the candidate's library and runs the check there; a candidate is loaded into the
+host only after it passed in a worker (without a check, after a worker loaded it), so code that
+runs when the library is loaded ends a worker, not the host. A segfault, abort,
 out-of-memory, ``exit`` or kill of the worker becomes a :class:`~symbiont.CrashError` carried by
 a ``crash`` failure record (fed back to the LLM like any other failure); the worker is
 discarded and a fresh one starts for the next check. Each worker runs under an address-space
@@ -26,8 +28,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from symbiont._errors import CrashError, SymbiontError
+from symbiont._failures import Failure
 from symbiont._worker import read_message, write_message
-from symbiont._evolve import Failure
 
 _STDERR_TAIL = 2000
 
@@ -58,7 +60,7 @@ class CheckTask:
     code: str  # the candidate as sent
     compiled: str  # the layout the library was built from (same tokens)
     insertions: tuple[tuple[int, str], ...]
-    check: bytes
+    check: bytes | None  # None: only load the library (it runs no code of its own then)
     check_timeout: float | None
     revision: int | None
     cache_dir: Path
@@ -113,7 +115,13 @@ class Worker:
     def run(self, task: CheckTask, deadline: float) -> tuple[Any, ...] | CrashError:
         """The worker's answer, or the crash that ended it."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        timer = threading.Timer(deadline, self.kill)
+        fired = threading.Event()
+
+        def expire() -> None:
+            fired.set()
+            self.kill()
+
+        timer = threading.Timer(deadline, expire)
         timer.start()
         started = time.monotonic()
         try:
@@ -126,6 +134,12 @@ class Worker:
             self.kill()
         finally:
             timer.cancel()
+            # The timer may fire just as the answer arrives (cancel() cannot stop a timer that
+            # is already calling expire): the answer stands, but the worker is being killed and
+            # must look dead to the pool, or the next task would be blamed for its death.
+            timer.join()
+            if fired.is_set():
+                self.proc.wait()
         code = self.proc.wait()
         late = time.monotonic() - started >= deadline
         return self._crash(code, late, deadline)
@@ -215,13 +229,4 @@ def worker_environment() -> dict[str, str]:
 
 
 def crash_failure(crash: CrashError) -> Failure:
-    tail = f"\nThe process printed:\n{crash.stderr[-800:]}" if crash.stderr else ""
-    return Failure(
-        kind="crash",
-        feedback=(
-            f"Running your code crashed the evaluation process: {crash}.{tail}\n"
-            "Avoid unbounded allocation, recursion and anything that aborts the process."
-        ),
-        summary=str(crash),
-        crash=crash,
-    )
+    return Failure(kind="crash", message=str(crash), details=crash.stderr[-800:], crash=crash)

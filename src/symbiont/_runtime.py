@@ -7,48 +7,45 @@ LLMs (agents, evolve).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from symbiont import _config
+from symbiont._agents import Agent
+from symbiont._checks import Check, check_failure, run_check
+from symbiont._codegen import generate
+from symbiont._compile import Builder, find_toolchain
+from symbiont._decl import Declarations, evolvable
+from symbiont._decl._syntax import normalise_source
 from symbiont._errors import (
     BuildError,
     CandidateError,
     ConfigError,
     CrashError,
     EvolveError,
-    PanicError,
     RevisionError,
     SymbiontError,
-    TimeoutError,
     ToolchainError,
 )
-from symbiont._isolation import CheckTask, WorkerPool, crash_failure
-from symbiont._agents import Agent
-from symbiont._compile import DEFAULT_BUILD_TIMEOUT, PROFILES, Builder, find_toolchain
-from symbiont._codegen import generate
-from symbiont._decl import Declarations, evolvable
-from symbiont._decl._syntax import excerpt, normalise_source, remap_position
 from symbiont._evolve import (
     EvolveInfo,
-    Failure,
-    FailureKind,
-    Limits,
+    Lane,
     Registered,
     Rejected,
     StageTimings,
-    base_prompt,
     in_background,
     run_async,
-    run_lane,
     run_sync,
 )
+from symbiont._failures import Failure, FailureKind
+from symbiont._isolation import CheckTask, WorkerPool, crash_failure
 from symbiont._load import (
     Functions,
     Library,
@@ -57,55 +54,21 @@ from symbiont._load import (
     RevisionHandle,
     RevisionTable,
     reap,
-    timeout_ns,
+    reap_after_collection,
     trampoline,
 )
-from symbiont._validate import Candidate, Policy, Rejection, validate_code
+from symbiont._options import Options
+from symbiont._prompts import shown_current
+from symbiont._validate import Candidate, validate_code
 
 if TYPE_CHECKING:
     import os
 
-    from symbiont._search import Budget, Event, Prices, PromptContext, SearchRun, Strategy
+    from symbiont._prompts import PromptContext
+    from symbiont._search import Budget, Event, Prices, SearchRun, Strategy
     from symbiont._store import Store
 
 log = logging.getLogger("symbiont")
-
-Check = Callable[..., "float | Awaitable[float | None] | None"]
-"""A candidate check: called with the candidate's functions (and, if it takes a second
-argument, their vectorised forms); returns an optional score, or raises to reject the candidate
-(the exception's message is fed back to the LLM)."""
-
-
-def check_failure(exc: BaseException, code: str, compiled: str | None = None) -> Failure:
-    """A failed check, as feedback for the LLM about ``code``.
-
-    ``compiled`` is the layout the library was built from when it differs (the cache reuses a
-    library for code with the same tokens): panic locations are moved to the same token in
-    ``code``, so the LLM is shown its own lines.
-    """
-    if isinstance(exc, PanicError):
-        where = ""
-        shown = ""
-        if exc.file == "candidate.rs" and exc.line:
-            if compiled is not None and compiled != code and exc.column:
-                exc.line, exc.column = remap_position(compiled, code, exc.line, exc.column)
-            where = f" at line {exc.line}, column {exc.column}"
-            shown = excerpt(code, exc.line, exc.column or 1)
-            shown = f"\n{shown}" if shown else ""
-        elif exc.file:
-            where = f" in {exc.file}"
-        return Failure(
-            kind="panic",
-            feedback=f"Calling `{exc.function}` panicked{where}: {exc.message}{shown}",
-            summary=f"`{exc.function}` panicked{where}: {exc.message}",
-            line=exc.line if exc.file == "candidate.rs" else None,
-        )
-    if isinstance(exc, TimeoutError):
-        return Failure(kind="timeout", feedback=str(exc), summary=str(exc).splitlines()[0])
-    text = str(exc).strip() or type(exc).__name__
-    if not isinstance(exc, AssertionError):
-        text = f"{type(exc).__name__}: {text}"
-    return Failure(kind="check_failed", feedback=text, summary=text.splitlines()[0][:200])
 
 
 class Runtime:
@@ -114,77 +77,20 @@ class Runtime:
     ``declarations`` is Rust source (or the result of :func:`symbiont.evolvable`). Creating a
     runtime compiles revision 0 from the default bodies and activates it.
 
-    Options (keyword only; an unknown one is an error listing these):
-    - ``profile``: ``"release"`` (opt-level 3, default) or ``"debug"`` (opt-level 0, overflow
-      checks and debug assertions).
-    - ``cache_dir``: where built libraries are cached (default ``$SYMBIONT_CACHE_DIR`` or
-      ``~/.cache/symbiont``).
-    - ``rustc``: the compiler to use (default ``$SYMBIONT_RUSTC`` or ``rustc`` on PATH).
-    - ``rustc_flags``: extra flags, e.g. ``("-C", "target-cpu=native")``.
-    - ``allow`` / ``deny``: extra allowed / denied paths for candidates (see ``Policy``).
-    - ``max_attempts`` (10), ``transient_retries`` (6), ``context_resets`` (3),
-      ``backoff`` ((0.5, 30.0): first and longest delay between transient retries, seconds).
-    - ``max_requests_in_flight`` (8): LLM requests in flight at once across all lanes.
-    - ``llm_timeout`` (900 s): outer deadline of one LLM request.
-    - ``build_timeout`` (120 s): deadline of one rustc run.
-    - ``max_parallel_builds``: concurrent rustc processes (default: the core count).
-    - ``timeout`` (None): per-call deadline in seconds for ``fns`` and revision handles; a call
-      past it raises :class:`TimeoutError` (the thread is stopped at a loop or function entry
-      of the candidate's code). ``with_timeout(s)`` gives dispatchers with another deadline.
-    - ``check_timeout`` (10 s): per-call deadline of the functions a check receives.
-    - ``guards`` (True): insert the checks that make deadlines and the recursion-depth guard
-      work; switch off for trusted code (a loop then cannot be stopped, and unbounded recursion
-      aborts the process).
-    - ``max_loaded`` (64): revision libraries kept loaded; past it the least recently used
-      inactive ones are dropped (and loaded again on use), so long runs stay bounded in memory.
-      None keeps every one.
-    - ``isolation`` (None): ``"process"`` runs every check in a worker process, so a candidate
-      that aborts, segfaults, runs out of memory or exits produces a ``crash`` failure record
-      (with a :class:`CrashError`) and the run goes on. Registered revisions still run
-      in-process. Checks must then be picklable by cloudpickle (closures and lambdas are).
-    - ``worker_memory`` (4 GiB): address-space limit of each worker, in bytes (None: none).
-    - ``isolation_timeout`` (300 s): a worker that does not answer a check within it is killed.
+    Options are keyword arguments (``profile="debug"``, ``timeout=1.0``, ...) or one
+    :class:`symbiont.Options` value passed as ``options=`` (keywords next to it override it);
+    :class:`symbiont.Options` documents each one. An unknown option is a :class:`ConfigError`
+    listing the valid ones. ``rt.options`` is the validated value.
     """
-
-    _OPTIONS = (
-        "profile", "cache_dir", "rustc", "rustc_flags", "allow", "deny", "max_attempts",
-        "transient_retries", "context_resets", "backoff", "max_requests_in_flight",
-        "llm_timeout", "build_timeout", "max_parallel_builds", "timeout", "check_timeout",
-        "guards", "max_loaded", "isolation", "worker_memory", "isolation_timeout",
-    )  # fmt: skip
 
     def __init__(
         self,
         declarations: Declarations | str,
         *,
-        profile: str = "release",
-        cache_dir: str | Path | None = None,
-        rustc: str | None = None,
-        rustc_flags: Sequence[str] = (),
-        allow: Sequence[str] = (),
-        deny: Sequence[str] = (),
-        max_attempts: int = 10,
-        transient_retries: int = 6,
-        context_resets: int = 3,
-        backoff: tuple[float, float] = (0.5, 30.0),
-        max_requests_in_flight: int = 8,
-        llm_timeout: float = 900.0,
-        build_timeout: float = DEFAULT_BUILD_TIMEOUT,
-        max_parallel_builds: int | None = None,
-        timeout: float | None = None,
-        check_timeout: float | None = 10.0,
-        guards: bool = True,
-        max_loaded: int | None = 64,
-        isolation: str | None = None,
-        worker_memory: int | None = 4 << 30,
-        isolation_timeout: float = 300.0,
-        **unknown: Any,
+        options: Options | None = None,
+        **overrides: Any,
     ) -> None:
-        if unknown:
-            raise ConfigError(
-                f"unknown Runtime option(s) {', '.join(sorted(unknown))}; "
-                f"valid: {', '.join(self._OPTIONS)}"
-            )
+        opts = Options.create(options, **overrides)
         if isinstance(declarations, str):
             declarations = evolvable(declarations)
         elif not isinstance(declarations, Declarations):
@@ -192,74 +98,56 @@ class Runtime:
                 "Runtime() takes Rust source or symbiont.evolvable(...), "
                 f"got {type(declarations).__name__}"
             )
-        if profile not in PROFILES:
-            raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-        for name, value, low in (("max_attempts", max_attempts, 1),
-                                 ("max_requests_in_flight", max_requests_in_flight, 1),
-                                 ("max_loaded", 1 if max_loaded is None else max_loaded, 1),
-                                 ("transient_retries", transient_retries, 0),
-                                 ("context_resets", context_resets, 0),
-                                 ("worker_memory", worker_memory or 1, 1)):  # fmt: skip
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
-        for name, seconds in (("llm_timeout", llm_timeout), ("build_timeout", build_timeout),
-                              ("isolation_timeout", isolation_timeout),
-                              ("backoff[0]", backoff[0]), ("backoff[1]", backoff[1])):  # fmt: skip
-            if not isinstance(seconds, (int, float)) or not seconds > 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, got {seconds!r}")
+        self.options = opts
         self.declarations = declarations
-        self.profile = profile
-        self.policy = Policy.create(allow=tuple(allow), deny=tuple(deny))
-        self.limits = Limits(
-            attempts=max_attempts,
-            transient_retries=transient_retries,
-            context_resets=context_resets,
-            backoff_initial=backoff[0],
-            backoff_cap=backoff[1],
-            request_timeout=llm_timeout,
-        )
-        self._max_in_flight = max_requests_in_flight
-        timeout_ns(timeout)
-        timeout_ns(check_timeout)  # both validated up front
-        self.check_timeout = check_timeout
-        self.guards = bool(guards)
-        if isolation not in (None, "process"):
-            raise ConfigError(f"isolation must be None or 'process', got {isolation!r}")
-        self.isolation = isolation
+        self.profile = opts.profile
+        self.policy = opts.policy
+        self.limits = opts.limits
+        self.check_timeout = opts.check_timeout
+        self.guards = opts.guards
+        self.isolation = opts.isolation
         self._pool: WorkerPool | None = None
-        if isolation == "process":
-            self._pool = WorkerPool(memory=worker_memory, timeout=isolation_timeout)
+        if opts.isolation == "process":
+            self._pool = WorkerPool(memory=opts.worker_memory, timeout=opts.isolation_timeout)
             weakref.finalize(self, self._pool.close)
         self._gate: asyncio.Semaphore | None = None
         self._lanes = itertools.count(1)
-        toolchain = find_toolchain(rustc)
+        self._toolchain = find_toolchain(opts.rustc)
         self._builder = Builder(
-            toolchain,
-            profile=profile,
-            cache_dir=Path(cache_dir) if cache_dir is not None else None,
-            extra_flags=tuple(rustc_flags),
-            max_parallel=max_parallel_builds,
-            timeout=build_timeout,
+            self._toolchain,
+            profile=opts.profile,
+            cache_dir=opts.cache_dir,
+            extra_flags=opts.rustc_flags,
+            max_parallel=opts.max_parallel_builds,
+            timeout=opts.build_timeout,
+            limits=opts.build_limits,
         )
-        tramp = trampoline(toolchain, self._builder.cache_dir)
+        tramp = trampoline(self._toolchain, self._builder.cache_dir)
         self._api = int(tramp.api())
-        self._toolchain = toolchain
         self._table = RevisionTable(
-            declarations, tramp, "symbiont.fns", timeout, max_loaded=max_loaded,
+            declarations, tramp, "symbiont.fns", opts.timeout, max_loaded=opts.max_loaded,
             reload=self._reload,
         )  # fmt: skip
+        self._register_defaults()
+        # Its libraries are unloaded once the runtime is collected, not at some later activation.
+        weakref.finalize(self, reap_after_collection)
+
+    def _register_defaults(self) -> None:
+        """Builds revision 0 from the default bodies and activates it; a failure here is a
+        broken setup, not a candidate failure."""
         started = time.perf_counter()
-        code = declarations.default_code
+        code = self.declarations.default_code
         outcome = run_sync(self._build_and_load(code, normalise_source(code)))
         if isinstance(outcome, Failure):
-            if "linker" in outcome.feedback and "not found" in outcome.feedback:
+            report = outcome.details or outcome.message
+            if "linker" in report and "not found" in report:
                 raise ToolchainError(
                     "rustc cannot link: install a C linker (Debian/Ubuntu: apt install gcc)\n"
-                    + outcome.feedback
+                    + report
                 )
             raise BuildError(
-                f"revision 0 (the default bodies) does not build:\n{outcome.feedback}",
-                diagnostics=outcome.feedback,
+                f"revision 0 (the default bodies) does not build:\n{report}",
+                diagnostics=report,
             )
         lib, key = outcome
         self._table.register(
@@ -307,8 +195,7 @@ class Runtime:
     def with_timeout(self, timeout: float) -> Functions:
         """Dispatchers like ``fns`` (following activations) whose calls stop after
         ``timeout`` seconds with :class:`TimeoutError`."""
-        timeout_ns(timeout)
-        return self._table.timed(timeout)
+        return self._table.timed(_config.seconds("timeout", timeout))
 
     def code(self, number: int | None = None) -> str:
         """The Rust source of revision ``number`` (default: the active one)."""
@@ -367,10 +254,7 @@ class Runtime:
             code = self._complete(code, functions)
         candidate = validate_code(code, self.declarations, self.policy)
         if not isinstance(candidate, Candidate):
-            raise CandidateError(
-                Failure(kind=candidate.kind, feedback=candidate.message,
-                        summary=candidate.message.splitlines()[0], line=candidate.line)
-            )  # fmt: skip
+            raise CandidateError(candidate.failure())
         outcome = run_sync(self._try(candidate, lane=None, check=check))
         if isinstance(outcome, Rejected):
             raise CandidateError(outcome.failure)
@@ -386,7 +270,7 @@ class Runtime:
         self._check_functions(functions)
         partial = validate_code(code, subset(self.declarations, tuple(functions)), self.policy)
         if not isinstance(partial, Candidate):
-            raise CandidateError(_as_failure(partial))
+            raise CandidateError(partial.failure())
         return complete_from_parent(partial.code, self.code())
 
     def _check_functions(self, functions: Sequence[str]) -> None:
@@ -416,8 +300,11 @@ class Runtime:
         With ``functions``, the model writes only those declared functions (and helpers); the
         others are kept from the active revision and shown to it as context.
         Raises :class:`EvolveError` (carrying the trace) when the lane ends without one.
-        Works from inside a running event loop too; :meth:`aevolve` is the async twin.
+        Called from inside a running event loop (Jupyter, an async app) it works, but blocks
+        that loop until the lane ends (minutes with a slow model) and logs a warning saying
+        so: use ``await rt.aevolve(...)`` there, the async twin.
         """
+        _warn_if_blocking_a_loop("evolve", "aevolve")
         return run_sync(
             self._evolve(
                 agent, prompt, check=check, activate=activate, seed=seed, functions=functions
@@ -454,8 +341,10 @@ class Runtime:
 
         Every success is registered, none is activated; a failed lane is returned as its
         :class:`EvolveError` in place, without affecting the others. ``functions`` as for
-        :meth:`evolve`.
+        :meth:`evolve`. Inside a running event loop it blocks that loop (with a warning): use
+        ``await rt.aevolve_batch(...)`` there.
         """
+        _warn_if_blocking_a_loop("evolve_batch", "aevolve_batch")
         return run_sync(self._batch(agent, prompts, check=check, seed=seed, functions=functions))
 
     async def aevolve_batch(
@@ -480,7 +369,7 @@ class Runtime:
 
     def _gate_for_loop(self) -> asyncio.Semaphore:
         if self._gate is None:
-            self._gate = asyncio.Semaphore(self._max_in_flight)
+            self._gate = asyncio.Semaphore(self.options.max_requests_in_flight)
         return self._gate
 
     async def _evolve(
@@ -538,12 +427,11 @@ class Runtime:
 
         lane = next(self._lanes)
         parent = self.active_revision
-        current = self.code(parent)
+        code = self.code(parent)
         decls = self.declarations
         if functions is not None:
             self._check_functions(functions)
             decls = subset(decls, tuple(functions))
-        text = base_prompt(decls, prompt, current=current, revision=parent, functions=functions)
         runtime = self
 
         class Sink:
@@ -552,26 +440,30 @@ class Runtime:
             ) -> Registered | Rejected:
                 if functions is not None:
                     merged = validate_code(
-                        complete_from_parent(candidate.code, current),
+                        complete_from_parent(candidate.code, code),
                         runtime.declarations,
                         runtime.policy,
                     )
                     if not isinstance(merged, Candidate):
-                        return Rejected(failure=_as_failure(merged), timings=StageTimings())
+                        return Rejected(failure=merged.failure(), timings=StageTimings())
                     candidate = merged
                 return await runtime._try(candidate, lane=lane, check=check, parent=parent)
 
-        return await run_lane(
+        return await Lane(
             lane=lane,
             agent=agent,
-            prompt=text,
+            task=prompt,
             decls=decls,
+            current=shown_current(code, self.declarations.names, partial=functions is not None),
+            revision=parent,
             policy=self.policy,
             sink=Sink(),
             limits=self.limits,
             gate=self._gate_for_loop(),
             seed=seed,
-        )
+            edits=self.options.edits,
+            functions=functions,
+        ).run()
 
     # ------------------------------------------------------------------ search (issue 11)
 
@@ -618,13 +510,17 @@ class Runtime:
           more than one, the best three are re-measured with ``confirm_repeats`` (default
           ``2 * repeats``) before the best is reported.
         - ``prices``: model -> (USD per million prompt tokens, per million completion tokens),
-          for the ``cost`` budget. ``prompt(context) -> str`` replaces the default prompt.
+          for the ``cost`` budget. ``prompt(context) -> str`` replaces the default prompt
+          (:func:`symbiont.default_prompt`); with edit replies on (``Options.edits``) the
+          edit format is added to it, and edits apply to the code of the lane's parent.
         - ``attempts_per_lane``: replies per lane (default: the runtime's ``max_attempts``).
         - ``functions``: the declared functions the model rewrites (default: all); a candidate
           defines only those (and helpers), the rest is taken from the lane's parent.
         - ``on_event(event)``: progress events (see :class:`symbiont.Event`).
 
-        The best revision is activated at the end. Ctrl-C ends the round in flight as
+        The best revision is activated at the end. A fatal agent error (a bad key, an unknown
+        model: :attr:`EvolveError.fatal`) stops the run at once, recorded with the stop reason
+        ``agent``, and is raised here. Ctrl-C ends the round in flight as
         interrupted, records it and re-raises KeyboardInterrupt (a resume hint is logged).
         """
         from symbiont._search import run_interruptible
@@ -691,27 +587,32 @@ class Runtime:
 
     # ------------------------------------------------------------------ the pipeline
 
-    async def _build_and_load(
-        self, code: str, normalised: str, timing: list[float] | None = None
-    ) -> tuple[Library, str] | Failure:
-        """Builds (or finds in the cache) and loads ``code``; ``timing``, when given, receives
-        the build and load seconds."""
-        started = time.perf_counter()
+    async def _build_and_load(self, code: str, normalised: str) -> tuple[Library, str] | Failure:
+        """Builds (or finds in the cache) and loads ``code`` (trusted code: the default bodies,
+        or a revision that passed before)."""
+        built = await self._build(code, normalised)
+        if isinstance(built, Failure):
+            return built
+        lib = self._load(built)
+        return lib if isinstance(lib, Failure) else (lib, built.key)
+
+    async def _build(self, code: str, normalised: str) -> _Built | Failure:
+        """Builds (or finds in the cache) ``code``, without loading it."""
         crate = generate(self.declarations, code, guards=self.guards)
         result = await self._builder.build(crate, normalised)
         if not result.ok:
             assert result.diagnostics is not None
             kind: FailureKind = "build_timeout" if result.timed_out else "compile_error"
-            rendered = result.diagnostics.render()
-            first = result.diagnostics.errors[0].message if result.diagnostics.errors else kind
-            return Failure(kind=kind, feedback=rendered, summary=first)
+            errors = result.diagnostics.errors
+            first = errors[0] if errors else None
+            return Failure(
+                kind=kind,
+                message=first.message if first else "the build failed",
+                line=first.line if first and first.in_candidate else None,
+                column=first.column if first and first.in_candidate else None,
+                details=result.diagnostics.render(),
+            )
         assert result.library is not None
-        loading = time.perf_counter()
-        if timing is not None:
-            timing.append(loading - started)
-        existing = self._table.by_key(result.key)
-        if existing is not None:
-            return self._table.library(existing.number), result.key
         code, insertions = crate.candidate, crate.insertions
         if result.cached:
             # Built earlier, maybe from the same tokens in another layout: panics are reported
@@ -720,19 +621,32 @@ class Runtime:
             if built is not None and built != code:
                 code = built
                 insertions = generate(self.declarations, built, guards=self.guards).insertions
+        return _Built(library=result.library, key=result.key, code=code, insertions=insertions)
+
+    def _load(self, built: _Built) -> Library | Failure:
+        """``built`` loaded into this process (the loaded one when it is registered already)."""
+        existing = self._table.by_key(built.key)
+        if existing is not None:
+            return self._table.library(existing.number)
         try:
-            lib = Library(
-                result.library,
+            return Library(
+                built.library,
                 self.declarations.functions,
                 api=self._api,
-                code=code,
-                insertions=insertions,
+                code=built.code,
+                insertions=built.insertions,
             )
-            if timing is not None:
-                timing.append(time.perf_counter() - loading)
-            return lib, result.key
         except BuildError as exc:
-            return Failure(kind="load_error", feedback=str(exc), summary=str(exc))
+            return Failure(kind="load_error", message=str(exc))
+
+    async def _draft(self, candidate: Candidate, *, check: Check | None) -> Drafted | Rejected:
+        """Builds, loads and checks ``candidate`` exactly like a lane's candidate (the same
+        build limits, the same isolation order and call deadlines) and registers nothing:
+        what :func:`symbiont.tools.try_code` reports to the model."""
+        trial = await self._trial(candidate, check=check)
+        if isinstance(trial, Rejected):
+            return trial
+        return Drafted(score=trial.score, timings=trial.timings)
 
     async def _try(
         self,
@@ -742,59 +656,79 @@ class Runtime:
         check: Check | None,
         parent: int | None = None,
     ) -> Registered | Rejected:
+        trial = await self._trial(candidate, check=check)
+        if isinstance(trial, Rejected):
+            return trial
+        rev, new = self._table.register(
+            code=candidate.code, key=trial.key, library=trial.library, parent=parent, lane=lane,
+            build_seconds=trial.timings.build,
+        )  # fmt: skip
+        reap()
+        return Registered(revision=rev.number, new=new, score=trial.score, timings=trial.timings)
+
+    async def _trial(self, candidate: Candidate, *, check: Check | None) -> _Passed | Rejected:
+        """Builds, loads and checks ``candidate``; registering it is the caller's decision."""
         t0 = time.perf_counter()
-        timing: list[float] = []
-        built = await self._build_and_load(candidate.code, candidate.normalised, timing)
+        built = await self._build(candidate.code, candidate.normalised)
         t1 = time.perf_counter()
         if isinstance(built, Failure):
             return Rejected(failure=built, timings=StageTimings(build=t1 - t0))
-        lib, key = built
-        load = timing[1] if len(timing) > 1 else 0.0
-        timings = StageTimings(build=t1 - t0 - load, load=load)
+        timings = StageTimings(build=t1 - t0)
         score: float | None = None
-        if check is not None:
+        # -- isolation: the library is loaded (and checked) in a worker first, and into this
+        # process only after it passed there, so code that runs at load time ends a worker.
+        if self._pool is not None and (check is not None or self._table.by_key(built.key) is None):
             t2 = time.perf_counter()
-            if self._pool is not None:
-                outcome = await self._isolated_check(check, lib, candidate.code)
-            else:
-                fns, maps = self._table.pinned(lib, "candidate under check", self.check_timeout)
-                try:
-                    outcome = await _run_check(check, fns, maps)
-                except Exception as exc:
-                    log.debug("check rejected a candidate: %r", exc)
-                    outcome = check_failure(exc, candidate.code, lib.code)
-            timings = timings + StageTimings(check=time.perf_counter() - t2)
+            isolated = await self._isolated_check(check, built, candidate.code)
+            spent = time.perf_counter() - t2
+            timings += StageTimings(check=spent) if check else StageTimings(load=spent)
+            if isinstance(isolated, Failure):
+                return Rejected(failure=isolated, timings=timings)
+            score = isolated
+        # --
+        t3 = time.perf_counter()
+        lib = self._load(built)
+        timings += StageTimings(load=time.perf_counter() - t3)
+        if isinstance(lib, Failure):
+            return Rejected(failure=lib, timings=timings)
+        if check is not None and self._pool is None:
+            t4 = time.perf_counter()
+            fns, maps = self._table.pinned(lib, "candidate under check", self.check_timeout)
+            outcome: float | Failure | None
+            try:
+                outcome = await run_check(check, fns, maps)
+            except Exception as exc:
+                log.debug("check rejected a candidate: %r", exc)
+                outcome = check_failure(exc, candidate.code, lib.code)
+            timings += StageTimings(check=time.perf_counter() - t4)
             if isinstance(outcome, Failure):
                 return Rejected(failure=outcome, timings=timings)
             score = outcome
-        rev, new = self._table.register(
-            code=candidate.code, key=key, library=lib, parent=parent, lane=lane,
-            build_seconds=timings.build,
-        )  # fmt: skip
-        reap()
-        return Registered(revision=rev.number, new=new, score=score, timings=timings)
+        return _Passed(library=lib, key=built.key, score=score, timings=timings)
 
     async def _isolated_check(
-        self, check: Check, lib: Library, code: str
+        self, check: Check | None, built: _Built, code: str
     ) -> float | Failure | None:
+        """Loads ``built`` in a worker and runs ``check`` there (only loads it without one)."""
         assert self._pool is not None
         import cloudpickle
 
         try:
-            payload = cloudpickle.dumps(check)
+            payload = cloudpickle.dumps(check) if check is not None else None
         except Exception as exc:
             raise ConfigError(
                 f"isolation='process' needs a check cloudpickle can serialise: {exc}"
             ) from exc
+        existing = self._table.by_key(built.key)
         task = CheckTask(
             declarations=self.declarations.source,
-            library=lib.path,
+            library=built.library,
             code=code,
-            compiled=lib.code,
-            insertions=lib.insertions,
+            compiled=built.code,
+            insertions=built.insertions,
             check=payload,
             check_timeout=self.check_timeout,
-            revision=lib.revision,
+            revision=existing.number if existing is not None else None,
             cache_dir=self._builder.cache_dir,
             rustc=self._toolchain.rustc,
         )
@@ -806,8 +740,8 @@ class Runtime:
             score: float | None = answer[1]
             return score
         if answer[0] == "failed":
-            _, kind, feedback, summary, line = answer
-            return Failure(kind=kind, feedback=feedback, summary=summary, line=line)
+            failure: Failure = answer[1]
+            return failure
         raise SymbiontError(f"the isolation worker failed: {answer[1]}")
 
     def close(self) -> None:
@@ -839,6 +773,7 @@ class _SearchHost:
         self.declarations = rt.declarations
         self.policy = rt.policy
         self.limits = rt.limits
+        self.edits = rt.options.edits
 
     def gate(self) -> asyncio.Semaphore:
         return self._rt._gate_for_loop()
@@ -848,10 +783,7 @@ class _SearchHost:
 
     def validate(self, code: str) -> Candidate | Failure:
         c = validate_code(code, self.declarations, self.policy)
-        if isinstance(c, Candidate):
-            return c
-        return Failure(kind=c.kind, feedback=c.message, summary=c.message.splitlines()[0],
-                       line=c.line)  # fmt: skip
+        return c if isinstance(c, Candidate) else c.failure()
 
     async def try_candidate(
         self, candidate: Candidate, *, lane: int | None, check: Check | None, parent: int | None
@@ -865,51 +797,43 @@ class _SearchHost:
         return self._rt.code()
 
 
-def _as_failure(rejection: Rejection) -> Failure:
-    return Failure(
-        kind=rejection.kind,
-        feedback=rejection.message,
-        summary=rejection.message.splitlines()[0],
-        line=rejection.line,
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drafted:
+    """A draft that built, loaded and passed its check (``score`` when the check gave one);
+    nothing was registered (``Runtime._draft``)."""
+
+    score: float | None
+    timings: StageTimings
 
 
-def _wants_map(check: Check) -> bool:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Passed:
+    """A candidate that built, loaded and passed its check, not registered yet."""
+
+    library: Library
+    key: str
+    score: float | None
+    timings: StageTimings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Built:
+    """A built library, not loaded yet: its cache key, and the layout it was compiled from."""
+
+    library: Path
+    key: str
+    code: str
+    insertions: tuple[tuple[int, str], ...]
+
+
+def _warn_if_blocking_a_loop(name: str, twin: str) -> None:
     try:
-        params = inspect.signature(check).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2
-
-
-async def _run_check(check: Check, fns: Functions, maps: Maps) -> float | None:
-    """Runs a check off the event loop (native code holds the GIL, HTTP must keep flowing).
-    A check taking two arguments also receives the vectorised functions."""
-    args: tuple[Any, ...] = (fns, maps) if _wants_map(check) else (fns,)
-    if inspect.iscoroutinefunction(check):
-        result = await check(*args)
-    else:
-        result = await asyncio.to_thread(check, *args)
-        if inspect.isawaitable(result):
-            result = await result
-    return _score(result)
-
-
-def run_check_sync(check: Check, fns: Functions, maps: Maps) -> float | None:
-    """The same, in the calling thread (isolation workers have no event loop)."""
-    args: tuple[Any, ...] = (fns, maps) if _wants_map(check) else (fns,)
-    result = check(*args)
-    if inspect.isawaitable(result):
-        result = asyncio.run(result)  # type: ignore[arg-type]
-    return _score(result)
-
-
-def _score(result: object) -> float | None:
-    if result is False:
-        raise AssertionError("the check returned False")
-    if result is None or result is True:
-        return None
-    if isinstance(result, (int, float)):
-        return float(result)
-    raise TypeError(f"a check must return a number or None, got {type(result).__name__}")
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if not in_background():
+        log.warning(
+            "rt.%s() was called from a running event loop: the loop is blocked until it "
+            "returns (no other task runs meanwhile); use `await rt.%s(...)` instead",
+            name, twin,
+        )  # fmt: skip

@@ -1,10 +1,10 @@
 """The isolated-evaluation worker: started as ``python -c "...; main()" LIMIT``.
 
 Reads tasks from stdin and answers on stdout, each message a 4-byte big-endian length followed
-by a pickle. A task loads one candidate library, runs the check on it and answers
-``("ok", score)`` or ``("failed", kind, feedback, summary, line)``. Whatever the candidate does
-to this process (abort, segfault, out of memory, exit) only ends this process: the parent sees
-the pipe close and records a crash. ``LIMIT`` is the address-space limit in bytes (0: none).
+by a pickle. A task loads one candidate library, runs the check on it (if any) and answers
+``("ok", score)`` or ``("failed", failure)`` (a ``Failure`` record). Whatever the candidate
+does to this process (abort, segfault, out of memory, exit) only ends this process: the parent
+sees the pipe close and records a crash. ``LIMIT`` is the address-space limit in bytes (0: none).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def write_message(stream: IO[bytes], obj: Any) -> None:
 def _run(task: dict[str, Any]) -> tuple[Any, ...]:
     import cloudpickle
 
-    from symbiont._runtime import check_failure, run_check_sync
+    from symbiont._checks import check_failure, run_check_sync
     from symbiont._compile import find_toolchain
     from symbiont._decl import evolvable
     from symbiont._load import Library, RevisionTable, trampoline
@@ -55,12 +55,13 @@ def _run(task: dict[str, Any]) -> tuple[Any, ...]:
     fns, maps = RevisionTable(decls, tramp, "symbiont.fns").pinned(
         lib, "candidate under check (isolated)", task["check_timeout"]
     )
+    if task["check"] is None:  # loading it was the test
+        return ("ok", None)
     check = cloudpickle.loads(task["check"])
     try:
         score = run_check_sync(check, fns, maps)
     except Exception as exc:
-        f = check_failure(exc, task["code"], task["compiled"])
-        return ("failed", f.kind, f.feedback, f.summary, f.line)
+        return ("failed", check_failure(exc, task["code"], task["compiled"]))
     return ("ok", score)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shlex
+import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -12,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from symbiont._errors import AgentError, ConfigError, TransientAgentError
 from symbiont._agents import Agent, CommandAgent, Message, Reply, Request, Usage
 from symbiont._agents._command import render_conversation
+from symbiont._errors import AgentError, ConfigError, TransientAgentError
 
 CONVERSATION = Request(
     messages=(
@@ -148,6 +151,63 @@ def test_timeout_kills_the_program_and_its_children(tmp_path: Path) -> None:
     program_pid, grandchild_pid = map(int, pids.read_text().split())
     assert wait_gone(program_pid)
     assert wait_gone(grandchild_pid)
+
+
+def test_timeout_is_logged_before_the_request_is_sent_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    argv = program(tmp_path, "import time; time.sleep(60)")
+    caplog.set_level(logging.INFO, logger="symbiont.agents")
+    with pytest.raises(TransientAgentError):
+        complete(CommandAgent(argv, timeout=0.5))
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert any(
+        "timed out after 0.5 s" in line and "CommandAgent(timeout=" in line for line in lines
+    )
+
+
+HOST = """
+import asyncio, sys
+from symbiont._agents import CommandAgent, Message, Request
+agent = CommandAgent(sys.argv[1:])
+asyncio.run(agent.complete(Request(messages=(Message(role="user", content="hi"),))))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
+def test_a_killed_host_leaves_no_agent_process_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    # The program starts a child of its own too: both must go with the host.
+    pids = tmp_path / "pids"
+    argv = program(
+        tmp_path,
+        f"""
+        import os, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        with open({str(pids)!r} + ".tmp", "w") as f:
+            f.write(f"{{os.getpid()}} {{child.pid}}")
+        os.rename({str(pids)!r} + ".tmp", {str(pids)!r})
+        time.sleep(120)
+        """,
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    host = subprocess.Popen([sys.executable, "-c", HOST, *argv], env=env,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not pids.exists():
+            assert host.poll() is None, "the host ended before the agent started"
+            assert time.monotonic() < deadline, "the agent program never started"
+            time.sleep(0.02)
+        program_pid, child_pid = map(int, pids.read_text().split())
+        host.send_signal(sig)
+        host.wait(timeout=30)
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+    assert wait_gone(program_pid, 10.0)
+    assert wait_gone(child_pid, 10.0)
 
 
 def test_cancellation_kills_the_program(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from symbiont._errors import ConfigError
 from symbiont._agents import CommandAgent, OpenAIAgent, agent_from_env
+from symbiont._errors import ConfigError
 
 
 def test_base_url_selects_the_openai_agent() -> None:
@@ -54,6 +54,16 @@ def test_invalid_timeout_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="SYMBIONT_LLM_TIMEOUT") as info:
         agent_from_env(environ)
     assert "seconds" in str(info.value)
+
+
+def test_header_and_idle_timeouts_come_from_the_environment() -> None:
+    environ = {"BASE_URL": "http://x/v1", "MODEL": "m", "SYMBIONT_HEADER_TIMEOUT": "4",
+               "SYMBIONT_IDLE_TIMEOUT": "900"}  # fmt: skip
+    agent = agent_from_env(environ)
+    assert isinstance(agent, OpenAIAgent)
+    assert (agent.header_timeout, agent.idle_timeout) == (4.0, 900.0)
+    with pytest.raises(ConfigError, match="SYMBIONT_IDLE_TIMEOUT"):
+        agent_from_env({**environ, "SYMBIONT_IDLE_TIMEOUT": "soon"})
 
 
 def test_invalid_reasoning_effort_lists_the_valid_ones() -> None:
@@ -109,8 +119,8 @@ def test_without_the_local_module_the_error_names_the_fix(
 
 def test_nothing_set_selects_the_local_model(caplog: pytest.LogCaptureFixture) -> None:
     local = pytest.importorskip("symbiont._agents._local")
-    caplog.set_level(logging.INFO, logger="symbiont._agents")
+    caplog.set_level(logging.INFO, logger="symbiont.agents")
     agent = agent_from_env({})
     assert isinstance(agent, local.LocalAgent)
-    lines = [r.getMessage() for r in caplog.records if r.name == "symbiont._agents"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "symbiont.agents"]
     assert any("no BASE_URL" in line and "local model" in line for line in lines)

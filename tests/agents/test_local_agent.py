@@ -8,13 +8,11 @@ from pathlib import Path
 import pytest
 
 import symbiont as sb
-from symbiont._agents import Message
+from symbiont._agents import Message, Request
 from symbiont._agents._grammar import build_grammar
 from symbiont._agents._local import LocalAgent, completion_prompt
 from symbiont._cli import examples_dir, list_examples
-from symbiont._evolve import base_prompt, correction
-from symbiont._evolve._prompts import base_messages
-from symbiont._evolve._trace import Failure
+from symbiont._failures import Failure
 
 
 def example_declarations() -> list[sb.Declarations]:
@@ -57,29 +55,58 @@ def test_grammar_parses_in_llama_cpp() -> None:
 
 def test_completion_prompt_holds_task_previous_version_and_feedback() -> None:
     decls = sb.evolvable("/// Step.\nfn step(c: &mut usize) {\n    *c += 1;\n}")
-    messages = base_messages(
-        base_prompt(decls, "Add seven.", current=decls.default_code, revision=0)
+    # The chat text is deliberately unrelated: the prompt is written from the fields alone.
+    chat = (Message(role="user", content="Task: something else entirely"),)
+    first = completion_prompt(
+        Request(messages=chat, declarations=decls, task="Add seven.", current=decls.default_code)
     )
-    first = completion_prompt(tuple(messages), decls)
     assert "// Task: Add seven." in first
+    assert "something else" not in first
     assert "// Previous version:\n//     fn step(c: &mut usize) {\n//         *c += 1;" in first
     assert "Functions to implement" not in first
     assert first.rstrip().endswith("//     }")
-    failure = Failure(kind="check_failed", feedback="added 1, expected 7", summary="x")
-    messages += [
-        Message(role="assistant", content="```rust\nfn step(c: &mut usize) { *c += 2; }\n```"),
-        Message(role="user", content=correction(failure, attempt=1, max_attempts=10)),
-    ]
-    second = completion_prompt(tuple(messages), decls)
+    failure = Failure(kind="check_failed", message="added 1, expected 7")
+    second = completion_prompt(
+        Request(
+            messages=chat,
+            declarations=decls,
+            task="Add seven.",
+            current=decls.default_code,
+            rejected="fn step(c: &mut usize) { *c += 2; }",
+            failure=failure,
+        )
+    )
     assert "// Rejected attempt:\n//     fn step(c: &mut usize) { *c += 2; }" in second
     assert "// added 1, expected 7" in second
     assert "Send the complete corrected code" not in second
     assert "```" not in second
 
 
+def test_the_lane_gives_the_agent_task_code_and_last_failure_as_fields() -> None:
+    from symbiont.testing import ScriptedAgent
+
+    rt = sb.Runtime("fn step(c: &mut usize) { *c += 1; }")
+    agent = ScriptedAgent(
+        ["fn step(c: &mut usize) { *c += }", "fn step(c: &mut usize) { *c += 7; }"]
+    )
+    rt.evolve(agent, "Add seven.")
+    first, second = agent.requests
+    assert (first.task, first.current, first.rejected, first.failure) == (
+        "Add seven.",
+        "fn step(c: &mut usize) { *c += 1; }\n",
+        None,
+        None,
+    )
+    assert second.task == "Add seven."
+    assert second.rejected == "fn step(c: &mut usize) { *c += }\n"
+    assert second.failure is not None and second.failure.kind == "parse_error"
+    assert second.failure.line == 1
+
+
 def test_prelude_is_real_code_in_the_prompt() -> None:
-    messages = base_messages(base_prompt(MULTI, "Go.", current=MULTI.default_code))
-    prompt = completion_prompt(tuple(messages), MULTI)
+    prompt = completion_prompt(
+        Request(messages=(), declarations=MULTI, task="Go.", current=MULTI.default_code)
+    )
     assert "\nconst SCALE: f64 = 2.0;\n" in prompt
 
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
 from symbiont._agents import Agent, Message, OpenAIAgent, Reply, Request, Usage
 from symbiont._agents._openai import parse_retry_after
+from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
 from symbiont.testing import Drop, Hang, Malformed, OpenAITestServer, Status, Text
 
 SECRET = "sk-test-SECRET-0123456789"
@@ -78,7 +78,8 @@ def test_reply_carries_text_usage_and_what_was_sent() -> None:
     assert body["reasoning_effort"] == "low"
     assert body["temperature"] == 0.25
     assert body["top_k"] == 5
-    assert body.get("stream") in (None, False)
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
     assert headers["authorization"] == f"Bearer {SECRET}"
 
 
@@ -90,7 +91,7 @@ def test_optional_fields_are_not_sent_when_not_given() -> None:
         headers = server.request_headers[0]
 
     assert reply.text == "hello"
-    assert set(body) == {"model", "messages"}
+    assert set(body) == {"model", "messages", "stream", "stream_options"}
     # Local servers need no key; the client still sends one, visibly not a secret.
     assert headers["authorization"] == "Bearer not-needed"
 
@@ -237,6 +238,7 @@ def test_hang_past_the_deadline_is_transient() -> None:
         elapsed = time.monotonic() - started
     assert isinstance(error, TransientAgentError)
     assert "timed out after 0.5 s" in str(error)
+    assert "OpenAIAgent(timeout=...) or SYMBIONT_LLM_TIMEOUT" in str(error)
     assert elapsed < 5.0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from symbiont._compile import Diagnostics, find_toolchain, map_offset, parse_rustc_json
+from symbiont._compile import Diagnostics, find_toolchain, parse_rustc_json
 
 _MARKS = {"@E": "__sb_enter();", "@T": "__sb_tick();"}
 _GUARDS = "#[inline(always)] fn __sb_enter() {}\n#[inline(always)] fn __sb_tick() {}\n"
@@ -85,19 +85,6 @@ def test_instrument_helper_marks_what_it_inserts() -> None:
     assert original == "fn f() { for _ in 0..1 { } }"
     assert insertions == [(8, "__sb_enter();"), (24, "__sb_tick();")]
     assert compiled == "fn f() {__sb_enter(); for _ in 0..1 {__sb_tick(); } }"
-
-
-def test_map_offset_subtracts_earlier_insertions_and_snaps_inside_one() -> None:
-    insertions = [(8, "__sb_enter();"), (24, "__sb_tick();")]  # 13 and 12 bytes
-    assert map_offset(0, insertions) == 0
-    assert map_offset(8, insertions) == 8  # the start of the first insertion
-    assert map_offset(14, insertions) == 8  # inside it
-    assert map_offset(21, insertions) == 8  # just after it: the original byte 8
-    assert map_offset(30, insertions) == 17
-    assert map_offset(37, insertions) == 24  # the start of the second
-    assert map_offset(49, insertions) == 24  # just after the second
-    assert map_offset(55, insertions) == 30
-    assert map_offset(5, ()) == 5
 
 
 def test_caret_sits_under_the_original_characters_after_an_insertion(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -79,8 +80,11 @@ def test_lanes_run_concurrently() -> None:
     assert agent.peak == 4
 
 
-def test_sync_api_inside_a_running_event_loop_and_async_twins() -> None:
+def test_sync_api_inside_a_running_event_loop_and_async_twins(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     rt = sb.Runtime(DECL)
+    caplog.set_level(logging.WARNING, logger="symbiont")
 
     async def main() -> tuple[sb.EvolveInfo, list[sb.EvolveInfo | sb.EvolveError], int]:
         sync_info = rt.evolve(ByTaskAgent(), "triple", activate=False)  # loop is running here
@@ -92,6 +96,12 @@ def test_sync_api_inside_a_running_event_loop_and_async_twins() -> None:
     assert rt.revision(sync_info.revision).fns.f(2) == 6
     assert isinstance(batch[0], sb.EvolveInfo) and isinstance(batch[1], sb.EvolveError)
     assert rt.active_revision == active and rt.fns.f(2) == 4
+    # The sync call blocked the caller's loop, and said so where it happened; the async twins
+    # did not warn.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "rt.evolve() was called from a running event loop" in warnings[0]
+    assert "await rt.aevolve(...)" in warnings[0]
 
 
 def test_batch_rejects_a_single_string() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 import symbiont as sb
 from symbiont._cli import examples_dir, list_examples
-from symbiont.testing import OpenAITestServer
+from symbiont.testing import OpenAITestServer, Status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,3 +114,16 @@ def test_cli_lists_examples_and_rejects_unknown_ones() -> None:
         check=False,
     )
     assert bad.returncode == 2 and "unknown example 'nope'" in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["fizzbuzz", "counter"])
+def test_a_rejected_key_ends_the_rounds_at_once(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = load(name)
+    rejected = Status(401, message="Incorrect API key provided.")
+    with OpenAITestServer([rejected] * 3) as server:
+        assert example["main"](agent(server), rounds=3) == 2
+        assert server.request_count == 1  # not one request per round
+    captured = capsys.readouterr()
+    assert "Incorrect API key provided" in captured.out + captured.err

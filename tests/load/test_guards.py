@@ -8,7 +8,8 @@ import threading
 import pytest
 
 import symbiont as sb
-from symbiont._codegen import ENTER, TICK, instrument, original_column
+from symbiont._codegen import ENTER, TICK, instrument
+from symbiont._decl import SourceMap
 
 DECL = """
 fn run(n: u64) -> u64 { n }
@@ -155,4 +156,32 @@ def test_instrumentation_keeps_lines_and_maps_columns() -> None:
     assert f"map(|x| {{ {TICK} x * 2 }})" in lines[3]
     # A column after the inserted tick maps back to the written code.
     col = out.code.splitlines()[0].index("s += i") + 1
-    assert original_column(out.insertions, code, 1, col) == code.splitlines()[0].index("s += i") + 1
+    back = SourceMap.with_insertions(code, out.insertions).written_position(1, col)
+    assert back == (1, code.splitlines()[0].index("s += i") + 1)
+
+
+def test_calls_through_values_get_the_depth_check_and_method_calls_do_not() -> None:
+    # Recursion that names no function passes a call through a value; a method call is named.
+    code = (
+        "fn f(x: u64) -> u64 { x.wrapping_add(1).max(2) }\n"
+        "fn g(v: &[u64]) -> u64 { v.iter().map(|x| x.max(&3)).sum() }\n"
+        "fn apply(f: &dyn Fn(u64) -> u64, x: u64) -> u64 { f(x) }\n"
+        "fn h(n: u64) -> u64 { let c = |r: &R, x: u64| (r.0)(r, x); n }\n"
+    )
+    lines = instrument(code).code.split("\n")
+    assert ENTER not in lines[0] and TICK not in lines[0]
+    assert ENTER not in lines[1] and TICK in lines[1]
+    assert lines[2].count(ENTER) == 1
+    assert lines[3].count(ENTER) == 1 and TICK not in lines[3]
+
+
+def test_guard_placement_is_part_of_the_cache_key() -> None:
+    from dataclasses import replace
+
+    from symbiont._codegen import generate
+    from symbiont._decl import evolvable
+
+    crate = generate(evolvable("fn f(x: u64) -> u64 { x }"), "fn f(x: u64) -> u64 { x }")
+    moved = replace(crate, insertions=((0, ENTER),))
+    assert crate.digest("fn f") != moved.digest("fn f")
+    assert crate.digest("fn f") == replace(crate, insertions=()).digest("fn f")

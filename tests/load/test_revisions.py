@@ -222,3 +222,49 @@ def test_evicted_library_file_is_rebuilt_from_the_code() -> None:
     reap()
     rev.library.unlink()
     assert rt.revision(n).fns.add(0) == 33
+
+
+def test_repr_of_a_revision_does_not_print_its_code() -> None:
+    rt = sb.Runtime(DECL)
+    rev = rt.revisions[0]
+    text = repr(rev)
+    assert "x + 1" not in text
+    assert text.startswith("Revision(number=0, parent=None, lane=None, code=<")
+
+
+_COLLECTED = """
+import gc, symbiont as sb
+from symbiont._load import loaded_count
+
+def maps():
+    return open("/proc/self/maps").read()
+
+DECL = "fn add(x: u64) -> u64 { x + 1 }"
+keep = sb.Runtime(DECL)        # another runtime, alive throughout
+before = loaded_count()
+rt = sb.Runtime(DECL + "\\nfn other(x: u64) -> u64 { x }")
+for k in (2, 3):
+    rt.register("fn add(x: u64) -> u64 {{ x + {} }}\\nfn other(x: u64) -> u64 {{ x }}".format(k),
+                activate=True)
+paths = [str(r.library) for r in rt.revisions]
+held = sb.Runtime(DECL + "\\nfn third(x: u64) -> u64 { x }")
+f = held.fns.add               # a dispatcher outlives its runtime
+held_path = str(held.revisions[0].library)
+assert all(p in maps() for p in paths + [held_path])
+del rt, held
+gc.collect()
+# No safe point of any other runtime ran: the collection itself unloaded them.
+print("unloaded", not any(p in maps() for p in paths))
+print("held", held_path in maps(), f(1))
+print("count", loaded_count() - before)
+"""
+
+
+def test_libraries_of_a_collected_runtime_are_unloaded() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _COLLECTED], capture_output=True, text=True,
+                         timeout=300, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == ["unloaded True", "held True 2", "count 1"], out.stdout

@@ -8,10 +8,9 @@ import runpy
 import pytest
 
 import symbiont as sb
-from symbiont._agents import Request
+from symbiont._agents import Message, Request
 from symbiont._cli import examples_dir, list_examples
-from symbiont._evolve import base_prompt
-from symbiont._evolve._prompts import base_messages
+from symbiont._prompts import SYSTEM, base_prompt
 from symbiont._validate import Rejection, validate
 
 pytestmark = pytest.mark.model
@@ -40,9 +39,13 @@ SIGNATURE_SAMPLES = 5
 @pytest.mark.parametrize("name", sorted(list_examples()))
 def test_with_the_grammar_every_reply_matches_the_signatures(name: str) -> None:
     decls = sb.evolvable(example(name)["DECLARATION"])  # type: ignore[arg-type]
-    prompt = base_prompt(decls, str(example(name)["PROMPT"]), current=decls.default_code)
+    task = str(example(name)["PROMPT"])
     agent = sb.LocalAgent(seed=7, max_tokens=120)
-    request = Request(messages=tuple(base_messages(prompt)), declarations=decls)
+    prompt = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
+                         current=decls.default_code)  # fmt: skip
+    messages = (Message(role="system", content=SYSTEM), Message(role="user", content=prompt))
+    request = Request(messages=messages, declarations=decls, task=task,
+                      current=decls.default_code)  # fmt: skip
     kinds = []
     for _ in range(SIGNATURE_SAMPLES):
         reply = asyncio.run(agent.complete(request))
@@ -59,3 +62,33 @@ def test_doctor_loads_the_model() -> None:
     from symbiont._cli._doctor import doctor
 
     assert doctor(check_model=True) == 0
+
+
+_QUIET = """
+import asyncio, logging, sys
+import symbiont as sb
+from symbiont._agents import Message, Request
+
+if sys.argv[1] == "verbose":
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(name)s %(message)s")
+decls = sb.evolvable("fn step(c: &mut usize) { *c += 1; }")
+agent = sb.LocalAgent(max_tokens=8, seed=1)
+request = Request(messages=(Message(role="user", content="Add 2."),), declarations=decls,
+                  task="Add 2.", current=decls.default_code)
+asyncio.run(agent.complete(request))
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_llama_cpp_log_lines_stay_out_of_the_terminal(mode: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _QUIET, mode], capture_output=True, text=True,
+                         timeout=600, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "llama_" not in out.stderr, out.stderr  # nothing of llama.cpp's on the terminal
+    if mode == "verbose":
+        assert "symbiont.agents.llama llama_kv_cache" in out.stdout  # behind the verbose flag
+    else:
+        assert out.stdout == ""

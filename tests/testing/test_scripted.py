@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from symbiont._errors import AgentError, TransientAgentError
 from symbiont._agents import Agent, Message, Reply, Request, Usage
+from symbiont._errors import AgentError, TransientAgentError
 from symbiont.testing import ScriptedAgent
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from symbiont.testing import Drop, Hang, Malformed, OpenAITestServer, Status, Text
+from symbiont.testing import Drop, Hang, Malformed, OpenAITestServer, Stall, Status, Text, ToolCall
 
 
 def post(
@@ -203,3 +203,67 @@ def test_start_and_close_without_context_manager() -> None:
         server.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def events(raw: bytes) -> list[str]:
+    text = raw.decode()
+    assert text.endswith("\n\n")
+    return [block.removeprefix("data: ") for block in text.split("\n\n") if block]
+
+
+def test_stream_requests_get_server_sent_events() -> None:
+    item = Text("fn a() {}", chunk_chars=4, prompt_tokens=3, completion_tokens=2)
+    body = {**chat(), "stream": True, "stream_options": {"include_usage": True}}
+    with OpenAITestServer([item]) as server:
+        status, headers, raw = post(server, body)
+    assert status == 200
+    assert headers["content-type"] == "text/event-stream"
+    data = events(raw)
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in data[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
+    pieces = [c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]]
+    assert pieces[1:4] == ["fn a", "() {", "}"]
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def test_streamed_tool_calls_come_in_pieces() -> None:
+    item = Text(None, tool_calls=(ToolCall("probe", {"n": 12345}, id="c1"),), chunk_chars=5)
+    with OpenAITestServer([item]) as server:
+        _, _, raw = post(server, {**chat(), "stream": True})
+    chunks = [json.loads(d) for d in events(raw)[:-1]]
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
+    assert calls[0] == {"index": 0, "id": "c1", "type": "function",
+                        "function": {"name": "probe", "arguments": ""}}  # fmt: skip
+    assert "".join(c["function"]["arguments"] for c in calls) == '{"n": 12345}'
+    assert len(calls) > 2
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    # Without a stream the same item is one message with its tool calls.
+    with OpenAITestServer([item]) as server:
+        _, _, raw = post(server, chat())
+    message = json.loads(raw)["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"] == {"name": "probe", "arguments": '{"n": 12345}'}
+
+
+def test_stall_sends_headers_and_a_first_chunk_then_nothing() -> None:
+    with OpenAITestServer([Stall(60.0, content="fn a(")]) as server:
+        # The read timeout only has to outlast the first chunks, sent at once; the stall is 60 s.
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=3)
+        body = json.dumps({**chat(), "stream": True})
+        connection.request("POST", "/v1/chat/completions", body=body,
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("content-type") == "text/event-stream"
+        first = response.fp.readline() + response.fp.readline()
+        second = response.fp.readline() + response.fp.readline()
+        delta = json.loads(first.decode().removeprefix("data: "))["choices"][0]["delta"]
+        assert delta == {"role": "assistant"}
+        assert '"content": "fn a("' in second.decode()
+        with pytest.raises(TimeoutError):
+            response.fp.readline()
+        connection.close()

@@ -109,8 +109,10 @@ def test_prose_only_reply_has_no_code() -> None:
     rejection = validate(reply, DECLS)
     assert isinstance(rejection, Rejection)
     assert rejection.kind == "no_code"
-    assert "```rust" in rejection.message
-    assert "fn mean(xs: &[f64]) -> f64" in rejection.message
+    assert rejection.expected == "fn mean(xs: &[f64]) -> f64"
+    feedback = rejection.failure().feedback
+    assert "```rust" in feedback
+    assert "fn mean(xs: &[f64]) -> f64" in feedback
     assert rejection.code is None
 
 

@@ -18,7 +18,8 @@ def test_parse_error_names_line_column_and_shows_a_caret() -> None:
     assert "line 2, column 11: unexpected `=`" in result.message
     assert "   2 |     let n = ;\n" in result.message
     assert "^" in result.message
-    assert "balanced" in result.message
+    assert (result.error, result.column) == ("unexpected `=`", 11)
+    assert "balanced" in result.failure().feedback
     assert "Never closed" not in result.message
 
 
@@ -83,18 +84,22 @@ def test_no_code_message_lists_every_declared_signature() -> None:
     result = validate("I think the current version is fine.", decls)
     assert isinstance(result, Rejection)
     assert result.kind == "no_code"
-    assert "fn a(x: i32) -> i32\nfn b(s: &str) -> String" in result.message
+    assert "fn a(x: i32) -> i32\nfn b(s: &str) -> String" in result.failure().feedback
     assert result.line is None
 
 
-def test_first_message_line_summarises_the_rejection() -> None:
-    # Callers use the first line as a one-line summary in logs and the run store.
+def test_the_summary_names_the_error_and_its_line() -> None:
+    # Logs, errors and the examples' progress lines show this one line.
     parse = validate_code("fn score(xs: &[f64]) -> f64 {\n    let = 1;\n}\n", DECLS)
     wrong = validate_code("fn score(xs: &[f32]) -> f64 {\n    0.0\n}\n", DECLS)
     forbidden = validate_code(SCORE + "static N: u8 = 0;\n", DECLS)
-    firsts = [r.message.splitlines()[0] for r in (parse, wrong, forbidden)]
-    assert firsts == [
-        "The code does not parse as Rust (first error on line 2):",
-        "These functions do not match their declared signatures: `score`.",
-        "The code uses constructs that are not allowed here (first: `static` on line 4):",
+    nothing = validate("No code today.", DECLS)
+    summaries = [r.failure().summary for r in (parse, wrong, forbidden, nothing)]  # type: ignore[union-attr]
+    assert summaries == [
+        "parse error on line 2: unexpected `=`",
+        "signature mismatch on line 1: `score`: parameter 1 has type `&[f32]`, expected `&[f64]`",
+        "forbidden construct on line 4: a `static` item is not allowed: "
+        + summaries[2].split(": ", 2)[2],
+        "no code: no fenced ```rust code block defining the functions",
     ]
+    assert "\n" not in "".join(summaries)

@@ -8,7 +8,7 @@ Test doubles live in :mod:`symbiont.testing`.
 """
 
 # Layer order inside this package (imports point down):
-#   _protocol  <-  _openai, _command, _local  <-  _env  <-  this module.
+#   _protocol  <-  _tools  <-  _openai, _command, _local  <-  _env  <-  this module.
 # openai and llama_cpp are imported on first use only, so `import symbiont` stays fast.
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 from symbiont._agents._command import CommandAgent
 from symbiont._agents._env import agent_from_env
 from symbiont._agents._openai import OpenAIAgent
-from symbiont._agents._protocol import Agent, Message, Reply, Request, Usage
+from symbiont._agents._protocol import Agent, Message, Reply, Request, ToolCallRecord, Usage
+from symbiont._agents._tools import Tool, tool_from_function
 
 # LocalAgent is public too but stays out of __all__: a star import would load llama_cpp.
 __all__ = [
@@ -28,8 +29,11 @@ __all__ = [
     "OpenAIAgent",
     "Reply",
     "Request",
+    "Tool",
+    "ToolCallRecord",
     "Usage",
     "agent_from_env",
+    "tool_from_function",
 ]
 
 

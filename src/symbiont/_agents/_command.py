@@ -2,23 +2,37 @@
 
 This module owns running that program once per request under a deadline, the plain-text
 rendering of the conversation it reads on stdin, and the cleanup of the whole process group
-when the deadline passes or the caller cancels.
+when the deadline passes, the caller cancels, the interpreter exits or the host is killed.
+
+Tying the program's life to the host: on Linux the program is started by a tiny launcher
+(``python -I -S -c``, about 15 ms to start) that asks the kernel to signal it when the host
+dies (``prctl(PR_SET_PDEATHSIG)``), checks that the host has not already died in between,
+starts the program and waits for it; on the host's death it kills the whole process group, so
+even a SIGKILL'd host leaves neither the program nor what the program started. ``preexec_fn``
+could set the signal without a launcher but is unsafe in a threaded host (symbiont always has
+its loop thread); ``setpriv --pdeathsig`` needs util-linux 2.33 or newer, cannot reach the
+program's own children and does not close the race with a host that dies before the signal is
+set; the interpreter running symbiont is always there. A normal exit (Ctrl-C included) also
+kills the process groups still running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
-import math
 import os
 import shlex
 import signal
+import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from symbiont._errors import AgentError, ConfigError, TransientAgentError
+from symbiont import _config
 from symbiont._agents._protocol import Message, Reply, Request, Usage
+from symbiont._errors import AgentError, ConfigError, TransientAgentError
 
 logger = logging.getLogger("symbiont.agents")
 
@@ -27,6 +41,66 @@ DEFAULT_TIMEOUT = 600.0
 
 _STDERR_TAIL_LINES = 20
 _STDERR_TAIL_CHARS = 2000
+
+# argv: host pid, program, its arguments. The launcher stays as the program's parent: when the
+# host dies the kernel sends it SIGTERM, and it kills the whole process group (the program and
+# anything the program started). It exits as the program did. Exit statuses 126/127 with the
+# marker on stderr report a program that cannot run, as a shell would.
+_LAUNCHER_MARK = "symbiont-launcher:"
+_LAUNCHER = f"""
+import ctypes, os, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    os.killpg(0, signal.SIGKILL)
+try:
+    pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+except FileNotFoundError:
+    os.write(2, b"{_LAUNCHER_MARK} not found")
+    os._exit(127)
+except PermissionError:
+    os.write(2, b"{_LAUNCHER_MARK} not executable")
+    os._exit(126)
+status = os.waitpid(pid, 0)[1]
+if os.WIFSIGNALED(status):
+    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(status))
+os._exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def _launcher_argv(argv: Sequence[str]) -> list[str]:
+    if not sys.platform.startswith("linux") or not sys.executable:
+        return list(argv)
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()), *argv]
+
+
+# Process groups of programs still running, killed at interpreter exit (after Ctrl-C, say).
+_live_groups: set[int] = set()
+_live_lock = threading.Lock()
+_atexit_registered = False
+
+
+def _track(pgid: int) -> None:
+    global _atexit_registered
+    with _live_lock:
+        _live_groups.add(pgid)
+        if not _atexit_registered:
+            atexit.register(_kill_live_groups)
+            _atexit_registered = True
+
+
+def _untrack(pgid: int) -> None:
+    with _live_lock:
+        _live_groups.discard(pgid)
+
+
+def _kill_live_groups() -> None:
+    with _live_lock:
+        groups = list(_live_groups)
+        _live_groups.clear()
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGKILL)
 
 
 def render_conversation(messages: Sequence[Message]) -> str:
@@ -86,7 +160,13 @@ class CommandAgent:
         timeout: float = DEFAULT_TIMEOUT,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
+        tools: Sequence[object] = (),
     ) -> None:
+        if tools:
+            raise ConfigError(
+                "CommandAgent has no tool support: the program reads the conversation as text "
+                "and runs its own tools; give tools to OpenAIAgent (or ScriptedAgent in tests)"
+            )
         if isinstance(command, str):
             try:
                 argv = shlex.split(command)
@@ -96,10 +176,7 @@ class CommandAgent:
             argv = [os.fspath(arg) for arg in command]
         if not argv or not argv[0]:
             raise ConfigError("CommandAgent: command is empty; give the program to run")
-        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-            raise ConfigError(
-                f"CommandAgent: timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        _config.seconds("CommandAgent: timeout", timeout)
         self.argv: tuple[str, ...] = tuple(argv)
         self.timeout = float(timeout)
         self.env: dict[str, str] | None = dict(env) if env is not None else None
@@ -120,7 +197,7 @@ class CommandAgent:
         started = time.monotonic()
         try:
             process = await asyncio.create_subprocess_exec(
-                *self.argv,
+                *_launcher_argv(self.argv),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -147,18 +224,27 @@ class CommandAgent:
         except OSError as exc:
             raise AgentError(f"command agent: cannot start {program!r}: {exc}") from exc
 
+        _track(process.pid)
         try:
             async with asyncio.timeout(self.timeout):
                 stdout, stderr = await process.communicate(stdin)
         except TimeoutError as exc:
             await _kill_group(process)
+            logger.info(
+                "%s: %r timed out after %g s; killed it and its children "
+                "(raise CommandAgent(timeout=...) or SYMBIONT_LLM_TIMEOUT if it is just slow)",
+                self.name, program, self.timeout,
+            )  # fmt: skip
             raise TransientAgentError(
-                f"command agent: {program!r} timed out after {self.timeout:g} s (killed)"
+                f"command agent: {program!r} timed out after {self.timeout:g} s (killed; raise "
+                "CommandAgent(timeout=...) or SYMBIONT_LLM_TIMEOUT if it is just slow)"
             ) from exc
         except BaseException:
             # Cancelled by the caller (or worse): leave no process behind.
             await _kill_group(process)
             raise
+        finally:
+            _untrack(process.pid)
         # The program exited, but children it left in the background may still run. The kernel
         # does not reuse a pid while it still names a live process group, so this reaches only
         # those leftovers (or nobody).
@@ -166,6 +252,16 @@ class CommandAgent:
 
         elapsed = time.monotonic() - started
         status = process.returncode
+        if status in (126, 127) and stderr.startswith(_LAUNCHER_MARK.encode()):
+            if status == 127:
+                raise AgentError(
+                    f"command agent: program {program!r} not found: install it, put it on PATH "
+                    "or give its full path"
+                )
+            raise AgentError(
+                f"command agent: program {program!r} cannot be executed: make it executable "
+                "(chmod +x) or run it through its interpreter"
+            )
         if status != 0:
             raise AgentError(
                 f"command agent: {program!r} {_describe_exit(status)} after {elapsed:.1f} s"

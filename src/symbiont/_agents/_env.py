@@ -10,6 +10,8 @@ read the environment.
 ``SYMBIONT_REASONING_EFFORT``  ``reasoning_effort`` sent to the OpenAI-compatible endpoint
 ``SYMBIONT_AGENT_COMMAND``     without ``BASE_URL``: a program run as :class:`CommandAgent`
 ``SYMBIONT_LLM_TIMEOUT``       seconds per LLM request (default 600)
+``SYMBIONT_HEADER_TIMEOUT``    seconds to connect and get the response headers (default 30)
+``SYMBIONT_IDLE_TIMEOUT``      seconds a started reply stream may stay silent (default 300)
 =============================  ==========================================================
 
 With neither ``BASE_URL`` nor ``SYMBIONT_AGENT_COMMAND`` the embedded local model is used.
@@ -25,12 +27,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from symbiont._errors import ConfigError
 from symbiont._agents._command import DEFAULT_TIMEOUT as COMMAND_TIMEOUT
 from symbiont._agents._command import CommandAgent
+from symbiont._agents._openai import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    REASONING_EFFORTS,
+    OpenAIAgent,
+)
 from symbiont._agents._openai import DEFAULT_TIMEOUT as OPENAI_TIMEOUT
-from symbiont._agents._openai import REASONING_EFFORTS, OpenAIAgent
 from symbiont._agents._protocol import Agent
+from symbiont._errors import ConfigError
 
 logger = logging.getLogger("symbiont.agents")
 
@@ -52,7 +59,9 @@ def agent_from_env(environ: Mapping[str, str] | None = None) -> Agent:
         value = env.get(name)
         return value.strip() if value is not None and value.strip() else None
 
-    timeout = _parse_timeout(get("SYMBIONT_LLM_TIMEOUT"))
+    timeout = _parse_timeout("SYMBIONT_LLM_TIMEOUT", get("SYMBIONT_LLM_TIMEOUT"))
+    header_timeout = _parse_timeout("SYMBIONT_HEADER_TIMEOUT", get("SYMBIONT_HEADER_TIMEOUT"))
+    idle_timeout = _parse_timeout("SYMBIONT_IDLE_TIMEOUT", get("SYMBIONT_IDLE_TIMEOUT"))
     base_url = get("BASE_URL")
     if base_url is not None:
         model = get("MODEL")
@@ -72,6 +81,8 @@ def agent_from_env(environ: Mapping[str, str] | None = None) -> Agent:
             api_key=get("API_KEY"),
             model=model,
             timeout=timeout if timeout is not None else OPENAI_TIMEOUT,
+            header_timeout=header_timeout if header_timeout is not None else DEFAULT_HEADER_TIMEOUT,
+            idle_timeout=idle_timeout if idle_timeout is not None else DEFAULT_IDLE_TIMEOUT,
             reasoning_effort=effort,
         )
 
@@ -93,7 +104,7 @@ def agent_from_env(environ: Mapping[str, str] | None = None) -> Agent:
     return agent
 
 
-def _parse_timeout(value: str | None) -> float | None:
+def _parse_timeout(variable: str, value: str | None) -> float | None:
     if value is None:
         return None
     try:
@@ -102,8 +113,8 @@ def _parse_timeout(value: str | None) -> float | None:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds > 0):
         raise ConfigError(
-            f"SYMBIONT_LLM_TIMEOUT={value!r} is invalid; expected a positive number of seconds "
-            "(e.g. SYMBIONT_LLM_TIMEOUT=300)"
+            f"{variable}={value!r} is invalid; expected a positive number of seconds "
+            f"(e.g. {variable}=300)"
         )
     return seconds
 

@@ -11,9 +11,10 @@ things make it useful anyway:
   declared functions with their exact signatures and balanced bodies and never says
   ``unsafe``, so signature mismatches cannot happen.
 - **A prompt that suits the model.** Base models (no chat template in the GGUF metadata, like
-  the default) get a completion prompt: a Rust file with three worked examples of "task,
-  previous version, new version", then the task, the previous version, the last rejected
-  attempt and the feedback on it as comments, ending where the function should begin.
+  the default) get a completion prompt written from the request's fields (``_prompts``): a
+  Rust file with three worked examples of "task, previous version, new version", then the
+  task, the previous version, the last rejected attempt and what was wrong with it as
+  comments, ending where the function should begin.
   Instruction-tuned models (a chat template in the metadata) get the conversation through
   their chat template.
 
@@ -28,22 +29,24 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
 import hashlib
 import itertools
 import logging
 import os
 import random
-import re
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from symbiont._errors import AgentError, ConfigError, ContextOverflowError
+from symbiont import _prompts
 from symbiont._agents._grammar import build_grammar
-from symbiont._agents._protocol import Message, Reply, Request, Usage
+from symbiont._agents._protocol import Reply, Request, Usage
 from symbiont._compile import default_cache_dir
 from symbiont._decl import Declarations
+from symbiont._errors import AgentError, ConfigError, ContextOverflowError
 
 log = logging.getLogger("symbiont.agents")
 
@@ -117,6 +120,29 @@ def resolve_model_path(model_path: str | Path | None) -> Path:
     return path
 
 
+_llama_log = logging.getLogger("symbiont.agents.llama")
+_log_callback: Any = None  # the ctypes callback must stay alive as long as llama.cpp uses it
+
+
+def _route_llama_logs() -> None:
+    """Sends llama.cpp's own log lines (model metadata, cache sizes, "using full-size SWA
+    cache") to the ``symbiont.agents.llama`` logger at DEBUG (``symbiont -vv`` shows them)
+    instead of the terminal. llama-cpp-python's callback, even with ``verbose=False``, prints
+    lines that newer llama.cpp sends at warning level (it reads their level as an error)."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def forward(level: int, text: bytes, user_data: Any) -> None:
+        if _llama_log.isEnabledFor(logging.DEBUG):
+            _llama_log.debug("%s", text.decode("utf-8", errors="replace").rstrip("\n"))
+
+    llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
+    _log_callback = forward
+
+
 def _load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
     key = (str(path), n_ctx, n_threads)
     with _models_lock:
@@ -126,6 +152,7 @@ def _load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
             from llama_cpp import Llama
         except ImportError as exc:
             raise ConfigError(f"the local model needs llama-cpp-python: {_INSTALL}") from exc
+        _route_llama_logs()
         started = time.perf_counter()
         try:
             llm = Llama(
@@ -170,7 +197,13 @@ class LocalAgent:
         min_p: float = 0.05,
         repeat_penalty: float = 1.1,
         seed: int | None = None,
+        tools: Sequence[object] = (),
     ) -> None:
+        if tools:
+            raise ConfigError(
+                "LocalAgent has no tool support (its grammar admits only code); give tools to "
+                "OpenAIAgent, pointed at an endpoint serving a model trained for tool calls"
+            )
         if prompt_style not in ("auto", "completion", "chat"):
             raise ConfigError(
                 f"prompt_style must be 'auto', 'completion' or 'chat', got {prompt_style!r}"
@@ -257,7 +290,7 @@ class LocalAgent:
                     choice = out["choices"][0]
                     text = choice["message"]["content"] or ""
                 else:
-                    prompt = completion_prompt(request.messages, decls)
+                    prompt = completion_prompt(request)
                     self._check_fits(llm, prompt, int(sampling["max_tokens"]))
                     out = llm.create_completion(prompt, grammar=grammar, seed=seed, **sampling)
                     choice = out["choices"][0]
@@ -287,103 +320,16 @@ class LocalAgent:
             )
 
 
-# ---------------------------------------------------------------------- completion prompts
-
-_FENCE = re.compile(r"^\s*(```|~~~)[\w+-]*\s*$")
-
-# Worked examples of the prompt's shape: tiny base models copy patterns far better than they
-# follow instructions. Three kinds of edit: a return value, an in-place update, a new branch.
-_EXAMPLE = """\
-// Task: Change `double` so that it returns three times `x` instead of two times.
-// Previous version:
-//     fn double(x: u64) -> u64 {
-//         x * 2
-//     }
-fn double(x: u64) -> u64 {
-    x * 3
-}
-
-// Task: Change `tick` so that it subtracts 2 from the total instead of adding 1.
-// Previous version:
-//     fn tick(total: &mut i32) {
-//         *total += 1;
-//     }
-fn tick(total: &mut i32) {
-    *total -= 2;
-}
-
-// Task: Change `label` so that it returns "even" for even numbers and "odd" otherwise.
-// Previous version:
-//     fn label(n: u32) -> String {
-//         n.to_string()
-//     }
-fn label(n: u32) -> String {
-    if n % 2 == 0 {
-        "even".to_string()
-    } else {
-        "odd".to_string()
-    }
-}
-"""
-
-
-def _sections(first_user: str) -> dict[str, str]:
-    """The base prompt's sections by header ("Task", "Current implementation", ...): a header
-    is a non-indented line outside code fences that starts "Name:" or ends with ":"."""
-    sections: dict[str, list[str]] = {}
-    current = "Task"
-    in_fence = False
-    for line in first_user.strip().splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        head = re.match(r"^([A-Z][\w ]*?)(?: \([^)]*\))?:\s*(.*)$", line) if not in_fence else None
-        if head and not line.startswith(" "):
-            current = head.group(1)
-            sections.setdefault(current, [])
-            if head.group(2):
-                sections[current].append(head.group(2))
-            continue
-        sections.setdefault(current, []).append(line)
-    return {k: "\n".join(v).strip() for k, v in sections.items()}
-
-
-def _commented(text: str, indent: str = "", limit: int = 40) -> list[str]:
-    lines = [f"//{' ' if line or indent else ''}{indent}{line}".rstrip()
-             for line in text.strip().splitlines() if not _FENCE.match(line)]  # fmt: skip
-    return lines if len(lines) <= limit else [*lines[: limit - 1], "// ..."]
-
-
-def _feedback(correction: str) -> str:
-    """A correction without its closing instruction (which asks for a fenced block)."""
-    paragraphs = [p for p in correction.strip().split("\n\n") if p.strip()]
-    if len(paragraphs) > 2 and paragraphs[-1].startswith(("Send", "Your reply was cut off")):
-        paragraphs = paragraphs[:-1]
-    return "\n".join(paragraphs)
-
-
-def completion_prompt(messages: tuple[Message, ...], decls: Declarations | None) -> str:
-    """A Rust file for a base model, in the shape of the worked examples above: the prelude as
-    code, then the task, the previous version and the last rejected attempt with its feedback as
-    comments; the grammar then forces the declared signature."""
-    users = [m.content for m in messages if m.role == "user"]
-    attempts = [m.content for m in messages if m.role == "assistant"]
-    lines = ["// Rust 2021, standard library only.", "", _EXAMPLE]
-    if decls is not None and decls.prelude.strip():
-        lines += [decls.prelude.rstrip(), ""]
-    if users:
-        sections = _sections(users[0])
-        task = sections.get("Task", users[0])
-        task_lines = _commented(task)
-        if task_lines:
-            task_lines[0] = task_lines[0].replace("// ", "// Task: ", 1)
-        lines += task_lines
-        previous = next((v for k, v in sections.items() if k.startswith("Current")), None)
-        if previous:
-            # Doc comments stay out: the worked examples have none, and the model copies shape.
-            code = "\n".join(x for x in previous.splitlines() if not x.lstrip().startswith("///"))
-            lines += ["// Previous version:", *_commented(code, indent="    ")]
-    if attempts and len(users) > 1:
-        lines += ["// Rejected attempt:", *_commented(attempts[-1], indent="    ")]
-        lines += ["// It was rejected because:", *_commented(_feedback(users[-1]), limit=20)]
-    return "\n".join(lines) + "\n"
+def completion_prompt(request: Request) -> str:
+    """The prompt for a base model, from the request's fields (never from the chat text)."""
+    decls = request.declarations
+    task = request.task
+    if task is None:  # a request made by hand: its last user message is the task
+        task = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    return _prompts.completion_prompt(
+        task=task,
+        prelude=decls.prelude if decls is not None else "",
+        current=request.current,
+        rejected=request.rejected,
+        failure=request.failure,
+    )

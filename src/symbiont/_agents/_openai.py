@@ -3,24 +3,45 @@
 This module owns the translation of the ``openai`` client's behaviour into the agent error
 policy (see :class:`~symbiont._agents.Agent`): which HTTP statuses are worth retrying, how a
 ``Retry-After`` header becomes ``retry_after``, how a context-window overflow is recognised,
-and that the API key never reaches a message, a repr or a log line.
+the phases of a streamed request and their deadlines, and that the API key never reaches a
+message, a repr or a log line.
+
+A request has three deadlines. Connecting and receiving the response headers must finish
+within ``header_timeout`` (seconds: a server that accepts and never answers is given up
+quickly); once the stream has started, ``idle_timeout`` bounds each silence between two
+chunks (long, because a reasoning model may think for minutes before its first token); and
+``timeout`` bounds the whole request, so a server trickling bytes cannot hold a lane forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import json
 import logging
 import math
 import re
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from symbiont import _config
+from symbiont._agents._protocol import Reply, Request, ToolCallRecord, Usage
+from symbiont._agents._tools import (
+    DEFAULT_MAX_RESULT_CHARS,
+    DEFAULT_MAX_TOOL_TURNS,
+    DEFAULT_TOOL_TIMEOUT,
+    Tool,
+    ToolBox,
+    ToolCallRequest,
+    Turn,
+    run_tool_loop,
+)
 from symbiont._errors import AgentError, ConfigError, ContextOverflowError, TransientAgentError
-from symbiont._agents._protocol import Reply, Request, Usage
 
 if TYPE_CHECKING:
     import openai
@@ -29,6 +50,12 @@ logger = logging.getLogger("symbiont.agents")
 
 DEFAULT_TIMEOUT = 600.0
 """Seconds one request may take. LLM replies to long prompts take minutes, not seconds."""
+
+DEFAULT_HEADER_TIMEOUT = 30.0
+"""Seconds to connect and receive the response headers (a streaming server sends them at once)."""
+
+DEFAULT_IDLE_TIMEOUT = 300.0
+"""Seconds a started stream may stay silent (a reasoning model thinks before its first token)."""
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 """The values of ``reasoning_effort`` the OpenAI API documents."""
@@ -61,6 +88,22 @@ class OpenAIAgent:
     ``API_KEY``). ``timeout`` bounds each request in seconds (default 10 minutes). The client
     never retries by itself: the evolve loop owns retries and backoff.
 
+    Replies are streamed (``stream=True``, the default) so that the phases of a request have
+    their own deadlines: ``header_timeout`` (default 30 s) for connecting and the response
+    headers, ``idle_timeout`` (default 5 minutes) for each silence once the stream has started,
+    and ``timeout`` for the whole request. With ``stream=False`` (for servers that cannot
+    stream) the server is silent until the whole reply is written, so the headers get
+    ``idle_timeout`` instead.
+
+    ``tools`` are plain Python functions (sync or async) the model may call while it writes:
+    each becomes an OpenAI tool definition (its JSON schema from the type hints, descriptions
+    from the docstring). The agent runs the calls, feeds the results back and asks again, for
+    at most ``max_tool_turns`` requests (then the model must answer); each call runs under
+    ``tool_timeout`` seconds, its result is cut to ``max_tool_result_chars`` (the model is told),
+    and a tool's exception reaches the model as an error message. Every call is recorded in
+    the reply's ``tool_calls`` and so in the attempt's trace. See :mod:`symbiont.tools` for
+    ready-made tools.
+
     ``reasoning_effort``, ``temperature`` and ``max_tokens`` are sent when given (a request's
     own ``max_tokens`` wins); ``extra_body`` is merged into every request body, for server
     specific options.
@@ -81,6 +124,13 @@ class OpenAIAgent:
         api_key: str | None = None,
         model: str,
         timeout: float = DEFAULT_TIMEOUT,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        stream: bool = True,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        max_tool_turns: int = DEFAULT_MAX_TOOL_TURNS,
+        tool_timeout: float = DEFAULT_TOOL_TIMEOUT,
+        max_tool_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
         reasoning_effort: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
@@ -90,10 +140,12 @@ class OpenAIAgent:
             raise ConfigError("OpenAIAgent: base_url is empty; give the API root, e.g. .../v1")
         if not model or not model.strip():
             raise ConfigError("OpenAIAgent: model is empty; give the model name the server serves")
-        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-            raise ConfigError(
-                f"OpenAIAgent: timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        for option, value in (
+            ("timeout", timeout),
+            ("header_timeout", header_timeout),
+            ("idle_timeout", idle_timeout),
+        ):
+            _config.seconds(f"OpenAIAgent: {option}", value)
         if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
             raise ConfigError(
                 f"OpenAIAgent: unknown reasoning_effort {reasoning_effort!r}; "
@@ -104,6 +156,13 @@ class OpenAIAgent:
         self.base_url = base_url.strip().rstrip("/")
         self.model = model.strip()
         self.timeout = float(timeout)
+        self.header_timeout = float(header_timeout)
+        self.idle_timeout = float(idle_timeout)
+        self.stream = bool(stream)
+        self._toolbox = ToolBox(
+            tools, timeout=tool_timeout, max_result_chars=max_tool_result_chars,
+            max_turns=max_tool_turns, owner="OpenAIAgent",
+        )  # fmt: skip
         self.reasoning_effort = reasoning_effort
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -142,9 +201,8 @@ class OpenAIAgent:
             await client.close()
 
     async def complete(self, request: Request) -> Reply:
-        """Send the conversation, return the first choice's text and the token usage."""
-        import openai
-
+        """Send the conversation, run the tools the model calls (if it has any), return the
+        final text, the token usage of every request and the tool calls made."""
         client = self._client_for_running_loop()
         kwargs: dict[str, Any] = {
             "model": self.model,
@@ -163,15 +221,49 @@ class OpenAIAgent:
             kwargs["extra_body"] = dict(self.extra_body)
 
         started = time.monotonic()
+        records: tuple[ToolCallRecord, ...] = ()
+        if not self._toolbox:
+            turn = await self._turn(client, kwargs)
+            usage = turn.usage
+        else:
+            tools = self._toolbox.definitions()
+
+            async def send(messages: list[dict[str, Any]], allowed: bool) -> Turn:
+                # Tools stay declared on the last turn (the conversation refers to them);
+                # tool_choice="none" asks for the answer.
+                choice = "auto" if allowed else "none"
+                body = {**kwargs, "messages": messages, "tools": tools, "tool_choice": choice}
+                return await self._turn(client, body)
+
+            loop = await run_tool_loop(send, list(kwargs["messages"]), self._toolbox)
+            turn, usage, records = loop.final, loop.usage, loop.records
+        reply = Reply(
+            text=turn.text,
+            usage=usage,
+            finish_reason=turn.finish_reason,
+            model=turn.model or self.model,
+            tool_calls=records,
+        )
+        logger.debug(
+            "%s answered in %.2f s: %d prompt + %d completion tokens, finish_reason=%s",
+            self.name,
+            time.monotonic() - started,
+            reply.usage.prompt_tokens,
+            reply.usage.completion_tokens,
+            reply.finish_reason,
+        )
+        return reply
+
+    async def _turn(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
+        """One request, its failures translated into the agent error policy."""
+        import openai
+
         try:
-            # The client's own timeout bounds each connect/read; this one bounds the whole
-            # request, so a server trickling bytes cannot hold a lane forever.
-            async with asyncio.timeout(self.timeout):
-                completion = await client.chat.completions.create(**kwargs)
+            return await self._send(client, kwargs)
+        except _PhaseTimeout as exc:
+            raise TransientAgentError(self._timed_out(exc.phase)) from None
         except openai.APITimeoutError as exc:
-            raise TransientAgentError(self._timed_out()) from exc
-        except TimeoutError as exc:
-            raise TransientAgentError(self._timed_out()) from exc
+            raise TransientAgentError(self._timed_out("total")) from exc
         except openai.APIConnectionError as exc:
             raise TransientAgentError(
                 f"could not reach {self._endpoint}: {self._scrub(_describe_cause(exc))}"
@@ -183,8 +275,11 @@ class OpenAIAgent:
             ) from _scrubbed(exc, self._api_key)
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from _scrubbed(exc, self._api_key)
+        except openai.APIError as exc:
+            # An error event inside a started stream: the server gave up mid-reply.
+            raise self._stream_error(exc) from _scrubbed(exc, self._api_key)
         except ValueError as exc:
-            # The client parses a JSON content type without guarding the decode.
+            # The client parses a JSON content type (or an event's data) without guarding it.
             raise TransientAgentError(
                 f"{self._endpoint} answered with a body that is not valid JSON: {exc}"
             ) from exc
@@ -193,21 +288,105 @@ class OpenAIAgent:
                 f"request to {self._endpoint} failed: {self._scrub(str(exc))}"
             ) from _scrubbed(exc, self._api_key)
 
-        reply = self._reply_from(completion)
-        logger.debug(
-            "%s answered in %.2f s: %d prompt + %d completion tokens, finish_reason=%s",
-            self.name,
-            time.monotonic() - started,
-            reply.usage.prompt_tokens,
-            reply.usage.completion_tokens,
-            reply.finish_reason,
+    async def _send(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
+        """One request, its phases under their deadlines; raises :class:`_PhaseTimeout`."""
+        phase = "headers"
+        try:
+            async with asyncio.timeout(self.timeout) as whole:
+                try:
+                    if not self.stream:
+                        async with asyncio.timeout(self.idle_timeout):
+                            completion = await client.chat.completions.create(**kwargs)
+                        return self._reply_from(completion)
+                    async with asyncio.timeout(self.header_timeout):
+                        # create() returns once the response headers are in.
+                        stream = await client.chat.completions.create(
+                            **kwargs, stream=True, stream_options={"include_usage": True}
+                        )
+                    phase = "idle"
+                    try:
+                        return await self._read_stream(stream)
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await stream.close()
+                except TimeoutError:
+                    if whole.expired():
+                        raise
+                    raise _PhaseTimeout(phase) from None
+        except TimeoutError:
+            raise _PhaseTimeout("total") from None
+
+    async def _read_stream(self, stream: Any) -> Turn:
+        content_type = stream.response.headers.get("content-type", "")
+        if "text/event-stream" not in content_type:
+            # A server that ignores "stream": one body, read under the idle deadline.
+            async with asyncio.timeout(self.idle_timeout):
+                raw = await stream.response.aread()
+            return self._reply_from_body(raw, content_type)
+        collected = _Collected()
+        while True:
+            async with asyncio.timeout(self.idle_timeout):
+                chunk = await anext(stream, None)
+            if chunk is None:
+                break
+            collected.add(chunk)
+        if not collected.chunks:
+            raise TransientAgentError(f"{self._endpoint} answered with an empty event stream")
+        return collected.turn()
+
+    def _reply_from_body(self, raw: bytes, content_type: str) -> Turn:
+        from openai.types.chat import ChatCompletion
+        from pydantic import ValidationError
+
+        text = raw.decode("utf-8", errors="replace")
+        if "json" not in content_type:
+            raise TransientAgentError(
+                f"{self._endpoint} answered with a body that is not a chat completion "
+                f"({content_type or 'no content type'}): {_truncate(text)!r}"
+            )
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise TransientAgentError(
+                f"{self._endpoint} answered with a body that is not valid JSON: {exc}"
+            ) from exc
+        try:
+            completion = ChatCompletion.model_validate(data)
+        except ValidationError:
+            completion = data if not isinstance(data, dict) else ChatCompletion.construct(**data)
+        return self._reply_from(completion)
+
+    def _timed_out(self, phase: str) -> str:
+        if phase == "headers":
+            limit = self.idle_timeout if not self.stream else self.header_timeout
+            setting = "idle_timeout" if not self.stream else "header_timeout"
+            what = "sent no response headers"
+        elif phase == "idle":
+            limit, setting, what = self.idle_timeout, "idle_timeout", "stopped streaming"
+        else:
+            limit, setting, what = self.timeout, "timeout", "did not finish the reply"
+        env = {
+            "timeout": "SYMBIONT_LLM_TIMEOUT",
+            "header_timeout": "SYMBIONT_HEADER_TIMEOUT",
+            "idle_timeout": "SYMBIONT_IDLE_TIMEOUT",
+        }[setting]
+        return (
+            f"{self._endpoint} timed out after {limit:g} s: it {what} "
+            f"(raise OpenAIAgent({setting}=...) or {env} if the server is just slow)"
         )
-        return reply
 
-    def _timed_out(self) -> str:
-        return f"request to {self._endpoint} timed out after {self.timeout:g} s"
+    def _stream_error(self, exc: openai.APIError) -> AgentError:
+        message = exc.message if isinstance(exc.message, str) else str(exc)
+        if _CONTEXT_OVERFLOW.search(message):
+            return ContextOverflowError(
+                f"the conversation does not fit the context window of {self.model}: "
+                f"{self._endpoint} reported: {self._scrub(_truncate(message))}"
+            )
+        return TransientAgentError(
+            f"{self._endpoint} broke off the stream: {self._scrub(_truncate(message))}"
+        )
 
-    def _reply_from(self, completion: object) -> Reply:
+    def _reply_from(self, completion: object) -> Turn:
         from openai.types.chat import ChatCompletion
 
         # Without strict validation the client returns the raw text for a non-JSON content
@@ -221,6 +400,15 @@ class OpenAIAgent:
             choice = completion.choices[0]
             content = choice.message.content
             finish_reason = choice.finish_reason
+            calls = tuple(
+                ToolCallRequest(
+                    id=call.id or f"call_{index}",
+                    name=call.function.name,
+                    arguments=call.function.arguments or "",
+                )
+                for index, call in enumerate(choice.message.tool_calls or ())
+                if call.type == "function"
+            )
         except (AttributeError, IndexError, TypeError, KeyError) as exc:
             raise TransientAgentError(
                 f"{self._endpoint} answered with a chat completion without a usable choice"
@@ -233,8 +421,9 @@ class OpenAIAgent:
         prompt_tokens = _as_count(getattr(usage, "prompt_tokens", 0))
         completion_tokens = _as_count(getattr(usage, "completion_tokens", 0))
         model = getattr(completion, "model", None)
-        return Reply(
+        return Turn(
             text=content or "",
+            calls=calls,
             usage=Usage(
                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, requests=1
             ),
@@ -244,7 +433,13 @@ class OpenAIAgent:
 
     def _status_error(self, exc: openai.APIStatusError) -> AgentError:
         status = exc.status_code
-        server_message = self._scrub(_server_message(exc))
+        # Classified on the server's own words: masking first could break the phrases matched
+        # below (a short key hides inside ordinary words).
+        raw_message = _server_message(exc)
+        overflow = bool(
+            _CONTEXT_OVERFLOW.search(raw_message) or _CONTEXT_OVERFLOW.search(exc.code or "")
+        )
+        server_message = self._scrub(raw_message)
         what = f"{self._endpoint} answered HTTP {status}"
         if server_message:
             what = f"{what}: {server_message}"
@@ -252,9 +447,7 @@ class OpenAIAgent:
             return TransientAgentError(
                 what, status=status, retry_after=parse_retry_after(exc.response.headers)
             )
-        if status in (400, 413) and (
-            _CONTEXT_OVERFLOW.search(server_message) or _CONTEXT_OVERFLOW.search(exc.code or "")
-        ):
+        if status in (400, 413) and overflow:
             return ContextOverflowError(
                 f"the conversation does not fit the context window of {self.model}: {what}",
                 status=status,
@@ -267,6 +460,75 @@ class OpenAIAgent:
 
     def _scrub(self, text: str) -> str:
         return _redact(text, self._api_key)
+
+
+class _PhaseTimeout(Exception):
+    """A deadline of one phase of a request passed: ``"headers"``, ``"idle"`` or ``"total"``."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(phase)
+        self.phase = phase
+
+
+@dataclass(slots=True)
+class _Collected:
+    """The pieces of a streamed reply, joined as they arrive."""
+
+    chunks: int = 0
+    parts: list[str] = field(default_factory=list)
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finish_reason: str | None = None
+    model: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+    def add(self, chunk: Any) -> None:
+        self.chunks += 1
+        model = getattr(chunk, "model", None)
+        if isinstance(model, str) and model:
+            self.model = model
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.usage = Usage(
+                prompt_tokens=_as_count(getattr(usage, "prompt_tokens", 0)),
+                completion_tokens=_as_count(getattr(usage, "completion_tokens", 0)),
+                requests=1,
+            )
+        for choice in getattr(chunk, "choices", None) or ():
+            if getattr(choice, "index", 0) != 0:
+                continue
+            if isinstance(choice.finish_reason, str):
+                self.finish_reason = choice.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            if isinstance(delta.content, str):
+                self.parts.append(delta.content)
+            for call in delta.tool_calls or ():
+                slot = self.tool_calls.setdefault(
+                    call.index, {"id": None, "name": "", "arguments": ""}
+                )
+                if call.id:
+                    slot["id"] = call.id
+                if call.function is not None:
+                    if call.function.name:
+                        slot["name"] += call.function.name
+                    if call.function.arguments:
+                        slot["arguments"] += call.function.arguments
+
+    def turn(self) -> Turn:
+        calls = tuple(
+            ToolCallRequest(
+                id=slot["id"] or f"call_{index}", name=slot["name"], arguments=slot["arguments"]
+            )
+            for index, slot in sorted(self.tool_calls.items())
+        )
+        return Turn(
+            text="".join(self.parts),
+            calls=calls,
+            usage=self.usage if self.usage.requests else Usage(requests=1),
+            finish_reason=self.finish_reason,
+            model=self.model,
+        )
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -339,7 +601,7 @@ def _scrubbed(exc: BaseException, secret: str) -> BaseException:
     Servers echo keys back (partially or not) in 401 bodies; the chained exception is printed
     with every traceback, so it is cleaned in place before it is attached as ``__cause__``.
     """
-    if secret != _PLACEHOLDER_KEY and any(secret in str(arg) for arg in exc.args):
+    if any(_redact(str(arg), secret) != str(arg) for arg in exc.args):
         exc.args = tuple(_redact(str(arg), secret) for arg in exc.args)
         message = getattr(exc, "message", None)
         if isinstance(message, str):
@@ -347,10 +609,20 @@ def _scrubbed(exc: BaseException, secret: str) -> BaseException:
     return exc
 
 
+# A key shorter than this is a placeholder ("x", "none", "sk-local"), not a secret: masking it
+# would only mangle the words it happens to appear in.
+_MIN_SECRET_CHARS = 12
+
+
 def _redact(text: str, secret: str) -> str:
-    if secret and secret != _PLACEHOLDER_KEY and secret in text:
-        return text.replace(secret, "***")
-    return text
+    """``text`` with every whole-token copy of ``secret`` replaced by ``***``.
+
+    Only keys of a plausible length are masked, and only where they stand as a token of their
+    own (not inside a longer word or key), so ordinary words survive any key.
+    """
+    if len(secret) < _MIN_SECRET_CHARS or secret == _PLACEHOLDER_KEY or secret not in text:
+        return text
+    return re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", text)
 
 
 def _redact_url(url: str) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from symbiont._decl import Declarations
+    from symbiont._failures import Failure
 
 Role = Literal["system", "user", "assistant"]
 
@@ -46,25 +47,54 @@ class Usage:
 class Request:
     """What the loop asks an agent for.
 
-    ``messages`` is the whole conversation so far. ``declarations`` lets an agent constrain its
-    output (the local model builds a grammar from it); ``seed`` asks for reproducible sampling
-    where the backend supports it.
+    ``messages`` is the whole conversation so far, worded for a chat model. The same content
+    is also given as fields, for an agent that writes its own prompt (the local base model):
+    ``task`` (the user's task), ``current`` (the code being improved, None for placeholder
+    bodies), ``rejected`` (the code of the last failed attempt) and ``failure`` (why it
+    failed). ``declarations`` lets an agent constrain its output (the local model builds a
+    grammar from it); ``seed`` asks for reproducible sampling where the backend supports it.
     """
 
     messages: tuple[Message, ...]
     declarations: Declarations | None = None
     seed: int | None = None
     max_tokens: int | None = None
+    task: str | None = None
+    current: str | None = None
+    rejected: str | None = None
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallRecord:
+    """One tool call the model made while writing a reply.
+
+    ``arguments`` is the JSON text the model sent, ``result`` what the model was shown (a
+    result cut to size says so; an error is ``"error: ..."`` and ``error`` is True),
+    ``seconds`` how long the tool ran, ``turn`` the 1-based request that asked for it.
+    """
+
+    name: str
+    arguments: str
+    result: str
+    error: bool = False
+    seconds: float = 0.0
+    truncated: bool = False
+    turn: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reply:
-    """An agent's answer. ``finish_reason`` is ``"stop"``, ``"length"`` (cut off) or ``None``."""
+    """An agent's answer. ``finish_reason`` is ``"stop"``, ``"length"`` (cut off) or ``None``.
+
+    ``tool_calls`` lists the tools the agent ran (in order) before this final text.
+    """
 
     text: str
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     model: str | None = None
+    tool_calls: tuple[ToolCallRecord, ...] = ()
 
 
 @runtime_checkable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -72,19 +73,34 @@ def _endpoint() -> str:
     return f"{agent.name} answered {reply.text.strip()[:40]!r} in {took:.1f} s"
 
 
-def doctor(*, check_model: bool = True) -> int:
-    """Prints one line per check; returns 0 when everything needed is there, else 1."""
-    findings = [
+def _rustc_fix() -> str:
+    named = os.environ.get("SYMBIONT_RUSTC", "").strip()
+    if named and shutil.which(named) is None:
+        return (
+            f"the SYMBIONT_RUSTC path {named!r} does not exist or is not executable: point it "
+            "at a rustc binary, or unset it to use rustc on PATH"
+        )
+    return "install Rust: https://rustup.rs (or apt install rustc), or set SYMBIONT_RUSTC"
+
+
+def _command_agent() -> str:
+    from symbiont._agents import agent_from_env
+
+    agent = agent_from_env()
+    return f"SYMBIONT_AGENT_COMMAND is set: evolve() with agent_from_env() runs {agent.name}"
+
+
+def findings(*, check_model: bool = True) -> list[Finding]:
+    """Every check, in order (the environment is read from ``os.environ``)."""
+    rustc = _check("rustc", _rustc, _rustc_fix())
+    linker = "rustc needs a C linker: apt install gcc" if rustc.ok else "fix rustc first (above)"
+    found = [
         _check("python", _python, "use CPython 3.11 or newer with the GIL"),
-        _check(
-            "rustc",
-            _rustc,
-            "install Rust: https://rustup.rs (or apt install rustc), or set SYMBIONT_RUSTC",
-        ),
-        _check("test build", _test_build, "rustc needs a C linker: apt install gcc"),
+        rustc,
+        _check("test build", _test_build, linker),
     ]
     if check_model:
-        findings.append(
+        found.append(
             _check(
                 "local model",
                 _model,
@@ -92,8 +108,9 @@ def doctor(*, check_model: bool = True) -> int:
                 "gcc, g++ and cmake), or set BASE_URL/MODEL to use an endpoint instead",
             )
         )
+    # The same precedence as agent_from_env(): BASE_URL, then a command, then the local model.
     if os.environ.get("BASE_URL", "").strip():
-        findings.append(
+        found.append(
             _check(
                 "endpoint",
                 _endpoint,
@@ -101,10 +118,29 @@ def doctor(*, check_model: bool = True) -> int:
                 "MODEL and API_KEY",
             )
         )
-    else:
-        findings.append(
-            Finding("endpoint", True, "BASE_URL not set: evolve() uses the embedded local model")
+    elif os.environ.get("SYMBIONT_AGENT_COMMAND", "").strip():
+        found.append(
+            _check(
+                "agent",
+                _command_agent,
+                "SYMBIONT_AGENT_COMMAND must be a command line, e.g. 'python my_agent.py'",
+            )
         )
+    else:
+        found.append(
+            Finding(
+                "agent",
+                True,
+                "neither BASE_URL nor SYMBIONT_AGENT_COMMAND is set: evolve() with "
+                "agent_from_env() uses the embedded local model",
+            )
+        )
+    return found
+
+
+def doctor(*, check_model: bool = True) -> int:
+    """Prints one line per check; returns 0 when everything needed is there, else 1."""
+    results = findings(check_model=check_model)
     from rich.console import Console
     from rich.table import Table
 
@@ -112,9 +148,9 @@ def doctor(*, check_model: bool = True) -> int:
     table.add_column("check")
     table.add_column("")
     table.add_column("detail")
-    for f in findings:
+    for f in results:
         mark = "[green]ok[/]" if f.ok else "[red]missing[/]"
         detail = f.detail if f.ok else f"{f.detail}\n[bold]fix:[/] {f.fix}"
         table.add_row(f.name, mark, detail)
     Console().print(table)
-    return 0 if all(f.ok for f in findings) else 1
+    return 0 if all(f.ok for f in results) else 1

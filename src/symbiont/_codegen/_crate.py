@@ -32,10 +32,12 @@ from symbiont._decl import _syntax as syn
 
 # Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
 # symbiont._load: cached libraries built by another glue version are then never reused.
-GLUE_ABI = 3
+GLUE_ABI = 4
 ENTRY_PREFIX = "__symbiont_entry_"
 MAP_PREFIX = "__symbiont_map_"
 INIT_SYMBOL = "__symbiont_init"
+# Parameter index the vectorised entry reports for its input `pi`: MAP_INPUT - pi.
+MAP_INPUT = -10
 
 _LINTS = (
     "dead_code, unused, non_snake_case, non_camel_case_types, non_upper_case_globals, "
@@ -67,6 +69,9 @@ class CrateSource:
             if name == "candidate.rs":
                 continue
             h.update(name.encode() + b"\0" + self.files[name].encode() + b"\0")
+        # The guards placed, in order (independent of layout, like the normalised candidate):
+        # a change in where guards go must not reuse a library built with the old placement.
+        h.update(b"guards\0" + "\0".join(text for _, text in self.insertions).encode() + b"\0")
         h.update(b"candidate\0" + normalised_candidate.encode())
         return h.hexdigest()
 
@@ -88,10 +93,17 @@ _LINT_HEADER = f"#![allow({_LINTS})]\n"
 
 
 @functools.cache
+def abi_source() -> str:
+    """abi.rs: the declarations the trampoline and every revision library share. Prepended to
+    both sources, so it is part of every hash that keys their cached builds."""
+    return resources.files("symbiont._codegen").joinpath("abi.rs").read_text(encoding="utf-8")
+
+
+@functools.cache
 def runtime_source() -> str:
-    """The support crate's root: rt.rs behind crate-level lint allowances."""
+    """The support crate's root: abi.rs and rt.rs behind crate-level lint allowances."""
     text = resources.files("symbiont._codegen").joinpath("rt.rs").read_text(encoding="utf-8")
-    return _LINT_HEADER + text
+    return _LINT_HEADER + abi_source() + text
 
 
 def public_prelude(prelude: str) -> str:
@@ -161,6 +173,8 @@ def _entry(index: int, f: FunctionDecl) -> str:
     ]
     call_args: list[str] = []
     spans: list[str] = []
+    views: list[str] = []
+    bools: list[str] = []
     write_backs: list[str] = []
     for pi, p in enumerate(f.params):
         o = f"*args.add({pi})"
@@ -187,6 +201,9 @@ def _entry(index: int, f: FunctionDecl) -> str:
                 f"{pi}, {o}, &mut v{pi}) {{ Ok(v) => v, {err} }};"
             )
             spans.append(f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})")
+            views.append(f"v{pi}")
+            if t.elem.rust == "bool":
+                bools.append(f"rt::still_valid::<bool>(&mut pin, {index}, {pi}, {o}, &v{pi})")
             call_args.append(f"a{pi}")
         elif t.kind == "mut_ref":
             assert t.elem is not None
@@ -198,6 +215,9 @@ def _entry(index: int, f: FunctionDecl) -> str:
                 f"&mut v{pi}, &mut t{pi}) {{ Ok(v) => v, {err} }};"
             )
             spans.append(f"({pi}, v{pi}.bytes(), true)")
+            views.append(f"v{pi}")
+            if e == "bool":
+                bools.append(f"rt::still_valid::<bool>(&mut pin, {index}, {pi}, {o}, &v{pi})")
             call_args.append(f"a{pi}")
             write_backs.append(
                 f"    if !rt::cell_back(&mut pin, {index}, {pi}, {o}, &v{pi}, t{pi}) "
@@ -205,9 +225,12 @@ def _entry(index: int, f: FunctionDecl) -> str:
             )
         else:  # pragma: no cover - decl rejects these
             raise AssertionError(t)
-    if len(spans) > 1:
+    if n > 1:
+        # A later argument's conversion may have run Python code that rewrote a checked bool.
+        lines.extend(f"    if !{b} {{ return std::ptr::null_mut(); }}" for b in bools)
+    if spans:
         lines.append(
-            f"    if rt::overlap(&mut pin, {index}, &[{', '.join(spans)}]) "
+            f"    if rt::borrows(&mut pin, {index}, &[{', '.join(spans)}]) "
             "{ return std::ptr::null_mut(); }"
         )
     call = f"crate::{f.name}({', '.join(call_args)})"
@@ -218,6 +241,8 @@ def _entry(index: int, f: FunctionDecl) -> str:
         lines.append("    if r.is_ok() {")
         lines.extend("    " + w for w in write_backs)
         lines.append("    }")
+    # Releasing a view may run Python code: it happens while the pin (consumed by finish) holds.
+    lines.extend(f"    {v}.release();" for v in views)
     lines.append(f"    rt::finish(pin, {index}, r, stopped, timeout_ns)")
     lines.append("}")
     return "\n".join(lines)
@@ -249,12 +274,17 @@ def _map_entry(index: int, f: FunctionDecl) -> str:
         lines.append(f"    let mut v{pi} = rt::View::new();")
         array, step = 3 + 2 * pi, 4 + 2 * pi
         lines.append(
-            f"    let l{pi} = match rt::lane::<{t}>(&mut pin, {index}, {pi}, *args.add({array}), "
+            # MAP_INPUT - pi: the keeper's errors name a vectorised input, not a scalar parameter.
+            f"    let l{pi} = match rt::lane::<{t}>(&mut pin, {index}, {MAP_INPUT - pi}, "
+            f"*args.add({array}), "
             f"*args.add({step}), out.len(), &mut v{pi}) {{ Ok(v) => v, {err} }};"
         )
     call_args = ", ".join(f"l{pi}.at(j)" for pi in range(n))
+    spans = ", ".join(
+        ["(-1, vo.bytes(), true)", *(f"({pi}, v{pi}.bytes(), false)" for pi in range(n))]
+    )
     lines.append(
-        f"    rt::run_map(&mut pin, {index}, out, threads, timeout_ns, "
+        f"    rt::run_map(&mut pin, {index}, out, &[{spans}], threads, timeout_ns, "
         f"|j: usize| unsafe {{ crate::{f.name}({call_args}) }})"
     )
     lines.append("}")
@@ -286,27 +316,28 @@ mod __symbiont_prelude {{
 #[allow(unused_imports)]
 use __symbiont_prelude::*;
 
-extern crate {RUNTIME_CRATE} as __symbiont_rt;
-
-// Guards inserted into the candidate (see codegen/_guards.py).
+// Guards inserted into the candidate (see codegen/_guards.py): the only glue it can name.
 #[doc(hidden)]
-#[inline(always)]
-#[track_caller]
-pub fn __sb_tick() {{
-    __symbiont_rt::tick()
-}}
-#[doc(hidden)]
-#[inline(always)]
-#[track_caller]
-pub fn __sb_enter() {{
-    __symbiont_rt::enter()
-}}
+pub use __symbiont_glue::{{__sb_enter, __sb_tick}};
 
 include!("candidate.rs");
 
 #[doc(hidden)]
 mod __symbiont_glue {{
-    use super::__symbiont_rt as rt;
+    // Declared here, not at the crate root, and not passed with --extern: the support crate is
+    // then a private name of this module and in no prelude, so candidate code cannot reach it.
+    extern crate {RUNTIME_CRATE} as rt;
+
+    #[inline(always)]
+    #[track_caller]
+    pub fn __sb_tick() {{
+        rt::tick()
+    }}
+    #[inline(always)]
+    #[track_caller]
+    pub fn __sb_enter() {{
+        rt::enter()
+    }}
 
     #[no_mangle]
     pub unsafe extern "C" fn {INIT_SYMBOL}(api: *mut rt::Api) -> u32 {{

@@ -7,12 +7,15 @@
   stack. A function can recurse when it is on a cycle of the name-based call graph (references
   to a function's name count as calls), and every method of a trait implementation counts too:
   operators, `Drop`, `Index`, `Iterator::next` are called without their name being written.
+  Recursion without names (a closure reached again through a `&dyn Fn` it is handed) passes a
+  call through a value (a parameter, a binding, a field), so the function or closure that
+  makes such a call gets the check too.
   Other functions get no entry check: its cost would land on every call.
 
 Insertions never add a line, so line numbers in compiler errors and panic locations stay those
 of the code the LLM wrote; columns after an insertion shift, and the recorded insertions let the
-diagnostics and panic reports map them back. Code in const contexts (const items, statics,
-`const fn`, const blocks) is left alone: guards are not `const`.
+diagnostics and panic reports map them back (``SourceMap.with_insertions``). Code in const
+contexts (const items, statics, `const fn`, const blocks) is left alone: guards are not `const`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from symbiont._decl import SourceMap
 from symbiont._decl import _syntax as syn
 
 if TYPE_CHECKING:
@@ -108,11 +112,50 @@ def recursive_functions(root: ts.Node) -> set[str]:
     return recursive
 
 
+# `a.f(x)` is a method call (a `field_expression` callee); calling a field that holds a
+# closure takes parentheses, `(a.f)(x)`.
+_VALUE_CALLEES = (
+    "parenthesized_expression",
+    "index_expression",
+    "call_expression",
+)
+_BINDERS = {"parameter": "pattern", "let_declaration": "pattern", "closure_parameters": None}
+
+
+def value_callers(root: ts.Node) -> set[int]:
+    """Start bytes of the functions and closures that call a value (not a named function):
+    every cycle of calls that names no function passes through one of them."""
+    bound: set[str] = set()
+    for node in syn.walk(root):
+        if node.type in _BINDERS:
+            field = _BINDERS[node.type]
+            pattern = node.child_by_field_name(field) if field else node
+            for leaf in syn.walk(pattern) if pattern is not None else ():
+                if leaf.type == "identifier":
+                    bound.add(syn.text(leaf))
+    callers: set[int] = set()
+    for node in syn.walk(root):
+        if node.type != "call_expression":
+            continue
+        callee = node.child_by_field_name("function")
+        if callee is None or not (
+            callee.type in _VALUE_CALLEES
+            or (callee.type == "identifier" and syn.text(callee) in bound)
+        ):
+            continue
+        p = node.parent
+        while p is not None and p.type not in ("function_item", "closure_expression"):
+            p = p.parent
+        if p is not None:
+            callers.add(p.start_byte)
+    return callers
+
+
 def instrument(code: str) -> Instrumented:
     """Inserts the guards into ``code`` (see the module docstring)."""
     tree = syn.parse(code)
-    raw = code.encode("utf-8")
     recursive = recursive_functions(tree.root_node)
+    callers = value_callers(tree.root_node)
     inserts: list[tuple[int, str]] = []
 
     def after_brace(block: ts.Node | None, text: str) -> None:
@@ -128,40 +171,21 @@ def instrument(code: str) -> Instrumented:
             body = node.child_by_field_name("body")
             if body is None:
                 continue
+            guard = ENTER if node.start_byte in callers else TICK
             if body.type == "block":
-                after_brace(body, TICK)
+                after_brace(body, guard)
             else:
-                inserts.append((body.start_byte, "{ " + TICK + " "))
+                inserts.append((body.start_byte, "{ " + guard + " "))
                 inserts.append((body.end_byte, " }"))
         elif node.type == "function_item" and not _is_const_fn(node):
             name = node.child_by_field_name("name")
-            if (name is not None and syn.text(name) in recursive) or _in_trait_impl(node):
+            if (
+                (name is not None and syn.text(name) in recursive)
+                or _in_trait_impl(node)
+                or node.start_byte in callers
+            ):
                 after_brace(node.child_by_field_name("body"), ENTER)
     inserts.sort(key=lambda item: item[0])
-    out = bytearray()
-    last = 0
-    for offset, text in inserts:
-        out += raw[last:offset]
-        out += text.encode("utf-8")
-        last = offset
-    out += raw[last:]
-    return Instrumented(code=out.decode("utf-8"), insertions=tuple(inserts))
-
-
-def original_column(
-    insertions: tuple[tuple[int, str], ...], code: str, line: int, column: int
-) -> int:
-    """Maps a 1-based (line, column) in the instrumented code back to a column in ``code``."""
-    lines = code.split("\n")
-    if not 1 <= line <= len(lines):
-        return column
-    start = len("\n".join(lines[: line - 1]).encode("utf-8")) + (1 if line > 1 else 0)
-    end = start + len(lines[line - 1].encode("utf-8"))
-    shift = 0
-    for offset, text in insertions:
-        if start <= offset <= end:
-            # Character columns: the inserted texts are ASCII, so chars == bytes for them.
-            at = len(lines[line - 1].encode("utf-8")[: offset - start].decode("utf-8", "ignore"))
-            if at + shift < column - 1:
-                shift += len(text)
-    return max(1, column - shift)
+    # The compiled text is the map's: what is compiled and how it maps back cannot disagree.
+    compiled = SourceMap.with_insertions(code, inserts).compiled.text
+    return Instrumented(code=compiled, insertions=tuple(inserts))

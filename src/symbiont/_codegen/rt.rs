@@ -1,5 +1,6 @@
 // symbiont runtime support: compiled once per toolchain and profile into the rlib `symbiont_rt`,
-// which every generated library links (`extern crate symbiont_rt as __symbiont_rt`).
+// which every generated library links from a private module (`__symbiont_glue`), so candidate
+// code can name none of it. The shared ABI declarations (abi.rs) are prepended to this file.
 //
 // The generated library is its own CPython glue: the few C-API items it needs are declared by
 // hand (stable-ABI subset, non-free-threaded object header), so building needs nothing but
@@ -7,29 +8,63 @@
 // object (`_coerce`, `_arity`, `_panic`, ...), which formats messages with full knowledge of the
 // declaration.
 //
-// Pinning. The dispatcher jumps straight into an entry point without touching the keeper `k`
-// (a reference count round trip there costs ~10% of a call). That is safe because a library is
-// only unloaded by symbiont's reaper, from Python code, after its keeper has died: a call that
-// runs no Python code and keeps the GIL cannot interleave with the reaper. So before anything
-// that may run Python code (a keeper callback, `__index__`/`__float__` of a non-exact type, a
-// buffer exporter, allocation of a GC-tracked container, releasing the GIL) an entry pins `k`
-// with `Pin::hold`; the pin is dropped when the entry returns. Exact int/float/str/bool fast
-// paths and scalar/str results never run Python code and stay unpinned.
+// INVARIANT: no code of a library is unmapped while a call is running in it.
+//
+// What unmaps a library. Only symbiont's reaper (`reap()` in load/_library.py), which is Python
+// code, and which unloads a library only after its keeper `k` died. The keeper owns only
+// symbiont's own objects (no finalizers), so its death runs no Python code that could reap.
+//
+// What keeps a library mapped during a call. Either nothing can run `reap` until the call has
+// returned (the GIL is held and no Python code runs), or the call holds a strong reference to
+// `k`: the `Pin`, taken with `hold()` before the first operation that may run Python code.
+// The dispatcher jumps into an entry without touching `k` (a reference count round trip there
+// costs ~10% of a call), so every unpinned step must be proven to run no Python code.
+//
+// What may run Python code (so is pinned first): every keeper callback (all error paths);
+// `__index__`/`__float__` of non-exact types (`arg_slow`); any creation of an exception, since
+// an exception instance is a GC-tracked allocation, and a GC-tracked allocation may start a
+// collection whose finalizers run arbitrary code (or let another thread take the GIL);
+// `PyUnicode_AsUTF8AndSize` (it may build a UnicodeEncodeError, so `&str` always pins);
+// acquiring and releasing a buffer (exporters, `bf_releasebuffer`, 3.12's `__release_buffer__`,
+// the last reference to an exporter dropped by the release); building a list or tuple result;
+// releasing the GIL (`run_map`).
+//
+// Proven-safe unpinned fast paths. An exact `int` is converted with
+// `PyLong_AsLongLongAndOverflow`, which sets no error for an exact int (out-of-range values,
+// negative ones for unsigned types and those above i64::MAX take the pinned slow path); an exact
+// `float` with `PyFloat_AsDouble`, which cannot fail for one; an exact one-character `str` for
+// `char` with `PyUnicode_GetLength`/`PyUnicode_ReadChar`, which cannot fail for one; `bool` by
+// identity. Scalar and `String` results are boxed with allocations that are not GC-tracked and,
+// for valid UTF-8, raise nothing (the one exception: memory exhaustion while boxing). The
+// watchdog arm/disarm, guards and the lent-memory count are atomics and run no Python code.
+//
+// Order of release. Within an entry: the call returns (every panic caught, payloads dropped
+// inside `catch_unwind` by `fn release`), the deadline is disarmed, Cells are written back, then
+// every buffer view is released, then the result is boxed, and the pin is dropped last:
+// `finish` consumes the pin after the generated code has released the views (`View::release`),
+// and boxes a result under the pin whenever the pin is held. Early returns drop the views
+// before the pin because the pin is declared first. `run_map` lends its buffers before
+// releasing the GIL and takes them back after reacquiring it, with the pin held throughout; its
+// views drop before its pin.
+//
+// Entry points reviewed against this: generated entries (`_crate.py` `_entry`): arity, scalar,
+// str, slice and `&mut` conversions, the bool recheck, `borrows`, the call, write-back and
+// `finish`; map entries (`_map_entry`): pinned from the first buffer on, `run_map`; Cell
+// write-back (`cell_back`, pinned); returns (`finish`). The free-threaded build has no GIL and
+// is refused at import.
+//
+// Memory given to Rust. A buffer argument becomes a `&[T]`/`&mut [T]` only if it is aligned,
+// C-contiguous, of the exact element type, not aliased mutably by another argument, and not
+// lent to a call in another thread that released the GIL (`borrows`); `bool` bytes are checked
+// again after every argument is acquired, since a later argument may run Python code that
+// writes them. The contract for lent memory: symbiont refuses its own calls on it (ValueError
+// naming the argument); Python code that writes an array while a map call uses it (numpy in
+// another thread) races with it exactly as with any numpy operation that releases the GIL.
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::ptr::{addr_of_mut, null_mut};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-
-pub type Ssize = isize;
-
-#[repr(C)]
-pub struct PyObject {
-    pub ob_refcnt: Ssize,
-    pub ob_type: *mut c_void,
-}
-
-pub type Obj = *mut PyObject;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 /// A C object whose layout is never read: only its address is used.
 #[repr(C)]
@@ -43,19 +78,21 @@ unsafe fn is_exact(o: Obj, t: *mut Opaque) -> bool {
 }
 
 /// Keeps the library's keeper alive from the first operation that may run Python code until
-/// the entry point returns (see "Pinning" above).
+/// the entry point returns (see the invariant above).
 pub struct Pin {
-    pub k: Obj,
+    k: Obj,
     held: bool,
 }
 
 impl Pin {
+    /// # Safety
+    /// `k` is the live keeper of the calling library, and the GIL is held until the pin drops.
     #[inline(always)]
-    pub fn new(k: Obj) -> Pin {
+    pub unsafe fn new(k: Obj) -> Pin {
         Pin { k, held: false }
     }
     #[inline(always)]
-    pub fn hold(&mut self) -> Obj {
+    unsafe fn hold(&mut self) -> Obj {
         if !self.held {
             unsafe { Py_IncRef(self.k) };
             self.held = true;
@@ -95,7 +132,7 @@ const PYBUF_C_CONTIGUOUS: c_int = 0x0020 | 0x0010 | 0x0008;
 extern "C" {
     fn PyLong_FromLong(v: i64) -> Obj;
     fn PyLong_FromUnsignedLongLong(v: u64) -> Obj;
-    fn PyLong_AsLongLong(o: Obj) -> i64;
+    fn PyLong_AsLongLongAndOverflow(o: Obj, overflow: *mut c_int) -> i64;
     fn PyLong_AsUnsignedLongLong(o: Obj) -> u64;
     fn PyFloat_FromDouble(v: f64) -> Obj;
     fn PyFloat_AsDouble(o: Obj) -> f64;
@@ -129,33 +166,6 @@ extern "C" {
 }
 
 // ---------------------------------------------------------------- slots, deadlines, guards
-
-/// The head of the trampoline's Slot (load/trampoline.rs): the `self` every entry receives.
-#[repr(C)]
-pub struct SlotHead {
-    pub ob_base: PyObject,
-    pub entry: *mut c_void,
-    pub keeper: Obj,
-    pub timeout_ns: u64,
-}
-
-/// Per-thread record owned by the trampoline (same layout as there).
-#[repr(C)]
-pub struct Record {
-    pub flag: AtomicU32,
-    pub seq: AtomicU64,
-    pub timeout_ns: AtomicU64,
-    pub stack_low: AtomicUsize,
-}
-
-#[repr(C)]
-pub struct Api {
-    pub version: u32,
-    pub pending: *const AtomicU32,
-    pub record: unsafe extern "C" fn() -> *mut Record,
-    pub wake: unsafe extern "C" fn(),
-    pub parked: *const AtomicBool,
-}
 
 static ZERO: AtomicU32 = AtomicU32::new(0);
 static API: AtomicPtr<Api> = AtomicPtr::new(null_mut());
@@ -199,21 +209,27 @@ pub fn tick() {
     }
 }
 
+// Neither guard panics while its thread already unwinds: a candidate's `Drop` whose loop or
+// recursion runs during the unwinding of a stopped call would otherwise panic a second time,
+// which aborts the process.
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn interrupted() -> ! {
-    std::panic::panic_any(Interrupted)
+fn interrupted() {
+    if !std::thread::panicking() {
+        std::panic::panic_any(Interrupted)
+    }
 }
 
 /// Whether this thread's armed call was flagged by the watchdog. Never unwinds.
 extern "C" fn probe() -> u8 {
     let r = RECORD.with(|r| r.get());
-    // Only an armed call (odd seq) can be stopped.
-    u8::from(
-        !r.is_null()
-            && unsafe { (*r).seq.load(Ordering::SeqCst) % 2 == 1 && (*r).flag.load(Ordering::SeqCst) != 0 },
-    )
+    if r.is_null() {
+        return 0;
+    }
+    // Only an armed call (odd seq) can be stopped, and only by a flag raised for that very call.
+    let seq = unsafe { (*r).seq.load(Ordering::SeqCst) };
+    u8::from(seq % 2 == 1 && unsafe { (*r).flag.load(Ordering::SeqCst) } == flag_for(seq))
 }
 
 // An ordinary call inside a hot loop, even on a never-taken branch, makes the compiler keep the
@@ -328,15 +344,17 @@ pub fn enter() {
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn too_deep() -> ! {
-    std::panic::panic_any(TooDeep)
+fn too_deep() {
+    if !std::thread::panicking() {
+        std::panic::panic_any(TooDeep)
+    }
 }
 
 /// Arms the watchdog for this thread's call; `disarm` reports whether the deadline passed.
 pub struct Armed(*mut Record);
 
 #[inline(always)]
-pub fn arm(timeout_ns: u64) -> Option<Armed> {
+pub unsafe fn arm(timeout_ns: u64) -> Option<Armed> {
     if timeout_ns == 0 {
         return None;
     }
@@ -367,22 +385,21 @@ fn arm_slow(timeout_ns: u64) -> Option<Armed> {
 
 impl Armed {
     /// Ends the armed call; true when the watchdog flagged it.
-    pub fn disarm(self) -> bool {
-        unsafe {
-            (*self.0).seq.fetch_add(1, Ordering::SeqCst);
-            let flagged = (*self.0).flag.swap(0, Ordering::SeqCst) != 0;
-            if flagged {
-                (*PENDING.load(Ordering::Relaxed)).fetch_sub(1, Ordering::SeqCst);
-            }
-            flagged
+    unsafe fn disarm(self) -> bool {
+        let seq = (*self.0).seq.fetch_add(1, Ordering::SeqCst);
+        let flag = (*self.0).flag.swap(0, Ordering::SeqCst);
+        if flag != 0 {
+            (*PENDING.load(Ordering::Relaxed)).fetch_sub(1, Ordering::SeqCst);
         }
+        flag == flag_for(seq)
     }
 }
 
 pub unsafe fn init(api: *mut Api) {
-    if !api.is_null() && (*api).version == 1 {
+    if !api.is_null() && (*api).version == API_VERSION {
         API.store(api, Ordering::Relaxed);
         PENDING.store((*api).pending as *mut AtomicU32, Ordering::Relaxed);
+        LENT.store((*api).lent as *mut AtomicUsize, Ordering::Relaxed);
     }
     install_hook();
 }
@@ -408,9 +425,24 @@ fn install_hook() {
 }
 
 #[inline(never)]
-pub unsafe fn panicked(pin: &mut Pin, fi: Ssize, payload: Box<dyn std::any::Any + Send>) -> Obj {
+unsafe fn panicked(pin: &mut Pin, fi: Ssize, payload: Box<dyn std::any::Any + Send>) -> Obj {
     let k = pin.hold();
     raise_panic(k, fi, &caught(payload))
+}
+
+/// Drops a panic payload where its own `Drop` may panic (`panic_any(Bomb)`, which the policy
+/// cannot tell from an ordinary panic): that second panic is caught here too instead of
+/// unwinding into the C caller and aborting the process. A payload that keeps panicking is
+/// leaked after a few rounds.
+fn release(payload: Box<dyn std::any::Any + Send>) {
+    let mut p = payload;
+    for _ in 0..8 {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(next) => p = next,
+        }
+    }
+    std::mem::forget(p);
 }
 
 const TOO_DEEP: &str = "recursion too deep: the thread's stack is nearly exhausted (symbiont's \
@@ -426,6 +458,8 @@ pub struct Caught {
 
 /// Reads the message out of a panic payload and takes this thread's recorded location.
 fn caught(payload: Box<dyn std::any::Any + Send>) -> Caught {
+    // The location first: the hook records the last panic, and dropping the payload may panic.
+    let (fp, fl, line, col) = LOCATION.with(|c| c.replace((0, 0, 0, 0)));
     let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -435,7 +469,7 @@ fn caught(payload: Box<dyn std::any::Any + Send>) -> Caught {
     } else {
         "Box<dyn Any>".to_string()
     };
-    let (fp, fl, line, col) = LOCATION.with(|c| c.replace((0, 0, 0, 0)));
+    release(payload);
     let file = if fp == 0 {
         String::new()
     } else {
@@ -498,11 +532,21 @@ macro_rules! signed {
                 if !is_exact(o, addr_of_mut!(PyLong_Type)) {
                     return None;
                 }
-                Self::from_py(o)
+                // Never sets an error for an exact int (an OverflowError would allocate).
+                let mut overflow: c_int = 0;
+                let v = PyLong_AsLongLongAndOverflow(o, &mut overflow);
+                if overflow != 0 {
+                    return None;
+                }
+                <$t>::try_from(v).ok()
             }
             #[inline(always)]
             unsafe fn from_py(o: Obj) -> Option<$t> {
-                let v = PyLong_AsLongLong(o);
+                let mut overflow: c_int = 0;
+                let v = PyLong_AsLongLongAndOverflow(o, &mut overflow);
+                if overflow != 0 {
+                    return None;
+                }
                 if v == -1 && !PyErr_Occurred().is_null() {
                     PyErr_Clear();
                     return None;
@@ -520,9 +564,15 @@ macro_rules! unsigned {
                 if !is_exact(o, addr_of_mut!(PyLong_Type)) {
                     return None;
                 }
-                Self::from_py(o)
+                // Never sets an error; negative values and those past i64::MAX take the pinned
+                // slow path (PyLong_AsUnsignedLongLong raises for them).
+                let mut overflow: c_int = 0;
+                let v = PyLong_AsLongLongAndOverflow(o, &mut overflow);
+                if overflow != 0 || v < 0 {
+                    return None;
+                }
+                <$t>::try_from(v as u64).ok()
             }
-            #[inline(always)]
             unsafe fn from_py(o: Obj) -> Option<$t> {
                 let v = PyLong_AsUnsignedLongLong(o);
                 if v == u64::MAX && !PyErr_Occurred().is_null() {
@@ -635,11 +685,11 @@ unsafe fn arg_slow<T: FromPy>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Re
 }
 
 /// `&str`: borrowed from the argument, which outlives the call. No normalisation.
+/// Always pinned: even an exact `str` with a lone surrogate makes the encoder build a
+/// UnicodeEncodeError, an allocation that may run the garbage collector and its finalizers.
 #[inline(always)]
 pub unsafe fn str_arg<'a>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj) -> Result<&'a str, ()> {
-    if !is_exact(o, addr_of_mut!(PyUnicode_Type)) {
-        pin.hold(); // a str subclass may run Python code while encoding
-    }
+    pin.hold();
     let mut n: Ssize = 0;
     let p = PyUnicode_AsUTF8AndSize(o, &mut n);
     if p.is_null() {
@@ -711,12 +761,21 @@ impl View {
     }
 }
 
+impl View {
+    /// Releases the view now (in place: no copy of the struct), before the pin is dropped.
+    #[inline(always)]
+    pub fn release(&mut self) {
+        if self.held {
+            self.held = false;
+            unsafe { PyBuffer_Release(&mut self.view) };
+        }
+    }
+}
+
 impl Drop for View {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.held {
-            unsafe { PyBuffer_Release(&mut self.view) };
-        }
+        self.release();
     }
 }
 
@@ -845,10 +904,57 @@ pub unsafe fn cell_back<T: Ret>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: 
     true
 }
 
+/// Re-checks a `bool` buffer once every argument is acquired: a later argument's `__index__`
+/// or buffer exporter may have written other bytes into it after `acquire` checked it.
+#[inline(always)]
+pub unsafe fn still_valid<T: Elem>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &View) -> bool {
+    if !v.held || T::valid(v.view.buf as *const T, v.view.len as usize / std::mem::size_of::<T>()) {
+        return true;
+    }
+    arg_error(pin, fi, pi, o);
+    false
+}
+
+/// A buffer argument's memory: (parameter index, (start, byte length), mutable).
+pub type Span = (Ssize, (usize, usize), bool);
+
+static LENT_NONE: AtomicUsize = AtomicUsize::new(0);
+// The trampoline's count of lent ranges; a local zero until init points it there.
+static LENT: AtomicPtr<AtomicUsize> = AtomicPtr::new(&LENT_NONE as *const AtomicUsize as *mut AtomicUsize);
+
+/// Refuses buffer arguments that alias each other with a `&mut` among them, or that alias
+/// memory a call in another thread holds with the GIL released (`rt.map`): two `&mut` to one
+/// array, or a `&` to memory being written, are undefined behaviour in Rust. The registry is
+/// only consulted while some range is lent, so calls on the common path pay one load.
+#[inline(always)]
+pub unsafe fn borrows(pin: &mut Pin, fi: Ssize, spans: &[Span]) -> bool {
+    if spans.len() > 1 && overlap(pin, fi, spans) {
+        return true;
+    }
+    (*LENT.load(Ordering::Relaxed)).load(Ordering::Relaxed) != 0 && lent_conflict(pin, fi, spans)
+}
+
+#[inline(never)]
+unsafe fn lent_conflict(pin: &mut Pin, fi: Ssize, spans: &[Span]) -> bool {
+    let api = API.load(Ordering::Relaxed);
+    if api.is_null() {
+        return false;
+    }
+    for &(pi, (a, n), m) in spans {
+        if n > 0 && ((*api).conflicts)(a, n, m) {
+            let k = pin.hold();
+            unexpected(PyObject_CallMethod(k, c"_busy".as_ptr(), c"nn".as_ptr(), fi, pi));
+            return true;
+        }
+    }
+    false
+}
+
 /// Two arguments whose memory overlaps while one of them is `&mut` would alias a mutable
 /// reference: undefined behaviour in Rust, so it is refused.
-pub unsafe fn overlap(pin: &mut Pin, fi: Ssize, spans: &[(Ssize, (usize, usize), bool)]) -> bool {
-    let k = pin.k; // buffers are held, so the pin is too
+#[inline(never)]
+unsafe fn overlap(pin: &mut Pin, fi: Ssize, spans: &[Span]) -> bool {
+    let k = pin.hold(); // buffers are held, so this only reads the pinned keeper
     for (i, &(pi, (a, an), am)) in spans.iter().enumerate() {
         for &(pj, (b, bn), bm) in &spans[i + 1..] {
             if (am || bm) && an > 0 && bn > 0 && a < b + bn && b < a + an {
@@ -997,7 +1103,7 @@ ret_tuple!(A, B, C, D, E, F, G, H);
 
 /// Ends an armed call (before any Python code runs); true when the deadline passed.
 #[inline(always)]
-pub fn disarm(armed: Option<Armed>) -> bool {
+pub unsafe fn disarm(armed: Option<Armed>) -> bool {
     match armed {
         Some(a) => a.disarm(),
         None => false,
@@ -1005,16 +1111,16 @@ pub fn disarm(armed: Option<Armed>) -> bool {
 }
 
 /// Turns the call's outcome into the Python result: the value, a PanicError, or a TimeoutError
-/// when the watchdog stopped it.
-/// The pin is released before a scalar result is boxed (boxing one runs no Python code), which
-/// lets that last call be a tail call: this is the hot path of every scalar function.
+/// when the watchdog stopped it. The caller has released its buffer views already.
+/// An unpinned call boxes a scalar result as a tail call (boxing one runs no Python code): this
+/// is the hot path of every scalar function. A pinned one boxes it under the pin.
 #[inline(always)]
 pub unsafe fn finish<R: Ret>(
     mut pin: Pin, fi: Ssize, r: std::thread::Result<R>, flagged: bool, timeout_ns: u64,
 ) -> Obj {
     match r {
         Ok(v) => {
-            if R::CONTAINER {
+            if R::CONTAINER || pin.held {
                 pin.hold();
                 let o = v.into_py();
                 drop(pin);
@@ -1034,7 +1140,7 @@ unsafe fn failed(
 ) -> Obj {
     if payload.is::<Interrupted>() && flagged {
         let k = pin.hold();
-        drop(payload);
+        release(payload);
         return unexpected(PyObject_CallMethod(k, c"_timeout".as_ptr(), c"nK".as_ptr(), fi, ns));
     }
     panicked(pin, fi, payload)
@@ -1077,16 +1183,19 @@ enum Stop {
 }
 
 fn run_chunk<R, F: Fn(usize) -> R>(out: &mut [R], start: usize, f: &F, timeout_ns: u64) -> Option<Stop> {
-    let armed = arm(timeout_ns);
+    let armed = unsafe { arm(timeout_ns) };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for (j, o) in out.iter_mut().enumerate() {
             *o = f(start + j);
         }
     }));
-    let stopped = disarm(armed);
+    let stopped = unsafe { disarm(armed) };
     match r {
         Ok(()) => None,
-        Err(payload) if stopped && payload.is::<Interrupted>() => Some(Stop::Timeout),
+        Err(payload) if stopped && payload.is::<Interrupted>() => {
+            release(payload);
+            Some(Stop::Timeout)
+        }
         Err(payload) => Some(Stop::Panic(caught(payload))),
     }
 }
@@ -1175,9 +1284,19 @@ fn join(_t: usize) {}
 /// calling one included), each armed with the deadline; then reports the first panic or the
 /// timeout with the GIL held again.
 pub unsafe fn run_map<R: Send, F: Fn(usize) -> R + Sync>(
-    pin: &mut Pin, fi: Ssize, out: &mut [R], threads: usize, timeout_ns: u64, f: F,
+    pin: &mut Pin, fi: Ssize, out: &mut [R], spans: &[Span], threads: usize, timeout_ns: u64, f: F,
 ) -> Obj {
     let k = pin.hold(); // the GIL is released below: other threads may drop every other reference
+    if borrows(pin, fi, spans) {
+        return null_mut();
+    }
+    // Lent while the GIL is released: another thread's call on this memory is refused.
+    let api = API.load(Ordering::Relaxed);
+    let tickets: Vec<usize> = if api.is_null() {
+        Vec::new()
+    } else {
+        spans.iter().filter(|s| s.1 .1 > 0).map(|&(_, (a, n), m)| ((*api).lend)(a, n, m)).collect()
+    };
     let n = out.len();
     let threads = threads.clamp(1, 256).min(n.max(1));
     let chunk = n.div_ceil(threads).max(1);
@@ -1197,6 +1316,9 @@ pub unsafe fn run_map<R: Send, F: Fn(usize) -> R + Sync>(
         run_jobs(jobs)
     };
     PyEval_RestoreThread(state);
+    for t in tickets {
+        ((*api).unlend)(t);
+    }
     let mut timed_out = false;
     for stop in stops.into_iter().flatten() {
         match stop {

@@ -15,23 +15,24 @@ from symbiont._compile._diagnostics import (
     CANDIDATE_FILE,
     Diagnostic,
     Diagnostics,
-    map_offset,
     parse_rustc_json,
 )
+from symbiont._compile._limits import BuildLimits, build_environment
 from symbiont._compile._toolchain import Toolchain, find_toolchain
 
 __all__ = [
     "CANDIDATE_FILE",
     "DEFAULT_BUILD_TIMEOUT",
     "PROFILES",
+    "BuildLimits",
     "BuildResult",
     "Builder",
     "Diagnostic",
     "Diagnostics",
     "Toolchain",
+    "build_environment",
     "default_cache_dir",
     "find_toolchain",
     "library_suffix",
-    "map_offset",
     "parse_rustc_json",
 ]

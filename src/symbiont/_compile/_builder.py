@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,10 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from symbiont._errors import BuildError, ConfigError, ToolchainError
-from symbiont._compile._diagnostics import Diagnostic, Diagnostics, parse_rustc_json
-from symbiont._compile._toolchain import Toolchain
 from symbiont._codegen import RUNTIME_CRATE, CrateSource
+from symbiont._compile._diagnostics import Diagnostic, Diagnostics, parse_rustc_json
+from symbiont._compile._limits import BuildLimits, build_environment
+from symbiont._compile._toolchain import Toolchain
+from symbiont._errors import BuildError, ConfigError, ToolchainError
 
 log = logging.getLogger("symbiont.build")
 
@@ -110,6 +113,7 @@ class Builder:
         max_parallel: int | None = None,
         timeout: float = DEFAULT_BUILD_TIMEOUT,
         keep_failed: bool = False,
+        limits: BuildLimits | None = BuildLimits(),  # noqa: B008 (frozen, so shared safely)
     ) -> None:
         if profile not in PROFILES:
             raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
@@ -123,6 +127,7 @@ class Builder:
         self._runtime_lock = threading.Lock()
         self.timeout = timeout
         self.keep_failed = keep_failed
+        self.limits = limits
         self._libs = self.cache_dir / "lib"
         self._work = self.cache_dir / "build"
         self._libs.mkdir(parents=True, exist_ok=True)
@@ -157,8 +162,9 @@ class Builder:
                            "--crate-name", RUNTIME_CRATE, str(src), "-o", str(out)]  # fmt: skip
                     try:
                         proc = subprocess.run(
-                            cmd, capture_output=True, text=True, timeout=self.timeout, check=False
-                        )
+                            self._contained(cmd), capture_output=True, text=True,
+                            timeout=self.timeout, check=False, env=build_environment(),
+                        )  # fmt: skip
                     except (OSError, subprocess.TimeoutExpired) as exc:
                         raise ToolchainError(
                             f"could not build symbiont's runtime support crate with "
@@ -174,6 +180,10 @@ class Builder:
                     os.replace(out, target)
             self._runtimes[digest] = target
             return target
+
+    def _contained(self, cmd: list[str]) -> list[str]:
+        """``cmd`` under the build limits (see ``_limits``)."""
+        return cmd if self.limits is None else self.limits.command(cmd)
 
     def key(self, crate: CrateSource, normalised_candidate: str) -> str:
         h = hashlib.sha256()
@@ -241,6 +251,8 @@ class Builder:
             del self._inflight[key]
 
     async def _compile(self, crate: CrateSource, key: str, started: float) -> BuildResult:
+        """One real rustc run in a fresh directory; the library moves into the cache on
+        success, and the directory is removed (kept on failure with ``keep_failed``)."""
         runtime = await asyncio.to_thread(self.runtime_library, crate.runtime)
         async with self._semaphore():
             workdir = Path(tempfile.mkdtemp(prefix=f"p{os.getpid()}-", dir=self._work))
@@ -249,86 +261,116 @@ class Builder:
                 for name, text in crate.files.items():
                     (workdir / name).write_text(text, encoding="utf-8")
                 out = workdir / f"out{library_suffix()}"
-                cmd = [
-                    self.toolchain.rustc,
-                    *self.flags,
-                    "--crate-name",
-                    f"symbiont_{key[:16]}",
-                    "--extern",
-                    f"{RUNTIME_CRATE}={runtime}",
-                    "-L",
-                    f"dependency={runtime.parent}",
-                    f"--remap-path-prefix={workdir}=",
-                    "lib.rs",
-                    "-o",
-                    str(out),
-                ]
-                rustc_started = time.perf_counter()
-                proc = await asyncio.create_subprocess_exec(
-                    *cmd,
-                    cwd=workdir,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                )
-                try:
-                    _, stderr = await asyncio.wait_for(proc.communicate(), self.timeout)
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
+                run = await self._rustc(self._command(key, runtime, workdir, out), workdir)
+                if run.timed_out:
                     message = f"the build was stopped after {self.timeout:.0f} s"
                     hint = "(is there a huge constant expression or a deeply recursive type?)"
-                    return BuildResult(
-                        key=key,
-                        library=None,
-                        diagnostics=_single_error(message, f"error: {message} {hint}"),
-                        seconds=time.perf_counter() - started,
-                        rustc_seconds=time.perf_counter() - rustc_started,
-                        cached=False,
-                        timed_out=True,
-                    )
-                except asyncio.CancelledError:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    # Reaped even though this task is being cancelled: no zombie rustc.
-                    await asyncio.shield(proc.wait())
-                    raise
-                rustc_seconds = time.perf_counter() - rustc_started
-                text = stderr.decode("utf-8", errors="replace")
-                if proc.returncode != 0 or not out.exists():
-                    # Errors are drawn on the code as written, without the inserted guards.
-                    diagnostics = parse_rustc_json(
-                        text, source=crate.candidate, insertions=crate.insertions
-                    )
-                    if not diagnostics.errors:
-                        message = f"rustc exited with status {proc.returncode}"
-                        diagnostics = _single_error(message, f"error: {message}", raw=text)
-                    return BuildResult(
-                        key=key,
-                        library=None,
-                        diagnostics=diagnostics,
-                        seconds=time.perf_counter() - started,
-                        rustc_seconds=rustc_seconds,
-                        cached=False,
-                    )
-                final = self._libs / f"{key}{library_suffix()}"
-                # The layout it was built from: a later cache hit for the same tokens in another
-                # layout (another process) reports panic locations in this one.
-                (workdir / "written.rs").write_text(crate.candidate, encoding="utf-8")
-                os.replace(workdir / "written.rs", final.with_suffix(".rs"))
-                os.replace(out, final)
-                ok = True
-                log.debug("built %s in %.3f s (rustc %.3f s)", key, time.perf_counter() - started,
-                          rustc_seconds)  # fmt: skip
-                return BuildResult(
-                    key=key,
-                    library=final,
-                    diagnostics=None,
-                    seconds=time.perf_counter() - started,
-                    rustc_seconds=rustc_seconds,
-                    cached=False,
-                )
+                    diagnostics = _single_error(message, f"error: {message} {hint}")
+                elif run.returncode != 0 or not out.exists():
+                    diagnostics, over_time = self._failure_diagnostics(crate, run)
+                    run = dataclasses.replace(run, timed_out=over_time)
+                else:
+                    final = self._store(crate, key, workdir, out)
+                    ok = True
+                    log.debug("built %s in %.3f s (rustc %.3f s)", key,
+                              time.perf_counter() - started, run.seconds)  # fmt: skip
+                    return BuildResult(key=key, library=final, diagnostics=None,
+                                       seconds=time.perf_counter() - started,
+                                       rustc_seconds=run.seconds, cached=False)  # fmt: skip
+                return BuildResult(key=key, library=None, diagnostics=diagnostics,
+                                   seconds=time.perf_counter() - started,
+                                   rustc_seconds=run.seconds, cached=False,
+                                   timed_out=run.timed_out)  # fmt: skip
             finally:
                 if ok or not self.keep_failed:
                     shutil.rmtree(workdir, ignore_errors=True)
+
+    def _command(self, key: str, runtime: Path, workdir: Path, out: Path) -> list[str]:
+        return [
+            self.toolchain.rustc,
+            *self.flags,
+            "--crate-name",
+            f"symbiont_{key[:16]}",
+            # A search path, not --extern: an --extern crate is in every module's prelude,
+            # where candidate code could name it.
+            "-L",
+            f"crate={runtime.parent}",
+            f"--remap-path-prefix={workdir}=",
+            "lib.rs",
+            "-o",
+            str(out),
+        ]
+
+    async def _rustc(self, cmd: list[str], workdir: Path) -> _Run:
+        """Runs rustc under the build deadline; a cancelled build leaves no rustc behind."""
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *self._contained(cmd),
+            cwd=workdir,
+            env=build_environment(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), self.timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            return _Run(returncode=None, stderr="", seconds=time.perf_counter() - started,
+                        timed_out=True)  # fmt: skip
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            # Reaped even though this task is being cancelled: no zombie rustc.
+            await asyncio.shield(proc.wait())
+            raise
+        return _Run(returncode=proc.returncode, stderr=stderr.decode("utf-8", errors="replace"),
+                    seconds=time.perf_counter() - started)  # fmt: skip
+
+    def _failure_diagnostics(self, crate: CrateSource, run: _Run) -> tuple[Diagnostics, bool]:
+        """What the LLM is shown about a failed rustc run, and whether it ran out of time."""
+        # Errors are drawn on the code as written, without the inserted guards; spans in files
+        # other than the crate's own are never quoted.
+        diagnostics = parse_rustc_json(run.stderr, source=crate.candidate,
+                                       insertions=crate.insertions,
+                                       own_files=tuple(crate.files))  # fmt: skip
+        code = run.returncode or 0
+        # A build a limit stopped (killed by a signal, or failing without an error of its own)
+        # is reported as such.
+        if self.limits is not None and (code < 0 or not diagnostics.errors):
+            limited = self.limits.explain(code, run.stderr, run.seconds)
+            if limited is not None:
+                message, over_time = limited
+                return _single_error(message, f"error: {message}", raw=run.stderr), over_time
+        if code == -signal.SIGKILL and not diagnostics.errors:
+            message = (
+                "the compiler was killed from outside the build (SIGKILL: the host ran out of "
+                "memory or a process manager stopped it); your code may be fine, send it again"
+            )
+            diagnostics = _single_error(message, f"error: {message}", raw=run.stderr)
+        elif not diagnostics.errors:
+            message = f"rustc exited with status {run.returncode}"
+            diagnostics = _single_error(message, f"error: {message}", raw=run.stderr)
+        return diagnostics, False
+
+    def _store(self, crate: CrateSource, key: str, workdir: Path, out: Path) -> Path:
+        """Moves a built library into the cache, next to the layout it was built from: a later
+        cache hit for the same tokens in another layout (another process) reports panic
+        locations in this one."""
+        final = self._libs / f"{key}{library_suffix()}"
+        (workdir / "written.rs").write_text(crate.candidate, encoding="utf-8")
+        os.replace(workdir / "written.rs", final.with_suffix(".rs"))
+        os.replace(out, final)
+        return final
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Run:
+    """What one rustc process did (``returncode`` None: stopped at the deadline)."""
+
+    returncode: int | None
+    stderr: str
+    seconds: float
+    timed_out: bool = False

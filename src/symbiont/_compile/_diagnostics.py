@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-import unicodedata
-from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from symbiont._decl import SourceMap, SourceText, display_width
 
 log = logging.getLogger("symbiont.build")
 
@@ -81,38 +81,31 @@ class Diagnostics:
         return self.render()
 
 
-def map_offset(offset: int, insertions: Sequence[tuple[int, str]]) -> int:
-    """Map a byte offset in the instrumented file back to the original source.
-
-    ``insertions`` are ``(original_byte_offset, text)`` pairs sorted by offset. The lengths of the
-    insertions wholly before ``offset`` are subtracted; an offset inside an inserted text maps to
-    the point where it was inserted.
-    """
-    shift = 0
-    for at, text in insertions:
-        start = at + shift
-        if offset < start:
-            break
-        size = len(text.encode())
-        if offset < start + size:
-            return at
-        shift += size
-    return offset - shift
-
-
 def parse_rustc_json(
-    stderr: str, *, source: str | None = None, insertions: Sequence[tuple[int, str]] = ()
+    stderr: str,
+    *,
+    source: str | None = None,
+    insertions: Sequence[tuple[int, str]] = (),
+    own_files: Collection[str] | None = None,
 ) -> Diagnostics:
     """Parse ``rustc --error-format=json`` output. Non-JSON lines (linker noise) are kept
     as a plain error when no structured error was found.
 
-    ``source`` is the code the LLM wrote and ``insertions`` how the compiled ``candidate.rs`` was
-    derived from it (see ``map_offset``). With ``source``, errors in the candidate are rendered
-    from its lines; without, rustc's rendered text is used. Inserted texts are stripped anywhere.
+    ``source`` is the code the LLM wrote and ``insertions`` the ``(byte offset, text)`` pairs
+    inserted into it to make the compiled ``candidate.rs`` (see ``SourceMap.with_insertions``).
+    With ``source``, errors in the candidate are rendered from its lines; without, rustc's
+    rendered text is used. Inserted texts are stripped anywhere.
+
+    ``own_files`` (the generated crate's files) marks the output as meant for the LLM: nothing
+    of any other file is shown (see ``without_external_spans``), and a failed link or a
+    compiler crash is one short error (see ``link_or_crash``).
     """
-    ordered = sorted(insertions, key=lambda ins: ins[0])
-    src = _Source(source.encode()) if source is not None else None
-    clean = _Cleaner(ordered, src)
+    if own_files is not None:
+        short = link_or_crash(stderr)
+        if short is not None:
+            return Diagnostics(errors=(short,), raw=stderr)
+    smap = SourceMap.with_insertions(source, insertions) if source is not None else None
+    clean = _Cleaner((text for _, text in insertions), smap)
     errors: list[Diagnostic] = []
     warnings = 0
     stray: list[str] = []
@@ -128,6 +121,8 @@ def parse_rustc_json(
             continue
         if d.get("$message_type", "diagnostic") != "diagnostic":
             continue
+        if own_files is not None:
+            d = without_external_spans(d, own_files)
         level = d.get("level", "")
         message = d.get("message", "")
         if level == "warning":
@@ -142,9 +137,9 @@ def parse_rustc_json(
         row = primary.get("line_start") if primary else None
         column = primary.get("column_start") if primary else None
         rendered = clean(d.get("rendered") or f"error: {message}")
-        if src is not None and primary is not None and file == CANDIDATE_FILE:
+        if smap is not None and primary is not None and file == CANDIDATE_FILE:
             try:
-                rendered, row, column = _Renderer(src, ordered, clean).diagnostic(d)
+                rendered, row, column = _Renderer(smap, clean).diagnostic(d)
             except Exception:
                 # A JSON shape this renderer does not know must not cost the LLM its feedback:
                 # rustc's own text (inserted calls stripped) is a close second.
@@ -170,6 +165,121 @@ def parse_rustc_json(
     return Diagnostics(errors=tuple(errors), warnings=warnings, raw=stderr)
 
 
+# ------------------------------------------------------------------------- other files, crashes
+
+_OUTSIDE = (
+    "the compiler reported an error in a file that is not your code; its path and text are "
+    "not shown. Only your code is compiled here: do not refer to other files"
+)
+# The standard library's sources, as rustc names them (remapped, or in the sysroot).
+_STD_SOURCE = re.compile(r"^/rustc/[0-9a-f]+/library/|/lib/rustlib/src/rust/library/")
+_PATHS = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s/\\'\"`:()\[\]]+){2,}[/\\]?")
+_LINKER_LINE = re.compile(r"error|undefined|relocation|multiple definition|cannot|overflow", re.I)
+
+
+def without_external_spans(d: dict[str, Any], own: Collection[str]) -> dict[str, Any]:
+    """rustc's JSON diagnostic ``d`` with nothing shown of files outside ``own``.
+
+    Spans in other files (a file `#[path]` or `mod x;` made rustc read, the sysroot) are
+    dropped, with their excerpts, labels and paths, in the diagnostic and its children. A
+    diagnostic whose primary span lies in such a file also loses its message (rustc quotes the
+    file's tokens in it) unless the file is the standard library's. When anything was dropped,
+    rustc's rendered text (which quotes every file) is replaced by the messages alone.
+    """
+    dropped: list[dict[str, Any]] = []
+
+    def keep(spans: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        out = []
+        for span in spans or []:
+            if span.get("file_name") in own:
+                # The macro backtrace may name other files.
+                out.append({k: v for k, v in span.items() if k != "expansion"})
+            else:
+                dropped.append(span)
+        return out
+
+    spans: list[dict[str, Any]] = d.get("spans") or []
+    primary = next((s for s in spans if s.get("is_primary")), spans[0] if spans else None)
+    message = str(d.get("message") or "")
+    if (
+        primary is not None
+        and primary.get("file_name") not in own
+        and not _STD_SOURCE.search(str(primary.get("file_name", "")))
+    ):
+        message = _OUTSIDE
+    children = [
+        {**c, "spans": keep(c.get("spans")), "rendered": None} for c in d.get("children") or []
+    ]
+    out = {**d, "message": message, "spans": keep(spans), "children": children}
+    if not dropped:
+        return out
+    level = d.get("level") or "error"
+    code = (d.get("code") or {}).get("code")
+    lines = [f"{level}[{code}]: {message}" if code else f"{level}: {message}"]
+    own_primary = next((s for s in out["spans"] if s.get("is_primary")), None)
+    if own_primary is not None:
+        where = f"{own_primary.get('file_name')}:{own_primary.get('line_start')}"
+        lines.append(f" --> {where}:{own_primary.get('column_start')}")
+    for child in children:
+        if child.get("message"):
+            lines.append(f"  = {child.get('level') or 'note'}: {child['message']}")
+    out["rendered"] = "\n".join(lines) + "\n"
+    return out
+
+
+def link_or_crash(stderr: str) -> Diagnostic | None:
+    """A failed link or a compiler crash (ICE) in rustc's output, as one short error without
+    build paths or command lines; None for an ordinary failure."""
+    texts: list[str] = []
+    link: dict[str, Any] | None = None
+    ice: str | None = None
+    for line in stderr.splitlines():
+        try:
+            d = json.loads(line) if line.startswith("{") else None
+        except json.JSONDecodeError:
+            d = None
+        if not isinstance(d, dict):
+            texts.append(line)
+            continue
+        message = str(d.get("message") or "")
+        if message.startswith("linking with") and link is None:
+            link = d
+        elif message.startswith("internal compiler error") and ice is None:
+            ice = message
+    if ice is None:
+        ice = next((t for t in texts if "internal compiler error" in t), None)
+    if ice is None and any("compiler unexpectedly panicked" in t for t in texts):
+        # `thread 'rustc' panicked at <compiler source>:` and the panic message on the next line.
+        at = next((i for i, t in enumerate(texts) if "panicked at" in t), None)
+        ice = texts[at + 1] if at is not None and at + 1 < len(texts) else "the compiler panicked"
+    if ice is not None:
+        what = _PATHS.sub("<path>", ice.removeprefix("error: ")).strip()[:200]
+        message = "the compiler crashed on this code (a bug in rustc, not in your code)"
+        rendered = f"error: {message}: {what}\nWrite the construct it names in another way."
+        return Diagnostic(message=message, code=None, file=None, line=None, column=None,
+                          rendered=rendered)  # fmt: skip
+    if link is None:
+        return None
+    status = re.search(r"exit (?:status|code): ?(\S+)", str(link.get("message")))
+    found: list[str] = []
+    for child in link.get("children") or []:
+        for raw in str(child.get("message") or "").splitlines():
+            text = raw.strip()
+            # The command line (quoted arguments, flags) says nothing the LLM can use.
+            if not text or text.startswith(('"', "LC_ALL", "PATH=")) or " -o " in text:
+                continue
+            if _LINKER_LINE.search(text):
+                found.append(_PATHS.sub("<path>", text)[:200])
+    shown = "".join(f"\n  = note: {t}" for t in list(dict.fromkeys(found))[:3])
+    message = "linking the library failed" + (f" (exit status {status.group(1)})" if status else "")
+    rendered = (
+        f"error: {message}{shown}\n"
+        "  = help: is there a constant, array or table too large for a library (over 2 GiB)?"
+    )
+    return Diagnostic(message=message, code=None, file=None, line=None, column=None,
+                      rendered=rendered)  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------- rendering
 
 
@@ -181,37 +291,25 @@ class _Cleaner:
     """Makes rustc's words about the compiled file true of the original: strips the inserted
     texts and moves ``candidate.rs:L:C`` mentions back to original coordinates."""
 
-    def __init__(self, insertions: Sequence[tuple[int, str]], source: _Source | None) -> None:
-        texts = {text for _, text in insertions if text}
+    def __init__(self, inserted: Iterable[str], smap: SourceMap | None) -> None:
+        texts = {text for text in inserted if text}
         # rustc quotes calls without their semicolon (`__sb_tick()`), so that form goes too.
         texts |= {t.rstrip().rstrip(";") for t in texts} - {""}
         self.texts = sorted(texts, key=len, reverse=True)
-        self.insertions = insertions
-        self.source = source
-        self.compiled: _Source | None = None
-        if source is not None and insertions:
-            data, pos = bytearray(), 0
-            for offset, text in insertions:
-                at = source.clamp(offset)
-                data += source.data[pos:at] + text.encode()
-                pos = at
-            data += source.data[pos:]
-            self.compiled = _Source(bytes(data))
+        self.smap = smap if smap is not None and smap.inserted else None
 
     def __call__(self, text: str) -> str:
         for t in self.texts:
             text = text.replace(t, "")
-        if self.compiled is not None:
+        if self.smap is not None:
             text = _PLACE.sub(self._relocate, text)
         return text
 
     def _place(self, line: str, col: str) -> str:
-        assert self.compiled is not None and self.source is not None
-        offset = self.compiled.offset(int(line), int(col))
-        if offset is None:
-            return f"{line}:{col}"
-        row, column = self.source.locate(self.source.clamp(map_offset(offset, self.insertions)))
-        return f"{row + 1}:{column + 1}"
+        assert self.smap is not None
+        # rustc names places in character columns, like its JSON spans.
+        where = self.smap.written_position(int(line), int(col), "char")
+        return f"{line}:{col}" if where is None else f"{where[0]}:{where[1]}"
 
     def _relocate(self, m: re.Match[str]) -> str:
         out = m.group(1) + self._place(m.group(2), m.group(3))
@@ -220,63 +318,8 @@ class _Cleaner:
         return out
 
 
-def _cell_width(ch: str) -> int:
-    if ch == "\t":
-        return 4  # rustc shows tabs as four spaces
-    if unicodedata.combining(ch):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-def _width(text: str) -> int:
-    return sum(_cell_width(ch) for ch in text)
-
-
 def _expand(text: str) -> str:
     return text.replace("\t", "    ")
-
-
-class _Source:
-    """A source file (the original candidate, or the compiled one), addressed by UTF-8 byte
-    offset as rustc addresses files."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.starts = [0]
-        pos = self.data.find(b"\n")
-        while pos >= 0:
-            self.starts.append(pos + 1)
-            pos = self.data.find(b"\n", pos + 1)
-
-    def clamp(self, offset: int) -> int:
-        return max(0, min(offset, len(self.data)))
-
-    def line_end(self, index: int) -> int:
-        """Byte offset of the end of line ``index`` (0-based), before its newline."""
-        if index + 1 < len(self.starts):
-            return self.starts[index + 1] - 1
-        return len(self.data)
-
-    def line(self, number: int) -> str | None:
-        """Line ``number`` (1-based), without its line ending."""
-        index = number - 1
-        if not 0 <= index < len(self.starts):
-            return None
-        raw = self.data[self.starts[index] : self.line_end(index)]
-        return raw.decode("utf-8", "replace").rstrip("\r")
-
-    def locate(self, offset: int) -> tuple[int, int]:
-        """(0-based line, 0-based character column) of a byte offset."""
-        index = bisect_right(self.starts, offset) - 1
-        prefix = self.data[self.starts[index] : offset]
-        return index, len(prefix.decode("utf-8", "ignore"))
-
-    def offset(self, number: int, column: int) -> int | None:
-        """Byte offset of 1-based line ``number``, 1-based character ``column``."""
-        text = self.line(number)
-        if text is None:
-            return None
-        return self.starts[number - 1] + len(text[: max(0, column - 1)].encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,18 +394,16 @@ class _Doc:
 class _Renderer:
     """Renders one diagnostic whose primary span is in the candidate, from its JSON."""
 
-    def __init__(
-        self, src: _Source, insertions: Sequence[tuple[int, str]], clean: _Cleaner
-    ) -> None:
-        self.src = src
-        self.insertions = insertions
+    def __init__(self, smap: SourceMap, clean: _Cleaner) -> None:
+        self.smap = smap
+        self.src: SourceText = smap.written
         self.clean = clean
 
     # -- spans
 
     def _range(self, span: dict[str, Any]) -> tuple[int, int]:
-        start = self.src.clamp(map_offset(int(span.get("byte_start") or 0), self.insertions))
-        end = self.src.clamp(map_offset(int(span.get("byte_end") or 0), self.insertions))
+        start = self.smap.to_written(int(span.get("byte_start") or 0))
+        end = self.smap.to_written(int(span.get("byte_end") or 0))
         return start, max(start, end)
 
     def _loc(self, span: dict[str, Any]) -> _Loc:
@@ -567,8 +608,8 @@ class _Renderer:
                 continue
             row: list[str] = []
             for lo, hi in marks:
-                ds = _width(raw[:lo].decode("utf-8", "ignore"))
-                de = _width(raw[:hi].decode("utf-8", "ignore"))
+                ds = display_width(raw[:lo].decode("utf-8", "ignore"))
+                de = display_width(raw[:hi].decode("utf-8", "ignore"))
                 row.extend(" " * (ds - len(row)))
                 row.extend("+" * max(1, de - ds))
             doc.src("", "|", "".join(row))
@@ -623,14 +664,14 @@ def _snippet(doc: _Doc, locs: list[_Loc], line_of: Callable[[int], str | None]) 
             doc.src("", "|", ("".join(slots) + " " if multi else "") + row)
         for j, m in enumerate(multi):
             if m.line == n:
-                start = _width(text[: m.col])
+                start = display_width(text[: m.col])
                 fill = "_" * (len(multi) - j) + "_" * start
                 doc.src("", "|", "".join(slots[:j]) + " " + fill + _mark(m))
                 slots[j] = "|"
         for j in reversed(range(len(multi))):
             m = multi[j]
             if m.end_line == n:
-                last = _width(text[: max(0, m.end_col - 1)])
+                last = display_width(text[: max(0, m.end_col - 1)])
                 fill = "_" * (len(multi) - j) + "_" * last
                 label = f" {m.label}" if m.label else ""
                 doc.src("", "|", "".join(slots[:j]) + "|" + fill + _mark(m) + label)
@@ -647,9 +688,9 @@ def _annotate(text: str, locs: list[_Loc]) -> list[str]:
         return []
     anns = []
     for loc in locs:
-        start = _width(text[: loc.col])
+        start = display_width(text[: loc.col])
         anns.append(
-            _Ann(start, max(start + 1, _width(text[: loc.end_col])), loc.primary, loc.label)
+            _Ann(start, max(start + 1, display_width(text[: loc.end_col])), loc.primary, loc.label)
         )
     marks = [" "] * max(a.end for a in anns)
     # Wider spans first, so a span nested in another stays visible; primary wins a tie.

@@ -1,4 +1,5 @@
-"""Rust declarations: parsing, boundary types and signature normalisation.
+"""Rust declarations: parsing, boundary types, signature normalisation, and source positions
+(the map between the code the LLM wrote and the copy that is compiled).
 
 Knows nothing of compilers, loading or LLMs.
 """
@@ -12,6 +13,7 @@ from symbiont._decl._declarations import (
     item_name,
     param_name,
 )
+from symbiont._decl._sourcemap import SourceMap, SourceText, Unit, char_width, display_width
 from symbiont._decl._types import (
     ELEMENT_SIZE,
     INTEGERS,
@@ -31,6 +33,11 @@ __all__ = [
     "FunctionDecl",
     "Param",
     "RustType",
+    "SourceMap",
+    "SourceText",
+    "Unit",
+    "char_width",
+    "display_width",
     "evolvable",
     "function_parts",
     "item_name",

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from symbiont._errors import DeclarationError
 from symbiont._decl import _syntax as syn
 from symbiont._decl._types import RustType, UnsupportedType, param_type, return_type
+from symbiont._errors import DeclarationError
 
 if TYPE_CHECKING:
     import tree_sitter as ts

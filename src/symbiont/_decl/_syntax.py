@@ -151,33 +151,6 @@ def syntax_problems(tree: ts.Tree, source: str, limit: int = 5) -> list[SyntaxPr
     return problems
 
 
-def remap_position(old: str, new: str, line: int, column: int) -> tuple[int, int]:
-    """Moves a 1-based (line, column) in ``old`` to the same token in ``new``.
-
-    For two texts with the same tokens laid out differently (equal :func:`normalise_source`):
-    a library built from one layout reports panic locations in that layout, while the LLM must
-    be shown its own. Returns the position unchanged when the token streams differ.
-    """
-    old_tokens = list(tokens(parse(old).root_node))
-    new_tokens = list(tokens(parse(new).root_node))
-    if [text(t) for t in old_tokens] != [text(t) for t in new_tokens]:
-        return line, column
-    old_lines = old.split("\n")
-    if not 1 <= line <= len(old_lines):
-        return line, column
-    # tree-sitter points count bytes; panic columns count characters.
-    byte_col = len(old_lines[line - 1][: column - 1].encode("utf-8"))
-    target = (line - 1, byte_col)
-    for t_old, t_new in zip(old_tokens, new_tokens, strict=True):
-        if t_old.start_point <= target < t_old.end_point or t_old.start_point >= target:
-            row, col = t_new.start_point
-            offset = target[1] - t_old.start_point[1] if t_old.start_point <= target else 0
-            new_line = new.split("\n")[row]
-            chars = len(new_line.encode("utf-8")[: col + offset].decode("utf-8", "ignore"))
-            return row + 1, chars + 1
-    return line, column
-
-
 def doc_comment(node: ts.Node) -> str:
     """The `///` doc comment lines directly above an item (attributes may sit in between)."""
     docs: list[str] = []

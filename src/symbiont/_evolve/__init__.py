@@ -5,32 +5,20 @@ nothing of how candidates are built or loaded.
 """
 
 from symbiont._evolve._background import background_loop, in_background, run_async, run_sync
-from symbiont._evolve._lane import CandidateSink, Limits, Registered, Rejected, run_lane
-from symbiont._evolve._prompts import SYSTEM, base_prompt, correction
-from symbiont._evolve._trace import (
-    AttemptTrace,
-    EvolveInfo,
-    Failure,
-    FailureKind,
-    StageTimings,
-    Trace,
-)
+from symbiont._evolve._lane import CandidateSink, Lane, Limits, Registered, Rejected, run_lane
+from symbiont._evolve._trace import AttemptTrace, EvolveInfo, StageTimings, Trace
 
 __all__ = [
-    "SYSTEM",
     "AttemptTrace",
     "CandidateSink",
     "EvolveInfo",
-    "Failure",
-    "FailureKind",
+    "Lane",
     "Limits",
     "Registered",
     "Rejected",
     "StageTimings",
     "Trace",
     "background_loop",
-    "base_prompt",
-    "correction",
     "in_background",
     "run_async",
     "run_lane",

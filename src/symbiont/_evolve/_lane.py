@@ -2,11 +2,15 @@
 
 attempt -> agent reply -> extract -> validate -> build -> load -> check -> register.
 
-Budgets (DESIGN.md section 6): ``attempts`` replies per lane; transient transport failures
-retried with capped exponential backoff without spending an attempt (``transient_retries``);
-a context-window overflow restarts the conversation from the base prompt (``context_resets``);
-a model that sends again the exact code it was just rejected for is restarted with a note not
-to repeat it; any other agent error ends the lane at once.
+Budgets (docs/architecture.md, section 2): ``attempts`` replies per lane; transient transport
+failures retried with capped exponential backoff without spending an attempt
+(``transient_retries``); a context-window overflow restarts the conversation from the base
+prompt (``context_resets``); a model that sends again the exact code it was just rejected for
+is restarted with a note not to repeat it; any other agent error ends the lane at once.
+
+Edit replies: when edits are on and the prompt showed current code, a reply made of
+SEARCH/REPLACE blocks is applied to that code (:func:`symbiont._validate.code_from_edits`)
+before validation; edits that do not apply are an ``edit_failed`` failure like any other.
 """
 
 from __future__ import annotations
@@ -15,24 +19,38 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
 from symbiont._agents import Agent, Message, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
-from symbiont._evolve._prompts import base_messages, correction, repeat_note
+from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
 from symbiont._evolve._trace import (
     AttemptTrace,
     Decision,
     EvolveInfo,
-    Failure,
+    Outcome,
     StageTimings,
     Trace,
 )
-from symbiont._validate import Candidate, Policy, Rejection, validate
+from symbiont._failures import Failure
+from symbiont._prompts import (
+    SYSTEM,
+    base_prompt,
+    correction,
+    repeat_note,
+    reply_too_long,
+)
+from symbiont._validate import (
+    Candidate,
+    Policy,
+    Rejection,
+    code_from_edits,
+    validate,
+    validate_code,
+)
 
 log = logging.getLogger("symbiont.evolve")
 
@@ -80,19 +98,6 @@ class CandidateSink(Protocol):
     ) -> Registered | Rejected: ...
 
 
-@dataclass(slots=True)
-class _LaneState:
-    lane: int
-    traces: list[AttemptTrace] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    timings: StageTimings = field(default_factory=StageTimings)
-    attempts: int = 0
-    last_failure: Failure | None = None
-
-    def trace(self) -> Trace:
-        return Trace(lane=self.lane, attempts=tuple(self.traces))
-
-
 # A server's Retry-After is honoured up to this many seconds; beyond it, retrying is pointless
 # within one lane and the delay is capped.
 MAX_RETRY_AFTER = 120.0
@@ -125,7 +130,10 @@ async def _request(
                 raise
             retries.append(str(exc))
             delay = _backoff(limits, retry, exc)
-            log.debug("transient agent failure (%s); retry %d in %.2f s", exc, retry + 1, delay)
+            status = f"HTTP {exc.status}" if exc.status is not None else "no status"
+            log.info("agent %r: transient failure (%s), retry %d/%d in %.1f s: %s",
+                     agent.name, status, retry + 1, limits.transient_retries, delay,
+                     _one_line(str(exc)))  # fmt: skip
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -136,18 +144,26 @@ MAX_REPLY_CHARS = 200_000
 _HISTORY_CHARS = 4_000
 
 
-def _validate(text: str, decls: Declarations, policy: Policy) -> Candidate | Rejection:
+def _validate(
+    text: str, decls: Declarations, policy: Policy, edit_base: str | None = None
+) -> Candidate | Rejection:
+    """``text`` validated; with an ``edit_base``, edit blocks in it are applied to it first."""
     if len(text) <= MAX_REPLY_CHARS:
+        edited = code_from_edits(text, edit_base)
+        if edited is not None:
+            return edited if isinstance(edited, Rejection) else validate_code(edited, decls, policy)
         return validate(text, decls, policy)
-    signatures = "\n".join(f.signature for f in decls.functions)
     return Rejection(
         kind="no_code",
-        message=(
-            f"Your reply is {len(text):,} characters long; replies longer than "
-            f"{MAX_REPLY_CHARS:,} are not read. Send only the code: one ```rust block defining "
-            f"these functions:\n\n```rust\n{signatures}\n```"
-        ),
+        message="",
+        error=reply_too_long(len(text), MAX_REPLY_CHARS),
+        expected="\n".join(f.signature for f in decls.functions),
     )
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
 
 
 def _for_history(text: str) -> str:
@@ -156,194 +172,294 @@ def _for_history(text: str) -> str:
     return f"{text[:_HISTORY_CHARS]}\n[... {len(text) - _HISTORY_CHARS:,} more characters omitted]"
 
 
-def _as_failure(r: Rejection) -> Failure:
-    first = r.message.strip().splitlines()[0] if r.message.strip() else r.kind
-    return Failure(kind=r.kind, feedback=r.message, summary=first, line=r.line)
+@dataclass(slots=True)
+class _Attempt:
+    """One request of a lane, as it goes: what was sent, when, the retries, the reply."""
+
+    sent: tuple[Message, ...]
+    started: float  # wall clock, for the trace
+    retries: list[str] = field(default_factory=list)
+    reply: Reply | None = None
+    llm_seconds: float = 0.0
 
 
-async def run_lane(
-    *,
-    lane: int,
-    agent: Agent,
-    prompt: str,
-    decls: Declarations,
-    policy: Policy,
-    sink: CandidateSink,
-    limits: Limits,
-    gate: asyncio.Semaphore,
-    seed: int | None = None,
-    on_attempt: Callable[[AttemptTrace], None] | None = None,
-) -> EvolveInfo:
-    """Runs one lane to a registered revision, or raises :class:`EvolveError` with its trace.
+class Lane:
+    """One lane: asks the agent, judges the reply, records the attempt, until a candidate
+    registers (:meth:`run` returns its :class:`EvolveInfo`) or the budget is spent (raises
+    :class:`EvolveError` with the trace).
 
-    ``on_attempt``, when given, receives each attempt's trace as soon as it is recorded (the
-    search layer commits it to its store before the lane goes on).
+    The conversation grows by one reply and one correction per failed attempt; it restarts from
+    the base prompt after a context overflow or when the model repeats rejected code.
+
+    ``current`` is the code of the parent revision as the prompt shows it (what
+    :func:`symbiont._prompts.shown_current` returned: None when there is nothing to show);
+    with ``edits`` and current code, the prompt offers SEARCH/REPLACE edits against exactly
+    that code and replies may use them. ``prompt``, when given, is the first user message as
+    built by the caller (a search round's, which explains edits itself), instead of the base
+    prompt built from ``task``.
+    ``functions`` names the declared functions the model writes when ``decls`` holds only
+    those. ``on_attempt`` receives each attempt's trace as soon as it is recorded (the search
+    commits it to its store before the lane goes on).
     """
-    state = _LaneState(lane=lane)
-    base = base_messages(prompt)
-    messages = list(base)
-    context_resets = 0
-    last_rejected_code: str | None = None
 
-    def end(message: str, cause: BaseException | None = None) -> EvolveError:
-        err = EvolveError(
-            f"lane {lane}: {message}", trace=state.trace(), last_failure=state.last_failure,
-            lane=lane,
-        )  # fmt: skip
-        err.__cause__ = cause
-        return err
-
-    def record(
+    def __init__(
+        self,
         *,
-        sent: tuple[Message, ...],
-        reply: Reply | None,
-        timings: StageTimings,
-        outcome: str,
-        failure: Failure | None,
-        decision: Decision,
-        revision: int | None,
-        retries: list[str],
-        started: float,
-        counted: bool = True,
+        lane: int,
+        agent: Agent,
+        task: str,
+        decls: Declarations,
+        current: str | None = None,
+        revision: int | None = None,
+        policy: Policy,
+        sink: CandidateSink,
+        limits: Limits,
+        gate: asyncio.Semaphore,
+        seed: int | None = None,
+        edits: bool = False,
+        prompt: str | None = None,
+        functions: Sequence[str] | None = None,
+        on_attempt: Callable[[AttemptTrace], None] | None = None,
     ) -> None:
-        state.timings = state.timings + timings
-        state.traces.append(
-            AttemptTrace(
-                lane=lane,
-                attempt=state.attempts if counted else state.attempts + 1,
-                counted=counted,
-                messages=sent,
-                reply=reply.text if reply else None,
-                finish_reason=reply.finish_reason if reply else None,
-                usage=reply.usage if reply else Usage(),
-                timings=timings,
-                outcome=outcome,  # type: ignore[arg-type]
-                failure=failure,
-                decision=decision,
-                revision=revision,
-                retries=tuple(retries),
-                started=started,
-            )
-        )
-        if on_attempt is not None:
-            on_attempt(state.traces[-1])
+        self.number = lane
+        self.agent = agent
+        self.decls = decls
+        self.policy = policy
+        self.sink = sink
+        self.limits = limits
+        self.gate = gate
+        self.seed = seed
+        self.task = task
+        self.current = current
+        self.on_attempt = on_attempt
+        # What edits apply to: the current code exactly as the prompt shows it.
+        self.edit_base = current if edits and current else None
+        if prompt is None:
+            prompt = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
+                                 current=current, revision=revision, names=decls.names,
+                                 edits=self.edit_base is not None,
+                                 functions=functions)  # fmt: skip
+        self.base = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
+        self.messages = list(self.base)
+        self.traces: list[AttemptTrace] = []
+        self.usage = Usage()
+        self.timings = StageTimings()
+        self.attempts = 0
+        self.context_resets = 0
+        self.last_failure: Failure | None = None
+        self.last_rejected: str | None = None  # normalised code of the last rejected reply
+        self.last_code: str | None = None  # and its code as extracted
 
-    while state.attempts < limits.attempts:
-        sent = tuple(messages)
-        request = Request(messages=sent, declarations=decls, seed=seed)
-        retries: list[str] = []
-        started = time.time()
+    async def run(self) -> EvolveInfo:
+        while self.attempts < self.limits.attempts:
+            attempt = _Attempt(sent=tuple(self.messages), started=time.time())
+            if not await self._ask(attempt):
+                continue  # the conversation was restarted
+            info = await self._judge(attempt)
+            if info is not None:
+                return info
+        last = self.last_failure.summary if self.last_failure else "none"
+        raise self._end(f"no revision after {self.attempts} attempts; last failure: {last}")
+
+    # ------------------------------------------------------------------ ask
+
+    async def _ask(self, attempt: _Attempt) -> bool:
+        """Gets the agent's reply into ``attempt``; False when a context overflow restarted the
+        conversation instead. Any other agent failure ends the lane."""
+        restarted = len(attempt.sent) == len(self.base)
+        request = Request(
+            messages=attempt.sent,
+            declarations=self.decls,
+            seed=self.seed,
+            task=self.task,
+            current=self.current,
+            rejected=None if restarted else self.last_code,
+            failure=None if restarted else self.last_failure,
+        )
         t0 = time.perf_counter()
         try:
-            reply = await _request(agent, request, limits, gate, retries)
+            reply = await _request(self.agent, request, self.limits, self.gate, attempt.retries)
         except ContextOverflowError as exc:
             llm = StageTimings(llm=time.perf_counter() - t0)
-            if context_resets >= limits.context_resets:
-                record(sent=sent, reply=None, timings=llm, outcome="context_overflow",
-                       failure=None, decision="end", revision=None, retries=retries,
-                       started=started, counted=False)  # fmt: skip
-                raise end(
+            final = self.context_resets >= self.limits.context_resets
+            self._record(attempt, llm, "context_overflow", "end" if final else "reset_context",
+                         counted=False)  # fmt: skip
+            if final:
+                raise self._end(
                     f"the conversation overflowed the model's context window "
-                    f"{context_resets + 1} times: {exc}",
+                    f"{self.context_resets + 1} times: {exc}",
                     exc,
                 ) from exc
-            context_resets += 1
-            record(sent=sent, reply=None, timings=llm, outcome="context_overflow", failure=None,
-                   decision="reset_context", revision=None, retries=retries, started=started,
-                   counted=False)  # fmt: skip
-            log.info("lane %d: context window overflow, restarting from the base prompt", lane)
-            messages = list(base)
-            continue
+            self.context_resets += 1
+            log.info("lane %d: context window overflow, restarting from the base prompt",
+                     self.number)  # fmt: skip
+            self.messages = list(self.base)
+            return False
         except AgentError as exc:
             llm = StageTimings(llm=time.perf_counter() - t0)
-            record(sent=sent, reply=None, timings=llm, outcome="agent_error", failure=None,
-                   decision="end", revision=None, retries=retries, started=started,
-                   counted=False)  # fmt: skip
-            what = "unreachable after retries" if isinstance(exc, TransientAgentError) else "failed"
-            raise end(f"the agent {agent.name!r} {what}: {exc}", exc) from exc
+            self._record(attempt, llm, "agent_error", "end", counted=False)
+            what = (
+                f"unreachable after retries ({len(attempt.retries) + 1} requests)"
+                if isinstance(exc, TransientAgentError)
+                else "failed"
+            )
+            raise self._end(f"the agent {self.agent.name!r} {what}: {exc}", exc) from exc
         except Exception as exc:
-            raise end(f"the agent {agent.name!r} raised {type(exc).__name__}: {exc}", exc) from exc
-        llm_seconds = time.perf_counter() - t0
-        state.attempts += 1
-        state.usage = state.usage + reply.usage
+            raise self._end(
+                f"the agent {self.agent.name!r} raised {type(exc).__name__}: {exc}", exc
+            ) from exc
+        self.attempts += 1
+        self.usage = self.usage + reply.usage
+        attempt.reply = reply
+        attempt.llm_seconds = time.perf_counter() - t0
+        return True
 
+    # ------------------------------------------------------------------ judge
+
+    async def _judge(self, attempt: _Attempt) -> EvolveInfo | None:
+        """Validates the reply and hands a valid candidate to the sink; the lane's result when
+        it registered, else None after setting up the next attempt."""
+        assert attempt.reply is not None
         t1 = time.perf_counter()
-        checked = _validate(reply.text, decls, policy)
-        validate_seconds = time.perf_counter() - t1
-        timings = StageTimings(llm=llm_seconds, validate=validate_seconds)
-        code = checked.code
-        normalised = (
-            checked.normalised
-            if isinstance(checked, Candidate)
-            else (normalise_source(code) if code else None)
-        )
+        checked = _validate(attempt.reply.text, self.decls, self.policy, self.edit_base)
+        timings = StageTimings(llm=attempt.llm_seconds, validate=time.perf_counter() - t1)
+        if isinstance(checked, Candidate):
+            normalised: str | None = checked.normalised
+        else:
+            normalised = normalise_source(checked.code) if checked.code else None
 
-        if normalised is not None and normalised == last_rejected_code and state.last_failure:
-            failure = Failure(
-                kind="repeat",
-                feedback=state.last_failure.feedback,
-                summary=f"repeated rejected code ({state.last_failure.summary})",
-            )
-            record(sent=sent, reply=reply, timings=timings, outcome="failed", failure=failure,
-                   decision="reset_repeat", revision=None, retries=retries,
-                   started=started)  # fmt: skip
-            log.info("lane %d attempt %d: the model repeated rejected code; restarting",
-                     lane, state.attempts)  # fmt: skip
-            messages = list(base)
-            messages[-1] = Message(
-                role="user", content=base[-1].content + repeat_note(state.last_failure)
-            )
-            last_rejected_code = None
-            continue
+        if normalised is not None and normalised == self.last_rejected and self.last_failure:
+            self._restart_after_repeat(attempt, timings)
+            return None
 
         if isinstance(checked, Rejection):
-            failure = _as_failure(checked)
+            failure = checked.failure()
         else:
-            outcome = await sink.try_candidate(checked, lane=lane, attempt=state.attempts)
+            outcome = await self.sink.try_candidate(checked, lane=self.number,
+                                                    attempt=self.attempts)  # fmt: skip
             timings = timings + outcome.timings
             if isinstance(outcome, Registered):
-                record(sent=sent, reply=reply, timings=timings, outcome="registered",
-                       failure=None, decision="registered", revision=outcome.revision,
-                       retries=retries, started=started)  # fmt: skip
-                score = "" if outcome.score is None else f" score={outcome.score:.4g}"
-                log.info(
-                    "revision %d lane %d attempt %d %s in %.2f s%s",
-                    outcome.revision, lane, state.attempts,
-                    "compiled" if outcome.new else "matched an existing revision",
-                    timings.build, score,
-                )  # fmt: skip
-                return EvolveInfo(
-                    revision=outcome.revision,
-                    lane=lane,
-                    attempts=state.attempts,
-                    new=outcome.new,
-                    usage=state.usage,
-                    timings=state.timings,
-                    trace=state.trace(),
-                    score=outcome.score,
-                )
+                return self._registered(attempt, timings, outcome)
             failure = outcome.failure
+        self._failed(attempt, timings, failure, normalised, checked.code)
+        return None
 
-        state.last_failure = failure
-        last_rejected_code = normalised
-        final = state.attempts >= limits.attempts
-        record(sent=sent, reply=reply, timings=timings, outcome="failed", failure=failure,
-               decision="end" if final else "retry", revision=None, retries=retries,
-               started=started)  # fmt: skip
-        log.debug("lane %d attempt %d failed: %s", lane, state.attempts, failure.summary)
-        messages = [
-            *messages,
-            Message(role="assistant", content=_for_history(reply.text)),
+    def _restart_after_repeat(self, attempt: _Attempt, timings: StageTimings) -> None:
+        assert self.last_failure is not None
+        failure = Failure(kind="repeat", message=self.last_failure.summary)
+        self._record(attempt, timings, "failed", "reset_repeat", failure=failure)
+        log.info("lane %d attempt %d: the model repeated rejected code; restarting",
+                 self.number, self.attempts)  # fmt: skip
+        self.messages = [
+            *self.base[:-1],
+            Message(role="user", content=self.base[-1].content + repeat_note(self.last_failure)),
+        ]
+        self.last_rejected = None
+
+    def _registered(
+        self, attempt: _Attempt, timings: StageTimings, outcome: Registered
+    ) -> EvolveInfo:
+        self._record(attempt, timings, "registered", "registered", revision=outcome.revision)
+        score = "" if outcome.score is None else f" score={outcome.score:.4g}"
+        log.info(
+            "revision %d lane %d attempt %d %s in %.2f s%s",
+            outcome.revision, self.number, self.attempts,
+            "compiled" if outcome.new else "matched an existing revision",
+            timings.build, score,
+        )  # fmt: skip
+        return EvolveInfo(
+            revision=outcome.revision,
+            lane=self.number,
+            attempts=self.attempts,
+            new=outcome.new,
+            usage=self.usage,
+            timings=self.timings,
+            trace=self.trace(),
+            score=outcome.score,
+        )
+
+    def _failed(
+        self,
+        attempt: _Attempt,
+        timings: StageTimings,
+        failure: Failure,
+        normalised: str | None,
+        code: str | None,
+    ) -> None:
+        assert attempt.reply is not None
+        self.last_failure = failure
+        self.last_rejected = normalised
+        self.last_code = code
+        final = self.attempts >= self.limits.attempts
+        self._record(attempt, timings, "failed", "end" if final else "retry", failure=failure)
+        log.info("lane %d attempt %d failed: %s", self.number, self.attempts, failure.summary)
+        self.messages = [
+            *self.messages,
+            Message(role="assistant", content=_for_history(attempt.reply.text)),
             Message(
                 role="user",
                 content=correction(
                     failure,
-                    attempt=state.attempts,
-                    max_attempts=limits.attempts,
-                    cut_off=reply.finish_reason == "length",
+                    attempt=self.attempts,
+                    max_attempts=self.limits.attempts,
+                    cut_off=attempt.reply.finish_reason == "length",
+                    edits=self.edit_base is not None,
                 ),
             ),
         ]
 
-    last = state.last_failure.summary if state.last_failure else "none"
-    raise end(f"no revision after {state.attempts} attempts; last failure: {last}")
+    # ------------------------------------------------------------------ record
+
+    def trace(self) -> Trace:
+        return Trace(lane=self.number, attempts=tuple(self.traces))
+
+    def _record(
+        self,
+        attempt: _Attempt,
+        timings: StageTimings,
+        outcome: Outcome,
+        decision: Decision,
+        *,
+        failure: Failure | None = None,
+        revision: int | None = None,
+        counted: bool = True,
+    ) -> None:
+        """Appends ``attempt`` to the trace; ``counted`` is False for a request that spent no
+        attempt (its number is then the attempt it was made for)."""
+        reply = attempt.reply
+        self.timings = self.timings + timings
+        self.traces.append(
+            AttemptTrace(
+                lane=self.number,
+                attempt=self.attempts if counted else self.attempts + 1,
+                counted=counted,
+                messages=attempt.sent,
+                reply=reply.text if reply else None,
+                finish_reason=reply.finish_reason if reply else None,
+                usage=reply.usage if reply else Usage(),
+                timings=timings,
+                outcome=outcome,
+                failure=failure,
+                decision=decision,
+                revision=revision,
+                retries=tuple(attempt.retries),
+                started=attempt.started,
+                tool_calls=reply.tool_calls if reply else (),
+            )
+        )
+        if self.on_attempt is not None:
+            self.on_attempt(self.traces[-1])
+
+    def _end(self, message: str, cause: BaseException | None = None) -> EvolveError:
+        err = EvolveError(
+            f"lane {self.number}: {message}", trace=self.trace(),
+            last_failure=self.last_failure, lane=self.number,
+        )  # fmt: skip
+        err.__cause__ = cause
+        return err
+
+
+async def run_lane(**kwargs: Any) -> EvolveInfo:
+    """Runs one :class:`Lane` (same keywords) to a registered revision, or raises
+    :class:`EvolveError` with its trace."""
+    return await Lane(**kwargs).run()

@@ -7,24 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from symbiont._agents import Message, Usage
-
-FailureKind = Literal[
-    "no_code",
-    "parse_error",
-    "signature_mismatch",
-    "forbidden",
-    "compile_error",
-    "build_timeout",
-    "load_error",
-    "panic",
-    "check_failed",
-    "timeout",
-    "crash",
-    "repeat",
-]
+from symbiont._agents import Message, ToolCallRecord, Usage
+from symbiont._failures import Failure
 
 Decision = Literal["registered", "retry", "reset_repeat", "reset_context", "end"]
+Outcome = Literal["registered", "failed", "context_overflow", "agent_error"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,25 +39,14 @@ class StageTimings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Failure:
-    """A candidate's failure: ``feedback`` is sent to the LLM, ``summary`` is one line for
-    logs and errors."""
-
-    kind: FailureKind
-    feedback: str
-    summary: str
-    line: int | None = None
-    crash: Any = None  # the CrashError of a "crash" failure
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptTrace:
     """One request of a lane and what came of it.
 
     ``attempt`` is the 1-based attempt number; a request that ended in a context overflow
     spends no attempt (``counted`` is False). ``messages`` is the conversation sent, ``reply``
     the text received (None when the request failed), ``retries`` the transient failures retried
-    before the reply, ``decision`` what the loop did next.
+    before the reply, ``decision`` what the loop did next, ``tool_calls`` every tool the model
+    called while writing the reply (name, arguments, result, seconds).
     """
 
     lane: int
@@ -81,16 +57,20 @@ class AttemptTrace:
     finish_reason: str | None
     usage: Usage
     timings: StageTimings
-    outcome: Literal["registered", "failed", "context_overflow", "agent_error"]
+    outcome: Outcome
     failure: Failure | None
     decision: Decision
     revision: int | None
     retries: tuple[str, ...] = ()
     started: float = 0.0
+    tool_calls: tuple[ToolCallRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["usage"]["total_tokens"] = self.usage.total_tokens
+        if self.failure is not None:
+            d["failure"]["summary"] = self.failure.summary
+            d["failure"]["feedback"] = self.failure.feedback
         crash = self.failure.crash if self.failure else None
         if crash is not None:
             d["failure"]["crash"] = {

@@ -4,7 +4,7 @@ Knows nothing of LLMs.
 """
 
 from symbiont._load._boundary import Cell
-from symbiont._load._library import Library, loaded_count, reap
+from symbiont._load._library import Library, loaded_count, reap, reap_after_collection
 from symbiont._load._revisions import (
     Functions,
     Revision,
@@ -26,6 +26,7 @@ __all__ = [
     "Vectorised",
     "loaded_count",
     "reap",
+    "reap_after_collection",
     "timeout_ns",
     "trampoline",
 ]

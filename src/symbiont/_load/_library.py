@@ -2,7 +2,7 @@
 
 The keeper is the ``self`` every entry point of the library receives. Dispatchers, revision
 handles and calls in flight that may run Python code hold strong references to it (see
-"Pinning" in codegen/rt.rs), so once it has died no code of the library can run again. The
+the invariant in codegen/rt.rs), so once it has died no code of the library can run again. The
 library is not unloaded in the keeper's deallocation, which may happen inside the library's own
 epilogue, but by :func:`reap`, called from Python code at safe points (loading another library,
 activating or registering a revision).
@@ -11,6 +11,7 @@ activating or registering a revision).
 from __future__ import annotations
 
 import ctypes
+import gc
 import itertools
 import logging
 import sys
@@ -19,16 +20,16 @@ import weakref
 from pathlib import Path
 from typing import Any, NoReturn
 
-from symbiont._errors import BuildError, PanicError, TimeoutError
 from symbiont._codegen import (
     ENTRY_PREFIX,
     GLUE_ABI,
     INIT_SYMBOL,
+    MAP_INPUT,
     MAP_PREFIX,
-    original_column,
     vectorisable,
 )
-from symbiont._decl import FunctionDecl
+from symbiont._decl import FunctionDecl, SourceMap
+from symbiont._errors import BuildError, PanicError, TimeoutError
 from symbiont._load._boundary import ArgumentChecker, Cell
 
 log = logging.getLogger("symbiont.load")
@@ -63,6 +64,36 @@ def reap() -> int:
     return len(entries)
 
 
+_reap_wanted = False
+
+
+def reap_after_collection() -> None:
+    """For a finalizer (a Runtime being collected): reap once the collection has finished.
+
+    A finalizer runs before the garbage is freed, so the libraries of a collected runtime are
+    still referenced then; the reap runs from a ``gc`` callback at the end of the collection,
+    when their keepers have died. A collection happens while Python code allocates, never
+    between a keeper's death inside its library and that library's return (freeing a keeper
+    runs no Python code), so the reaper's rule holds there too.
+    """
+    global _reap_wanted
+    _reap_wanted = True
+    if _after_collection not in gc.callbacks:
+        gc.callbacks.append(_after_collection)
+
+
+def _after_collection(phase: str, info: dict[str, int]) -> None:
+    global _reap_wanted
+    if phase != "stop" or not _reap_wanted:
+        return
+    # Never wait for the lock here: this thread may hold it (a collection can start inside
+    # reap() or a load). The holder, or the next safe point, reaps instead.
+    if _lock.acquire(blocking=False):
+        _lock.release()
+        _reap_wanted = False
+        reap()
+
+
 def loaded_count() -> int:
     """Libraries currently mapped by this process (alive or awaiting the reaper)."""
     with _lock:
@@ -73,8 +104,8 @@ class Library:
     """One loaded revision library (the keeper passed to its entry points as ``self``)."""
 
     __slots__ = (
-        "__weakref__", "_checkers", "code", "entries", "functions", "insertions", "map_entries",
-        "path", "revision",
+        "__weakref__", "_checkers", "code", "entries", "functions", "map_entries", "path",
+        "revision", "source_map",
     )  # fmt: skip
 
     def __init__(
@@ -86,13 +117,14 @@ class Library:
         code: str = "",
         insertions: tuple[tuple[int, str], ...] = (),
     ) -> None:
-        """Loads ``path``. ``api`` is the trampoline's table address; ``code`` and
-        ``insertions`` (the guards added to it) map panic locations back to the written code."""
+        """Loads ``path``. ``api`` is the trampoline's table address; ``code`` (the layout the
+        library was built from) and ``insertions`` (the guards added to it) map panic locations
+        back to the written code."""
         reap()
         self.path = path
         self.functions = functions
         self.code = code
-        self.insertions = insertions
+        self.source_map = SourceMap.with_insertions(code, insertions)
         self.revision: int | None = None
         self._checkers = tuple(ArgumentChecker(f) for f in functions)
         try:
@@ -137,6 +169,14 @@ class Library:
         self._checkers[fi].arity(nargs)
 
     def _coerce(self, fi: int, pi: int, obj: Any, retry: int) -> Any:
+        if pi <= MAP_INPUT:  # an input array of a vectorised call
+            f = self.functions[fi]
+            p = f.params[MAP_INPUT - pi]
+            raise TypeError(
+                f"{f.name}.map(): argument {MAP_INPUT - pi + 1} '{p.name}' must reach the native "
+                f"loop as a 1-D, C-contiguous, aligned buffer of {p.type.rust} with a step of 0 "
+                f"or 1 covering every element; got {type(obj).__name__}"
+            )
         if pi < 0:  # an internal argument of a vectorised call: prepared by symbiont itself
             raise TypeError(
                 f"{self.functions[fi].name}: invalid internal argument {pi} of a vectorised "
@@ -151,7 +191,21 @@ class Library:
         obj.value = value
 
     def _alias(self, fi: int, pi: int, pj: int) -> NoReturn:
+        if pi < 0:  # the vectorised entry's out= (the Python front copies such inputs)
+            raise ValueError(
+                f"{self.functions[fi].name}.map(): argument {pj + 1} shares memory with out=, "
+                "which the call writes: pass a copy"
+            )
         self._checkers[fi].alias(pi, pj)
+
+    def _busy(self, fi: int, pi: int) -> NoReturn:
+        f = self.functions[fi]
+        what = "out=" if pi < 0 else f"argument {pi + 1} '{f.params[pi].name}'"
+        raise ValueError(
+            f"{f.name}(): {what} shares memory with an array that a vectorised call (rt.map) in "
+            "another thread is using with the GIL released; Rust forbids two live references "
+            "to memory when one of them writes it: wait for that call to finish, or pass a copy"
+        )
 
     def _timeout(self, fi: int, timeout_ns: int) -> NoReturn:
         rev = f" (revision {self.revision})" if self.revision is not None else ""
@@ -161,8 +215,12 @@ class Library:
         )
 
     def _panic(self, fi: int, message: str, file: str, line: int, column: int) -> NoReturn:
-        if file == "candidate.rs" and self.insertions and line and column:
-            column = original_column(self.insertions, self.code, line, column)
+        if file == "candidate.rs" and line and column:
+            # Location::column counts display cells (a tab is four); a 1-based character
+            # column of the written code is what symbiont reports.
+            where = self.source_map.written_position(line, column, "display")
+            if where is not None:
+                line, column = where
         raise PanicError(
             message,
             function=self.functions[fi].name,

@@ -11,9 +11,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from symbiont._errors import ConfigError, RevisionError
+from symbiont import _config
 from symbiont._codegen import vectorisable
 from symbiont._decl import Declarations, FunctionDecl
+from symbiont._errors import RevisionError
 from symbiont._load._library import Library
 
 
@@ -29,6 +30,14 @@ class Revision:
     parent: int | None
     lane: int | None
     build_seconds: float
+
+    def __repr__(self) -> str:
+        # The code can be hundreds of lines: rt.code(n) shows it.
+        lines = self.code.count("\n") + (not self.code.endswith("\n"))
+        return (
+            f"Revision(number={self.number}, parent={self.parent}, lane={self.lane}, "
+            f"code=<{lines} line(s)>, build_seconds={self.build_seconds:.3f})"
+        )
 
 
 class Functions:
@@ -87,13 +96,9 @@ def make_callables(
 
 
 def timeout_ns(timeout: float | None) -> int:
-    if timeout is None:
-        return 0
-    if not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ConfigError(
-            f"a timeout must be a positive number of seconds or None, got {timeout!r}"
-        )
-    return max(1, int(timeout * 1e9))
+    """``timeout`` seconds as the nanoseconds a dispatcher keeps (0: no deadline)."""
+    seconds = _config.optional_seconds("timeout", timeout)
+    return 0 if seconds is None else max(1, int(seconds * 1e9))
 
 
 def point(tramp: ModuleType, callables: dict[str, Callable[..., Any]], lib: Library) -> None:

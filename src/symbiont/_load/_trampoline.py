@@ -15,22 +15,48 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
-from symbiont._errors import BuildError, ToolchainError
+from symbiont._codegen import abi_source
 from symbiont._compile import Toolchain, library_suffix
+from symbiont._errors import BuildError, ToolchainError
 
 _MODULE = "_symbiont_trampoline"
+_ATTRIBUTES = "#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]\n"
 _lock = threading.Lock()
 _loaded: ModuleType | None = None
 
 
-def _check_interpreter() -> None:
-    if sysconfig.get_config_var("Py_GIL_DISABLED"):
-        raise ToolchainError(
-            "symbiont's native glue needs a CPython with the GIL; this is a free-threaded "
-            "build (python3.13t or later): use a regular CPython 3.11+"
+def interpreter_problem(gil_disabled: object, implementation: str) -> str | None:
+    """Why this interpreter cannot run symbiont's native glue (None when it can).
+
+    The glue is correct only under the GIL: libraries are unloaded when no call can be running
+    because a call keeps the GIL (see the invariant in codegen/rt.rs), entries read the object
+    header of the default build, and the registry of lent memory is changed under the GIL."""
+    if gil_disabled:
+        return (
+            "symbiont's native glue needs a CPython with the GIL; this is a free-threaded build "
+            "(python3.13t or later, Py_GIL_DISABLED=1): run it with a regular CPython 3.11+"
         )
-    if sys.implementation.name != "cpython":
-        raise ToolchainError(f"symbiont needs CPython, not {sys.implementation.name}")
+    if implementation != "cpython":
+        return f"symbiont needs CPython, not {implementation}"
+    return None
+
+
+def check_interpreter() -> None:
+    """Refuses an interpreter the glue cannot run on; called when symbiont is imported."""
+    problem = interpreter_problem(
+        sysconfig.get_config_var("Py_GIL_DISABLED"), sys.implementation.name
+    )
+    if problem is not None:
+        raise ToolchainError(problem)
+
+
+def trampoline_source() -> str:
+    """trampoline.rs with the shared ABI declarations (codegen's abi.rs) after its attributes."""
+    text = resources.files("symbiont._load").joinpath("trampoline.rs").read_text("utf-8")
+    head, sep, rest = text.partition(_ATTRIBUTES)
+    if not sep:  # pragma: no cover - a packaging error
+        raise BuildError("trampoline.rs lost its crate attributes line")
+    return f"{head}{sep}\n{abi_source()}{rest}"
 
 
 def trampoline(toolchain: Toolchain, cache_dir: Path) -> ModuleType:
@@ -39,8 +65,7 @@ def trampoline(toolchain: Toolchain, cache_dir: Path) -> ModuleType:
     with _lock:
         if _loaded is not None:
             return _loaded
-        _check_interpreter()
-        source = resources.files("symbiont._load").joinpath("trampoline.rs").read_text("utf-8")
+        source = trampoline_source()
         key = hashlib.sha256(
             "\0".join((source, toolchain.verbose_version, sys.version)).encode()
         ).hexdigest()[:24]
@@ -93,3 +118,6 @@ def _compile(toolchain: Toolchain, source: str, target: Path) -> None:
                 f"rustc could not build symbiont's trampoline:\n{proc.stderr[-3000:]}{hint}"
             )
         os.replace(out, target)
+
+
+check_interpreter()

@@ -78,11 +78,13 @@ class Vectorised:
         n = math.prod(shape)
         flat: list[Any] = []
         for a in inputs:
+            # Contiguous and aligned ("A"): Rust reads the elements in place, and a misaligned
+            # one (a view at an odd offset into raw bytes) would be refused at the boundary.
             if a.size == 1:
-                flat += [np.ascontiguousarray(a).reshape(1), 0]
+                flat += [np.require(a, requirements=("C", "A")).reshape(1), 0]
             else:
                 b = np.broadcast_to(a, shape)
-                flat += [np.ascontiguousarray(b).reshape(n), 1]
+                flat += [np.require(b, requirements=("C", "A")).reshape(n), 1]
         ret = np.dtype(NUMPY_DTYPE[decl.ret.name])
         if out is None:
             # Rust may only see valid bools, even in memory it is about to overwrite.
@@ -92,8 +94,8 @@ class Vectorised:
             raise TypeError(
                 f"{name} out= must be an ndarray of {ret} with shape {shape}, got {got}"
             )
-        elif not (out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError(f"{name} out= must be C-contiguous and writable")
+        elif not (out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
+            raise ValueError(f"{name} out= must be C-contiguous, aligned and writable")
         elif ret == np.bool_:
             out.fill(False)
         for i, a in enumerate(flat[::2]):

@@ -11,7 +11,9 @@
 //
 // The module also owns what must outlive every revision library: the watchdog thread that
 // stops calls past their deadline, the per-thread records it watches, and each thread's stack
-// bounds for the depth guard. Libraries reach them through `Api`, passed at their init.
+// bounds for the depth guard, and the registry of memory lent to calls that released the GIL.
+// Libraries reach them through `Api`, passed at their init. The types both sides share
+// (`PyObject`, `SlotHead`, `Record`, `Api`) come from codegen/abi.rs, prepended to this file.
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
 
 use std::cell::Cell;
@@ -19,17 +21,8 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::ptr::{addr_of, addr_of_mut, null, null_mut};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-type Ssize = isize;
-
-#[repr(C)]
-pub struct PyObject {
-    ob_refcnt: Ssize,
-    ob_type: *mut c_void,
-}
-type Obj = *mut PyObject;
 
 #[repr(C)]
 struct PyModuleDefBase {
@@ -106,7 +99,7 @@ extern "C" {
     static mut PyExc_RuntimeError: Obj;
 }
 
-// The first four fields are read by the generated entry points (rt.rs `SlotHead`): keep in step.
+// The first four fields are read by the generated entry points as abi.rs `SlotHead`.
 #[repr(C)]
 struct Slot {
     ob_base: PyObject,
@@ -117,6 +110,14 @@ struct Slot {
     name: *mut c_char,
     doc: *mut c_char,
 }
+
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(Slot, entry) == offset_of!(SlotHead, entry));
+    assert!(offset_of!(Slot, keeper) == offset_of!(SlotHead, keeper));
+    assert!(offset_of!(Slot, timeout_ns) == offset_of!(SlotHead, timeout_ns));
+    assert!(size_of::<Option<FastFn>>() == size_of::<*mut c_void>());
+};
 
 static mut SLOT_TYPE: Obj = null_mut();
 
@@ -142,7 +143,7 @@ unsafe extern "C" fn dispatch(slot: Obj, args: *const Obj, nargs: Ssize) -> Obj 
     match (*s).entry {
         Some(f) => {
             // No reference count round trip here: the entry pins its keeper itself before
-            // anything that may run Python code (see "Pinning" in codegen/rt.rs).
+            // anything that may run Python code (see the invariant at the top of codegen/rt.rs).
             f(slot, args, nargs)
         }
         None => {
@@ -300,7 +301,7 @@ unsafe extern "C" fn tr_timeout(_m: Obj, f: Obj) -> Obj {
 
 /// api() -> int address of the `Api` table handed to every revision library at init.
 unsafe extern "C" fn tr_api(_m: Obj, _a: Obj) -> Obj {
-    PyLong_FromVoidPtr(addr_of!(API) as *mut c_void)
+    PyLong_FromVoidPtr(addr_of!(API.0) as *mut c_void)
 }
 
 static mut METHODS: [PyMethodDef; 8] = [
@@ -347,48 +348,59 @@ static mut SPEC: PyTypeSpec = PyTypeSpec {
 
 // ---------------------------------------------------------------- watchdog and guards
 
-/// One per live thread that ran a guarded call. Never freed (the watchdog and libraries hold
-/// raw pointers to them): a thread's record returns to a free list when the thread exits and
-/// the next new thread takes it. Layout shared with rt.rs.
-#[repr(C)]
-pub struct Record {
-    /// Set to 1 by the watchdog when the armed call passed its deadline.
-    flag: AtomicU32,
-    /// Odd while a call is armed; bumped at arm and at disarm.
-    seq: AtomicU64,
-    timeout_ns: AtomicU64,
-    /// Lowest stack address guarded code may reach on this thread (0: unknown).
-    stack_low: AtomicUsize,
-}
+// Records (abi.rs `Record`): one per live thread that ran a guarded call. Never freed (the
+// watchdog and libraries hold raw pointers to them): a thread's record returns to a free list
+// when the thread exits and the next new thread takes it.
 
-/// The table handed to revision libraries (`__symbiont_init`). Layout shared with rt.rs.
-#[repr(C)]
-pub struct Api {
-    version: u32,
-    /// Number of armed calls currently flagged, process-wide: guards read it in hot loops and
-    /// only look at their own thread's record when it is not zero.
-    pending: *const AtomicU32,
-    record: unsafe extern "C" fn() -> *mut Record,
-    wake: unsafe extern "C" fn(),
-    parked: *const AtomicBool,
-}
-
-unsafe impl Sync for Api {}
+struct Shared(Api);
+unsafe impl Sync for Shared {}
 
 static PENDING: AtomicU32 = AtomicU32::new(0);
 static PARKED: AtomicBool = AtomicBool::new(true);
-static START: Once = Once::new();
+// Whether this process has its watchdog thread (reset in a forked child, which has none).
+static STARTED: AtomicBool = AtomicBool::new(false);
 static RECORDS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static WATCHDOG: Mutex<Option<std::thread::Thread>> = Mutex::new(None);
 
-static API: Api = Api {
-    version: 1,
+static API: Shared = Shared(Api {
+    version: API_VERSION,
     pending: &PENDING,
     record,
     wake,
     parked: &PARKED,
-};
+    lent: &LENT_COUNT,
+    lend,
+    unlend,
+    conflicts,
+});
+
+// ---------------------------------------------------------------- lent memory
+// Byte ranges held by calls that released the GIL (`rt.map`), with whether they are written.
+// Changed and read only with the GIL held; the count lets every other call skip the lookup.
+
+static LENT_COUNT: AtomicUsize = AtomicUsize::new(0);
+static LENT: Mutex<Vec<(usize, usize, usize, bool)>> = Mutex::new(Vec::new());
+static TICKETS: AtomicUsize = AtomicUsize::new(1);
+
+unsafe extern "C" fn lend(start: usize, len: usize, mutable: bool) -> usize {
+    let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
+    let mut lent = LENT.lock().unwrap_or_else(|e| e.into_inner());
+    lent.push((ticket, start, len, mutable));
+    LENT_COUNT.store(lent.len(), Ordering::Relaxed);
+    ticket
+}
+
+unsafe extern "C" fn unlend(ticket: usize) {
+    let mut lent = LENT.lock().unwrap_or_else(|e| e.into_inner());
+    lent.retain(|l| l.0 != ticket);
+    LENT_COUNT.store(lent.len(), Ordering::Relaxed);
+}
+
+unsafe extern "C" fn conflicts(start: usize, len: usize, mutable: bool) -> bool {
+    let lent = LENT.lock().unwrap_or_else(|e| e.into_inner());
+    lent.iter().any(|&(_, a, n, m)| (m || mutable) && start < a + n && a < start + len)
+}
 
 /// This thread's record; handed back to FREE when the thread exits (this module is never
 /// unloaded, so a TLS destructor here is harmless).
@@ -417,7 +429,9 @@ thread_local! {
     static MINE: Mine = const { Mine(Cell::new(null_mut())) };
 }
 
-// Stack bounds kept clear for unwinding and for the Python error path after a depth panic.
+// Stack kept clear below the guard's limit for the deepest frame between two checks and for
+// unwinding (the Python error path runs after the unwinding, higher up): 256 KiB, or a quarter
+// of a smaller thread's stack, so threads of 512 KiB or less are guarded too.
 const STACK_MARGIN: usize = 256 * 1024;
 
 extern "C" {
@@ -436,7 +450,10 @@ unsafe fn stack_low() -> usize {
     let mut size: usize = 0;
     let ok = pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) == 0;
     pthread_attr_destroy(attr.as_mut_ptr());
-    if !ok || size <= 2 * STACK_MARGIN { 0 } else { addr as usize + STACK_MARGIN }
+    if !ok || size == 0 {
+        return 0;
+    }
+    addr as usize + (size / 4).min(STACK_MARGIN)
 }
 
 unsafe extern "C" fn record() -> *mut Record {
@@ -493,15 +510,17 @@ fn watch() {
             match seen.get(&addr) {
                 Some(&(s, since)) if s == seq => {
                     let limit = Duration::from_nanos(rec.timeout_ns.load(Ordering::Relaxed));
+                    let f = flag_for(seq);
                     if now.duration_since(since) >= limit
-                        && rec.flag.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                        && rec.flag.compare_exchange(0, f, Ordering::SeqCst, Ordering::SeqCst).is_ok()
                     {
                         PENDING.fetch_add(1, Ordering::SeqCst);
                         // The call may have ended between reading seq and raising the flag: then
                         // lower it again, unless its thread already did (whoever clears it
-                        // decrements PENDING).
+                        // decrements PENDING). Until then the flag names the ended call's seq,
+                        // so the thread's next call does not take it for its own.
                         if rec.seq.load(Ordering::SeqCst) != seq
-                            && rec.flag.compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                            && rec.flag.compare_exchange(f, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
                         {
                             PENDING.fetch_sub(1, Ordering::SeqCst);
                         }
@@ -536,13 +555,17 @@ fn watch() {
 }
 
 unsafe extern "C" fn wake() {
-    START.call_once(|| {
-        // Without a watchdog deadlines cannot fire; the calls themselves still work, so a
-        // failure to start it must not take the host down (this module aborts on panic).
-        if let Ok(handle) = std::thread::Builder::new().name("symbiont-watchdog".into()).spawn(watch) {
-            *WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.thread().clone());
+    if !STARTED.load(Ordering::SeqCst) {
+        let mut w = WATCHDOG.lock().unwrap_or_else(|e| e.into_inner());
+        if !STARTED.load(Ordering::SeqCst) {
+            // Without a watchdog deadlines cannot fire; the calls themselves still work, so a
+            // failure to start it must not take the host down (this module aborts on panic).
+            if let Ok(h) = std::thread::Builder::new().name("symbiont-watchdog".into()).spawn(watch) {
+                *w = Some(h.thread().clone());
+            }
+            STARTED.store(true, Ordering::SeqCst);
         }
-    });
+    }
     if PARKED.swap(false, Ordering::SeqCst) {
         if let Some(t) = WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             t.unpark();
@@ -550,8 +573,75 @@ unsafe extern "C" fn wake() {
     }
 }
 
+// ---------------------------------------------------------------- fork
+// A forked child (multiprocessing's default start method on Linux) inherits this module's state
+// but only the forking thread: no watchdog, and records of threads that do not exist. The locks
+// are taken around fork so the child never inherits one held by a thread it does not have.
+
+extern "C" {
+    fn pthread_atfork(
+        prepare: Option<unsafe extern "C" fn()>, parent: Option<unsafe extern "C" fn()>,
+        child: Option<unsafe extern "C" fn()>,
+    ) -> c_int;
+}
+
+type Held = (
+    std::sync::MutexGuard<'static, Option<std::thread::Thread>>,
+    std::sync::MutexGuard<'static, Vec<usize>>,
+    std::sync::MutexGuard<'static, Vec<usize>>,
+);
+
+thread_local! {
+    // The locks the forking thread holds between prepare and parent/child.
+    static HELD: std::cell::RefCell<Option<Held>> = const { std::cell::RefCell::new(None) };
+}
+
+unsafe extern "C" fn before_fork() {
+    let held = (
+        WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()),
+        FREE.lock().unwrap_or_else(|e| e.into_inner()),
+        RECORDS.lock().unwrap_or_else(|e| e.into_inner()),
+    );
+    HELD.with(|h| *h.borrow_mut() = Some(held));
+}
+
+unsafe extern "C" fn after_fork_parent() {
+    HELD.with(|h| drop(h.borrow_mut().take()));
+}
+
+unsafe extern "C" fn after_fork_child() {
+    let Some((mut watchdog, mut free, records)) = HELD.with(|h| h.borrow_mut().take()) else {
+        return;
+    };
+    *watchdog = None;
+    STARTED.store(false, Ordering::SeqCst);
+    PARKED.store(true, Ordering::SeqCst); // the next armed call starts a new watchdog
+    let mine = MINE.try_with(|m| m.0.get() as usize).unwrap_or(0);
+    let mut pending = 0;
+    for &addr in records.iter() {
+        let rec = &*(addr as *const Record);
+        if addr != mine {
+            // Its thread does not exist here: nothing of it is armed, and the record is free.
+            if rec.seq.load(Ordering::SeqCst) % 2 == 1 {
+                rec.seq.fetch_add(1, Ordering::SeqCst);
+            }
+            rec.flag.store(0, Ordering::SeqCst);
+            if !free.contains(&addr) {
+                free.push(addr);
+            }
+        } else if rec.flag.load(Ordering::SeqCst) != 0 {
+            pending += 1;
+        }
+    }
+    PENDING.store(pending, Ordering::SeqCst);
+    // Calls that lent memory ran on threads the child does not have.
+    LENT.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    LENT_COUNT.store(0, Ordering::SeqCst);
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn PyInit__symbiont_trampoline() -> Obj {
+    pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child));
     let spec = addr_of_mut!(SPEC);
     (*spec).slots = addr_of_mut!(SLOTS) as *mut PyTypeSlot;
     let tp = PyType_FromSpec(spec);

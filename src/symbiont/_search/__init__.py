@@ -1,13 +1,13 @@
 """The search layer: many rounds of lanes toward a score, with strategies, budgets, prompts
 built from the run's history, and every step in the store so a run resumes exactly.
 
-Talks to the runtime through the :class:`Host` protocol and to lanes through ``_evolve``.
+Talks to the runtime through the :class:`Host` protocol and to lanes through ``_evolve``; the
+words of a round's prompt come from ``_prompts`` (:func:`symbiont._prompts.default_prompt`).
 """
 
 from symbiont._search._evaluate import EvaluatorBug
 from symbiont._search._interrupt import run_interruptible
 from symbiont._search._loop import Host, Prices, Settings, search
-from symbiont._search._prompt import PromptContext, Shown, default_prompt
 from symbiont._search._strategy import (
     Archive,
     Entry,
@@ -36,15 +36,12 @@ __all__ = [
     "Lanes",
     "Pareto",
     "Prices",
-    "PromptContext",
     "Reject",
     "Score",
     "SearchRun",
     "Settings",
-    "Shown",
     "Strategy",
     "Timing",
-    "default_prompt",
     "measure",
     "run_interruptible",
     "search",

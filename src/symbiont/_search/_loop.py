@@ -25,17 +25,18 @@ from symbiont._agents import Agent, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
 from symbiont._errors import AgentError, ConfigError, EvolveError, ResumeError
-from symbiont._evolve import (
-    AttemptTrace,
-    Failure,
-    Limits,
-    Registered,
-    Rejected,
-    StageTimings,
-    run_lane,
+from symbiont._evolve import AttemptTrace, Lane, Limits, Registered, Rejected, StageTimings
+from symbiont._failures import Failure, from_facts, to_facts
+from symbiont._prompts import (
+    PromptContext,
+    Shown,
+    default_prompt,
+    failure_line,
+    placeholders,
+    round_outcome,
+    shown_current,
 )
 from symbiont._search._evaluate import Evaluate, Evaluator, EvaluatorBug, Measured, source_hash
-from symbiont._search._prompt import PromptContext, Shown, default_prompt, last_line
 from symbiont._search._strategy import Archive, Entry, LaneSpec, Pareto, Strategy
 from symbiont._search._types import (
     Best,
@@ -57,12 +58,14 @@ class Host(Protocol):
 
     ``try_candidate`` builds, loads, runs ``check`` on and registers a validated candidate
     (``check=None``: registers without checking; a cached build is not rebuilt);
-    ``validate`` turns code into a candidate or a failure.
+    ``validate`` turns code into a candidate or a failure; ``edits`` says whether replies may
+    be SEARCH/REPLACE edits of the lane's parent.
     """
 
     declarations: Declarations
     policy: Policy
     limits: Limits
+    edits: bool
 
     def gate(self) -> asyncio.Semaphore: ...
 
@@ -148,7 +151,7 @@ class _BudgetReached(AgentError):
     """Raised by the metered agent instead of sending a request past a request budget."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"the {reason} budget is spent")
+        super().__init__(f"the {reason} budget is spent", fatal=False)
         self.reason = reason
 
 
@@ -182,6 +185,7 @@ class _Run:
     # Revisions of a round that was cut short: the round is planned and prompted again as it
     # was at its start (without them), and they join the archive when it ends.
     pending: list[Entry] = field(default_factory=list)
+    lanes: list[asyncio.Future[None]] = field(default_factory=list)  # the round's lane tasks
 
     @property
     def elapsed(self) -> float:
@@ -279,11 +283,12 @@ class _Metered:
         self.replay.pop(0)
         self.replayed = True
         if record["failure_kind"] in _AFTER_VALIDATION:
-            feedback = record["feedback"] or ""
-            summary = feedback.strip().splitlines()[0] if feedback.strip() else ""
-            self.replayed_failure = Failure(
-                kind=record["failure_kind"], feedback=feedback, summary=summary
-            )
+            facts = record["failure"]
+            failure = from_facts(facts) if facts is not None else None
+            if failure is None:  # recorded before failures were stored as facts
+                failure = Failure(kind=record["failure_kind"], message="",
+                                  details=record["feedback"] or "")  # fmt: skip
+            self.replayed_failure = failure
         usage = Usage(
             prompt_tokens=record["prompt_tokens"],
             completion_tokens=record["completion_tokens"],
@@ -473,6 +478,20 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
             name,
         )
         raise
+    except EvolveError as exc:
+        if not exc.fatal:
+            store.update_run(row.id, status="failed",
+                             stop_reason=f"{type(exc).__name__}: {exc}"[:500])  # fmt: skip
+            raise
+        reason = f"agent: {exc.__cause__}"[:500]
+        store.update_run(row.id, status="failed", stop_reason=reason)
+        run.emit("run_ended", stop_reason="agent", best=None)
+        log.error(
+            "search %r stopped: the agent %r failed and asking again cannot help (%s); fix it, "
+            "then resume with: symbiont resume %s --store %s",
+            name, agent.name, exc.__cause__, name, store.path,
+        )  # fmt: skip
+        raise
     except EvaluatorBug as bug:
         store.update_run(
             row.id, status="failed", stop_reason=f"evaluator raised {type(bug.error).__name__}"
@@ -652,7 +671,12 @@ async def _rounds(run: _Run, agent: Agent, evaluator: Evaluator, state: Mapping[
             for i, spec in enumerate(specs)
             if i not in finished
         ]
-        outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+        run.lanes = [asyncio.ensure_future(job) for job in jobs]
+        outcomes = await asyncio.gather(*run.lanes, return_exceptions=True)
+        run.lanes = []
+        for o in outcomes:
+            if isinstance(o, EvolveError) and o.fatal:
+                raise o  # before the cancellations it caused
         for o in outcomes:
             if isinstance(o, BaseException):
                 raise o
@@ -671,7 +695,7 @@ async def _rounds(run: _Run, agent: Agent, evaluator: Evaluator, state: Mapping[
         made = [x for x in results if x is not None]
         last_rev = made[-1] if made else None
         entry = run.archive.get(last_rev) if last_rev is not None else None
-        last = last_line(
+        last = round_outcome(
             r,
             last_rev,
             None if entry is None else entry.score,
@@ -724,6 +748,10 @@ async def _lane(
     frontier: tuple[Shown, ...] = ()
     if isinstance(s.strategy, Pareto):
         frontier = tuple(_shown(run, e.number) for e in s.strategy.front(run.archive))
+    parent_code = run.codes[spec.parent]
+    # The code the lane starts from (and edit replies apply to): the parent's, when there is
+    # something worth showing.
+    current = shown_current(parent_code, decls.names, partial=s.functions is not None)
     ctx = PromptContext(
         task=s.task,
         prelude=decls.prelude,
@@ -741,6 +769,8 @@ async def _lane(
         feedback=run.feedback.get(spec.parent) or None,
         hint=spec.hint,
         functions=s.functions,
+        placeholders=tuple(placeholders(parent_code, decls.names)),
+        edits=host.edits and current is not None,
     )
     text = (s.prompt or default_prompt)(ctx)
     if not isinstance(text, str) or not text.strip():
@@ -756,7 +786,7 @@ async def _lane(
             if metered.replayed_failure is not None:
                 return Rejected(failure=metered.replayed_failure, timings=StageTimings())
             if s.functions is not None:
-                merged = host.validate(complete_from_parent(candidate.code, run.codes[spec.parent]))
+                merged = host.validate(complete_from_parent(candidate.code, parent_code))
                 if isinstance(merged, Failure):
                     return Rejected(failure=merged, timings=StageTimings())
                 candidate = merged
@@ -798,6 +828,8 @@ async def _lane(
             )
             if isinstance(outcome, Rejected):
                 if rows:
+                    # The evaluation that rejected the candidate keeps the failure's facts.
+                    rows[-1] = {**rows[-1], "failure": to_facts(outcome.failure)}
                     run.store.add_evaluations(run.row.id, None, rows)
                 run.emit(
                     "stage",
@@ -884,12 +916,13 @@ async def _lane(
             revision=revision,
             started=trace.started,
             finish_reason=trace.finish_reason,
+            failure=None if failure is None else to_facts(failure),
         )
         run.counters.attempts += 1
         run.counters.tokens += usage.total_tokens
         run.counters.cost += cost
         if failure is not None:
-            lane_failures.append(f"round {round} lane {index}: {failure.kind}: {failure.summary}")
+            lane_failures.append(failure_line(round, index, failure))
         run.emit(
             "attempt",
             round=round,
@@ -908,23 +941,36 @@ async def _lane(
     result: int | None = None
     failure_text: str | None = None
     try:
-        await run_lane(
+        await Lane(
             lane=lane_id,
             agent=metered,
+            task=s.task,
             prompt=text,
             decls=lane_decls,
+            current=current,
+            revision=spec.parent,
             policy=host.policy,
             sink=Sink(),
             limits=limits,
             gate=host.gate(),
             seed=spec.seed,
+            edits=host.edits,
+            functions=s.functions,
             on_attempt=on_attempt,
-        )
+        ).run()
         result = produced[-1]
     except EvolveError as exc:
         cause = exc.__cause__
         if isinstance(cause, _BudgetReached):
             return  # not finished: replayed when the run is resumed with a larger budget
+        if exc.fatal:
+            # Asking again cannot help (a bad key, an unknown model): the lanes still running
+            # are stopped now rather than each finding out with a request of its own.
+            this = asyncio.current_task()
+            for task in run.lanes:
+                if task is not this:
+                    task.cancel()
+            raise
         if cause is not None:
             raise  # the agent failed: the run stops, and a resume runs this lane again
         failure_text = exc.last_failure.summary if exc.last_failure else str(exc)
@@ -1028,6 +1074,14 @@ def _best(
     )
 
 
+def _summary(attempt: Mapping[str, Any]) -> str | None:
+    failure = from_facts(attempt["failure"]) if attempt["failure"] is not None else None
+    if failure is not None:
+        return failure.summary
+    feedback = (attempt["feedback"] or "").strip()  # recorded before failures were facts
+    return feedback.splitlines()[0] if feedback else attempt["failure_kind"]
+
+
 def _result(run: _Run, best: Best | None, reason: str) -> SearchRun:
     history = tuple(
         HistoryEntry(
@@ -1036,6 +1090,7 @@ def _result(run: _Run, best: Best | None, reason: str) -> SearchRun:
             attempt=a["attempt"],
             outcome=a["outcome"],
             failure_kind=a["failure_kind"],
+            summary=_summary(a),
             feedback=a["feedback"],
             revision=a["revision"],
             tokens=a["prompt_tokens"] + a["completion_tokens"],

@@ -33,8 +33,9 @@ class Reject(Exception):
 
 
 StopReason = Literal[
-    "rounds", "attempts", "seconds", "tokens", "cost", "target", "patience", "interrupted"
-]
+    "rounds", "attempts", "seconds", "tokens", "cost", "target", "patience", "interrupted",
+    "agent",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,13 +96,15 @@ class Best:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryEntry:
-    """One LLM request of the run, in order: where it ran and what came of it."""
+    """One LLM request of the run, in order: where it ran and what came of it (``summary``:
+    the failure in one line, ``feedback``: what the LLM was told about it)."""
 
     round: int
     lane: int
     attempt: int
     outcome: str
     failure_kind: str | None
+    summary: str | None
     feedback: str | None
     revision: int | None
     tokens: int
@@ -148,7 +151,8 @@ class Event:
     - ``revision``: ``revision``, ``score``, ``metrics`` (a new scored revision);
     - ``round_ended``: ``best`` (score or None), ``best_revision``, ``totals``, ``elapsed``,
       ``budget`` (the limit nearest to ending the run, as ``{"name", "used", "limit"}``);
-    - ``run_ended``: ``stop_reason``, ``best``.
+    - ``run_ended``: ``stop_reason`` (a budget's name, ``interrupted``, or ``agent`` when a
+      fatal agent error stopped the run), ``best``.
     The callback runs on symbiont's event loop thread: keep it short, never block.
     """
 

@@ -120,4 +120,17 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    (
+        # A failure is stored as its facts (kind, message, line, column, excerpt, details, ...)
+        # in JSON, not only as the text the LLM read: a replayed attempt gets the same record
+        # back (so the same correction), and the wording can change without rewriting runs.
+        "0004_failure_facts",
+        """
+        ALTER TABLE attempts ADD COLUMN failure TEXT;
+        ALTER TABLE evaluations ADD COLUMN failure TEXT;
+        """,
+    ),
+)
+
 SCHEMA_VERSION = len(MIGRATIONS)

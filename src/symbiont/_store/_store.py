@@ -289,8 +289,8 @@ class Store:
     ) -> None:
         db.executemany(
             "INSERT INTO evaluations (run_id, revision, round, lane, repeat, purpose, score, "
-            "metrics, seconds, outcome, feedback, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "metrics, seconds, outcome, feedback, failure, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -304,6 +304,7 @@ class Store:
                     e["seconds"],
                     e["outcome"],
                     e.get("feedback"),
+                    None if e.get("failure") is None else _dumps(e["failure"]),
                     now,
                 )
                 for e in evaluations
@@ -340,14 +341,16 @@ class Store:
         revision: int | None,
         started: float,
         finish_reason: str | None = None,
+        failure: Mapping[str, Any] | None = None,
     ) -> None:
-        """One LLM call; the run's counters move in the same transaction."""
+        """One LLM call; the run's counters move in the same transaction. ``failure`` holds
+        the facts of the candidate's failure (``feedback``: what the LLM was told)."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO attempts (run_id, round, lane, attempt, prompt, reply, model, "
                 "prompt_tokens, completion_tokens, cost, timings, outcome, decision, "
-                "failure_kind, feedback, revision, started, finish_reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "failure_kind, feedback, revision, started, finish_reason, failure) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     round,
@@ -367,6 +370,7 @@ class Store:
                     revision,
                     started,
                     finish_reason,
+                    None if failure is None else _dumps(dict(failure)),
                 ),
             )
             db.execute(
@@ -391,7 +395,8 @@ class Store:
             if full
             else (
                 "id, round, lane, attempt, model, prompt_tokens, completion_tokens, cost, timings, "
-                "outcome, decision, failure_kind, feedback, revision, started, finish_reason"
+                "outcome, decision, failure_kind, feedback, revision, started, finish_reason, "
+                "failure"
             )
         )
         where = "run_id = ?"
@@ -411,6 +416,7 @@ class Store:
         for r in rows:
             d = dict(r)
             d["timings"] = json.loads(d["timings"])
+            d["failure"] = None if d["failure"] is None else json.loads(d["failure"])
             if full:
                 d["prompt"] = json.loads(d["prompt"])
             out.append(d)

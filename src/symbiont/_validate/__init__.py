@@ -1,11 +1,14 @@
 """Validation of LLM replies before compiling.
 
-Owns: reply -> code extraction, tree-sitter parse, signature check, policy scan.
+Owns: reply -> code extraction, edit replies (SEARCH/REPLACE against the current code),
+tree-sitter parse, signature check, policy scan.
 
-Layer rule (DESIGN.md section 2): imports point down. This package uses ``symbiont._decl`` only
-and never imports ``symbiont._agents``: it sees replies as plain text.
+Layer rule (docs/architecture.md, section 1): imports point down. This package uses
+``symbiont._decl`` and the failure record only, and never imports ``symbiont._agents``: it sees
+replies as plain text.
 """
 
+from symbiont._validate._edits import code_from_edits
 from symbiont._validate._extract import extract_code
 from symbiont._validate._merge import complete_from_parent, subset
 from symbiont._validate._types import (
@@ -25,6 +28,7 @@ __all__ = [
     "Policy",
     "Rejection",
     "RejectionKind",
+    "code_from_edits",
     "complete_from_parent",
     "extract_code",
     "subset",

@@ -3,7 +3,14 @@
 Paths are resolved through the candidate's (and the prelude's) ``use`` declarations, aliases
 and glob imports, with one simplification: every ``use`` is treated as visible everywhere.
 Token trees of macro calls are scanned like code, so ``println!("{}", std::process::id())``
-is seen. This is guidance for honest models, not a sandbox.
+is seen. Macros are also known by what a `use` alias of them resolves to, so a renamed
+`global_asm!` or `include_str!` is refused like the original.
+
+Refused outright, whatever the policy says: machine code (`global_asm!`, `naked_asm!`, naked
+functions) and link sections (`#[link_section]`, `#[used]`), which run code when the library
+is loaded; files of the build machine (`mod x;`, `#[path]`, the `include!` family); symbols and
+runtime hooks of the host. This is guidance for honest models and the first line against hostile
+ones; the build limits and process isolation are the next.
 """
 
 from __future__ import annotations
@@ -26,19 +33,60 @@ RustPath = tuple[str, ...]  # segments: ("std", "process", "exit")
 
 # Lint attributes are harmless but illegal where the candidate is `include!`d; they are dropped.
 _LINT_ATTRIBUTES = frozenset({"allow", "warn", "deny", "forbid", "expect"})
-_SYMBOL_ATTRIBUTES = frozenset(
-    {
-        "no_mangle",
-        "export_name",
-        "link_section",
-        "link",
-        "used",
-        "global_allocator",
-        "panic_handler",
-        "alloc_error_handler",
-        "start",
-        "naked",
-    }
+_EXPORT_WHY = (
+    "it exports or overrides a linker symbol of the library. Remove it: symbiont exports the "
+    "declared functions itself"
+)
+_HOOK_WHY = (
+    "it overrides a runtime hook of the host process. Remove it: the host's allocator, panic "
+    "handling and entry point stay as they are"
+)
+_SECTION_WHY = (
+    "it places code or data in a link section of the library, which the loader may act on "
+    "(`.init_array` runs code when the library is loaded, before any check). Remove it: "
+    "constants and functions need no section of their own"
+)
+_FILE_WHY = (
+    "it makes the compiler read a file of the build machine. Write the module inline "
+    "(`mod name { ... }`) or put its items at the top level"
+)
+# Attributes refused wherever they appear (also inside `cfg_attr(...)` and `unsafe(...)`), each
+# with its reason.
+_ATTRIBUTES = {
+    "no_mangle": _EXPORT_WHY,
+    "export_name": _EXPORT_WHY,
+    "link": _EXPORT_WHY,
+    "link_name": _EXPORT_WHY,
+    "linkage": _EXPORT_WHY,
+    "link_section": _SECTION_WHY,
+    "used": _SECTION_WHY,
+    "global_allocator": _HOOK_WHY,
+    "panic_handler": _HOOK_WHY,
+    "alloc_error_handler": _HOOK_WHY,
+    "start": _HOOK_WHY,
+    "naked": (
+        "a naked function is raw machine code the compiler does not check, and can be placed "
+        "where the loader runs it. Remove it and write an ordinary Rust function"
+    ),
+    "path": _FILE_WHY,
+    # The entry point is called from the glue's `unsafe` code, so no check that the CPU has the
+    # feature stands between `#[target_feature(enable = "tbm")]` and a SIGILL of the host.
+    "target_feature": (
+        "it lets the compiler use instructions this machine's CPU may not have, and the host "
+        "process dies when one runs. Remove it: write portable Rust and let the optimiser "
+        "vectorise it"
+    ),
+    "debugger_visualizer": (
+        "it makes the compiler read a file of the build machine into the library. Remove it"
+    ),
+}
+# Macros that put raw machine code into the library, refused under any name or path they are
+# reached by (`std::arch::`, `core::arch::`, a `use` alias or glob): code placed in
+# `.init_array` by `global_asm!` runs when the library is loaded, before any guard or check.
+_ASM_MACROS = frozenset({"global_asm", "naked_asm", "asm"})
+_ASM_WHY = (
+    "it puts raw machine code into the library, which can run when the library is loaded, "
+    "before any check. Write the function in Rust"
 )
 # Denied whatever the policy says: symbiont's panic capture relies on the host's hooks.
 _HOOKS = (
@@ -59,8 +107,17 @@ _PATH_REASONS = {
     "std::os": "`std::os` reaches operating-system interfaces",
     "std::io::stdin": "standard input belongs to the host process",
     "std::io::Stdin": "standard input belongs to the host process",
+    # `Path::read_dir`, `exists` and `metadata` query the file system without naming `std::fs`,
+    # and a panic message would carry what they find back to the LLM.
+    "std::path": "`std::path` queries the host's file system (`read_dir`, `exists`, `metadata`)",
+    "std::backtrace": "`std::backtrace` shows the host process's files and memory layout",
+    "std::alloc::handle_alloc_error": "`handle_alloc_error` aborts the host Python process",
 }
 _CRATES = frozenset({"std", "core", "alloc"})
+# symbiont's own glue in the generated crate: hidden from candidate code by the crate layout,
+# and refused here as well, with a reason the model can act on.
+_GLUE_PREFIXES = ("__symbiont", "__sb_", "symbiont_rt")
+_GLUE_WHY = "it names symbiont's internal glue, which candidate code must not use. Remove it"
 _SEGMENTS = frozenset({"identifier", "type_identifier", "self", "crate", "super"})
 _COMMENTS = frozenset({"line_comment", "block_comment"})
 _LITERALS = frozenset({"string_literal", "raw_string_literal", "char_literal"})
@@ -91,6 +148,17 @@ _UNSAFE_WHY = (
     "Write safe Rust: slices, indexing, iterators and `std` collections cover what these "
     "functions need"
 )
+# Lifetimes that a signature or type ties together implicitly (`&'a &'b T` implies `'b: 'a`) are
+# what the best-known soundness bug of the compiler needs (rust-lang/rust#25860 and its
+# relatives #84591, #100051): a generic function coerced to a function pointer loses those
+# implied bounds, and safe code then returns a reference to freed memory. Honest numeric code
+# needs one lifetime at a time; the shapes below are refused so that the known exploits are.
+_FREE_LIFETIMES_EXCLUDED = frozenset({"'static", "'_"})
+_LIFETIMES_WHY = (
+    "a type that ties one lifetime to another (`&'a &'b T`, `Type<'a, &'b T>`, `'b: 'a`) is "
+    "the shape of a known compiler soundness bug that lets safe code keep references to freed "
+    "memory, which crashes the host. Use one lifetime for related references, or owned values"
+)
 _STATE_WHY = (
     "global state outlives a call and is shared by every caller and revision. Use a `const` for "
     "constant data, and keep state in local variables and parameters"
@@ -99,8 +167,9 @@ _STATE_WHY = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finding:
-    """One forbidden construct: where (1-based; the column orders findings on one line), what
-    (``construct``), and the feedback line for it."""
+    """One forbidden construct: where (1-based line and UTF-8 byte column, as tree-sitter
+    counts; the column orders findings on one line), what (``construct``), and the feedback
+    line for it."""
 
     line: int
     column: int
@@ -116,15 +185,10 @@ def _finding(at: ts.Node | tuple[int, int], construct: str, what: str, why: str)
 
 
 def render(findings: list[Finding], limit: int = 5) -> str:
-    """The rejection message for ``findings`` (in source order, first ``limit`` of them)."""
+    """The report of ``findings`` (in source order, first ``limit`` of them), one per line."""
     shown = "\n".join(f"- {f.message}" for f in findings[:limit])
     more = f"\n(and {len(findings) - limit} more)" if len(findings) > limit else ""
-    first = f"`{findings[0].construct}` on line {findings[0].line}"
-    return (
-        f"The code uses constructs that are not allowed here (first: {first}):\n\n"
-        f"{shown}{more}\n\n"
-        "Remove them and send the complete corrected code in one ```rust block."
-    )
+    return f"{shown}{more}"
 
 
 def crate_attributes(root: ts.Node, code: str) -> tuple[str, list[Finding]]:
@@ -179,8 +243,13 @@ class _Use:
     point: tuple[int, int]  # 0-based (row, column) where the entry is written
 
 
+def _ident(word: str) -> str:
+    """A raw identifier names what its plain spelling names: `std::r#process` is `std::process`."""
+    return word[2:] if word.startswith("r#") else word
+
+
 def _segments(node: ts.Node) -> RustPath:
-    return tuple("".join(syn.text(t) for t in syn.tokens(node)).split("::"))
+    return tuple(_ident(s) for s in "".join(syn.text(t) for t in syn.tokens(node)).split("::"))
 
 
 def _use_entries(node: ts.Node, prefix: RustPath = ()) -> Iterator[_Use]:
@@ -204,7 +273,7 @@ def _use_entries(node: ts.Node, prefix: RustPath = ()) -> Iterator[_Use]:
     elif kind == "use_as_clause":
         path, alias = node.child_by_field_name("path"), node.child_by_field_name("alias")
         full = _self_path(prefix + _segments(path)) if path else prefix
-        binding = syn.text(alias) if alias is not None else None
+        binding = _ident(syn.text(alias)) if alias is not None else None
         yield _Use(full, binding if binding != "_" else None, False, point)
     elif kind not in _COMMENTS:
         full = _self_path(prefix + _segments(node))
@@ -267,7 +336,7 @@ class _Scan:
                 uses.extend(_use_entries(node))
                 continue
             if kind in _NAMED_ITEMS and (name := node.child_by_field_name("name")) is not None:
-                self.locals.add(syn.text(name))
+                self.locals.add(_ident(syn.text(name)))
             self._item(node)
             if node.child_count == 0 or kind in _LITERALS:
                 tokens.append(node)
@@ -300,6 +369,50 @@ class _Scan:
             self.findings.append(_finding(node, construct, f"a `{construct}` item", _STATE_WHY))
         elif kind == "macro_definition":
             self._macro_rules(node)
+        elif kind in ("reference_type", "generic_type", "lifetime_parameter", "where_predicate"):
+            self._tied_lifetimes(node)
+        elif kind == "mod_item" and node.child_by_field_name("body") is None:
+            name = node.child_by_field_name("name")
+            written = f"mod {syn.text(name)};" if name is not None else "mod ...;"
+            what = f"an out-of-line module (`{written}`)"
+            self.findings.append(_finding(node, "out-of-line module", what, _FILE_WHY))
+
+    def _tied_lifetimes(self, node: ts.Node) -> None:
+        """Refuses a type whose own lifetime has another named lifetime inside it, and an
+        outlives bound between lifetimes: each gives the compiler an implied bound."""
+        kind = node.type
+        if kind in ("lifetime_parameter", "where_predicate"):
+            left = node.child_by_field_name("name" if kind == "lifetime_parameter" else "left")
+            bounds = node.child_by_field_name("bounds")
+            tied = (
+                left is not None
+                and left.type == "lifetime"
+                and bounds is not None
+                and any(c.type == "lifetime" for c in bounds.named_children)
+            )
+        else:
+            if kind == "reference_type":
+                own = [c for c in node.named_children if c.type == "lifetime"]
+                inner = [node.child_by_field_name("type")]
+            else:
+                arguments = node.child_by_field_name("type_arguments")
+                children = arguments.named_children if arguments is not None else []
+                own = [c for c in children if c.type == "lifetime"]
+                inner = [c for c in children if c.type != "lifetime"]
+            names = {syn.text(c) for c in own} - {"'_"}
+            nested = {
+                syn.text(n)
+                for part in inner
+                if part is not None
+                for n in syn.walk(part)
+                if n.type == "lifetime"
+            } - _FREE_LIFETIMES_EXCLUDED
+            tied = bool(names) and bool(nested - names)
+        if tied:
+            written = " ".join(syn.text(node).split())
+            written = written if len(written) <= 40 else written[:37] + "..."
+            what = f"`{written}` (tied lifetimes)"
+            self.findings.append(_finding(node, "tied lifetimes", what, _LIFETIMES_WHY))
 
     def _macro_rules(self, node: ts.Node) -> None:
         why = "macro definitions are not accepted here. Write a helper function instead"
@@ -366,24 +479,46 @@ class _Scan:
         reason = _PATH_REASONS.get(rule, f"this runtime's policy denies `{rule}`")
         return f"{reason}. Compute the result from the arguments alone and remove this use"
 
+    def _glue(self, node: ts.Node | tuple[int, int], path: RustPath) -> bool:
+        if any(seg.startswith(_GLUE_PREFIXES) for seg in path):
+            written = "::".join(path)
+            self.findings.append(_finding(node, written, f"`{written}`", _GLUE_WHY))
+            return True
+        return False
+
     def _check_use(self, use: _Use) -> None:
         written = "::".join(use.path) + ("::*" if use.glob else "")
-        for path in sorted(self._resolve(use.path)):
+        if self._glue(use.point, use.path):
+            return
+        resolved = sorted(self._resolve(use.path))
+        for path in resolved:
             why = self._denial(path)
             if why is not None:
                 construct = "::".join(path) + ("::*" if use.glob else "")
                 self.findings.append(_finding(use.point, construct, f"`use {written}`", why))
                 return
+        if use.glob:
+            return
+        # `use std::arch::global_asm as g;`, `use core::include_str as inc;`: the macro is
+        # refused where it is imported, whatever it is called later.
+        for path in resolved:
+            reason = self._macro_reason(path[-1]) if len(path) >= 2 else None
+            if reason is not None:
+                construct, what, why = reason
+                what = f"`use {written}` ({what})"
+                self.findings.append(_finding(use.point, construct, what, why))
+                return
 
     def _tokens(self, tokens: list[ts.Node]) -> None:
-        words = [syn.text(t) for t in tokens]
+        raw = [syn.text(t) for t in tokens]
         kinds = [t.type for t in tokens]
+        words = [_ident(w) if k in _SEGMENTS else w for w, k in zip(raw, kinds, strict=True)]
         n = len(tokens)
         i = 0
         while i < n:
             word, kind = words[i], kinds[i]
             prev = words[i - 1] if i else ""
-            if word == "unsafe":
+            if raw[i] == "unsafe":
                 parent = tokens[i].parent
                 construct, what = _UNSAFE_FORMS.get(
                     parent.type if parent else "", ("unsafe", "`unsafe`")
@@ -411,7 +546,7 @@ class _Scan:
                     break
                 j += 1
             if j < n and words[j] == "!":
-                self._macro(tokens[i], segments[-1])
+                self._macro(tokens[i], tuple(segments))
             else:
                 self._path(tokens[i], tuple(segments))
             i = j
@@ -427,17 +562,34 @@ class _Scan:
             depth += (words[k] == "[") - (words[k] == "]")
             if depth == 0:
                 return
-            if words[k] in _SYMBOL_ATTRIBUTES and tokens[k].type == "identifier":
-                name = words[k]
-                why = (
-                    "it exports or overrides a linker symbol or a runtime hook of the host "
-                    "process. Remove it: symbiont exports the declared functions itself"
-                )
+            name = words[k].removeprefix("r#")
+            # `target_feature = "avx2"` is a harmless `cfg` predicate; the attribute takes `(`.
+            if name == "target_feature" and (k + 1 >= len(words) or words[k + 1] != "("):
+                continue
+            if name in _ATTRIBUTES and tokens[k].type == "identifier":
                 self.findings.append(
-                    _finding(tokens[k], f"#[{name}]", f"the `#[{name}]` attribute", why)
-                )
+                    _finding(tokens[k], f"#[{name}]", f"the `#[{name}]` attribute",
+                             _ATTRIBUTES[name])
+                )  # fmt: skip
 
-    def _macro(self, node: ts.Node, name: str) -> None:
+    def _macro(self, node: ts.Node, segments: RustPath) -> None:
+        # A macro is known by its name, and by what a `use` alias of it resolves to.
+        names = {segments[-1].removeprefix("r#")} | {
+            p[-1] for p in self._resolve(segments) if len(p) >= 2
+        }
+        for name in sorted(names):
+            if name == "macro_rules":
+                self._macro_rules(node)
+                return
+            reason = self._macro_reason(name)
+            if reason is not None:
+                self.findings.append(_finding(node, *reason))
+                return
+
+    def _macro_reason(self, name: str) -> tuple[str, str, str] | None:
+        """(construct, what, why) when the macro ``name`` is refused."""
+        if name in _ASM_MACROS:
+            return f"{name}!", f"the `{name}!` macro", _ASM_WHY
         if name in self.denied_macros:
             why = (
                 "it reads files or environment variables of the build machine at compile "
@@ -445,13 +597,14 @@ class _Scan:
                 if name in DEFAULT_DENIED_MACROS
                 else f"this runtime's policy denies `{name}!`. Remove it"
             )
-            self.findings.append(_finding(node, f"{name}!", f"the `{name}!` macro", why))
-        elif name == "thread_local":
-            self.findings.append(_finding(node, "thread_local!", "`thread_local!`", _STATE_WHY))
-        elif name == "macro_rules":
-            self._macro_rules(node)
+            return f"{name}!", f"the `{name}!` macro", why
+        if name == "thread_local":
+            return "thread_local!", "`thread_local!`", _STATE_WHY
+        return None
 
     def _path(self, node: ts.Node, path: RustPath) -> None:
+        if self._glue(node, path):
+            return
         for resolved in sorted(self._resolve(path)):
             why = self._denial(resolved)
             if why is not None:

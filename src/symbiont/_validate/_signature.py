@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from symbiont._decl import _syntax as syn
@@ -73,10 +74,23 @@ def _header(node: ts.Node, raw: bytes) -> str:
     return _one_line(raw[node.start_byte : body.start_byte if body else node.end_byte].decode())
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mismatch:
+    """What is wrong with the candidate's functions: ``report`` lists every mismatched one;
+    ``error``, ``line``, ``expected`` and ``got`` describe the first."""
+
+    report: str
+    error: str
+    line: int | None
+    expected: str
+    got: str | None
+
+
 def _report(
     decl: FunctionDecl, defs: list[ts.Node], root: ts.Node, raw: bytes
-) -> tuple[str, int | None] | None:
-    """What is wrong with ``decl``'s definitions, and the line to point at; None if nothing."""
+) -> tuple[str, int | None, str, str | None] | None:
+    """What is wrong with ``decl``'s definitions (a report whose second line is the first
+    problem), the line to point at and the written header; None if nothing."""
     head = f"`{decl.name}`:\n    expected: {decl.signature}"
     if not defs:
         nested = any(
@@ -88,45 +102,41 @@ def _report(
             if nested
             else ""
         )
-        return f"{head}\n    - missing function `{decl.name}`{where}", None
+        return f"{head}\n    - missing function `{decl.name}`{where}", None, "", None
     if len(defs) > 1:
         times = "twice" if len(defs) == 2 else f"{len(defs)} times"
         at = ", ".join(str(n.start_point[0] + 1) for n in defs)
-        return f"{head}\n    - `{decl.name}` is defined {times} (lines {at})", (
-            defs[1].start_point[0] + 1
-        )
+        line = defs[1].start_point[0] + 1
+        return f"{head}\n    - `{decl.name}` is defined {times} (lines {at})", line, "", None
     differences = _differences(decl, defs[0])
     if not differences:
         return None
     items = "".join(f"\n    - {d}" for d in differences)
-    written = f"    written:  {_header(defs[0], raw)}"
-    return f"{head}\n{written}{items}", defs[0].start_point[0] + 1
+    header = _header(defs[0], raw)
+    return f"{head}\n    written:  {header}{items}", defs[0].start_point[0] + 1, items, header
 
 
-def check_signatures(
-    root: ts.Node, code: str, decls: Declarations
-) -> tuple[str, int | None] | None:
-    """The mismatch report and the line of the first offending function, or None if all match."""
+def check_signatures(root: ts.Node, code: str, decls: Declarations) -> Mismatch | None:
+    """What does not match the declared signatures, or None if everything does."""
     raw = code.encode("utf-8")
     top: dict[str, list[ts.Node]] = {}
     for node in root.named_children:
         if node.type in ("function_item", "function_signature_item"):
             top.setdefault(function_name(node), []).append(node)
-    names: list[str] = []
-    reports: list[str] = []
-    lines: list[int] = []
+    reports: list[tuple[FunctionDecl, str, int | None, str, str | None]] = []
     for decl in decls.functions:
         found = _report(decl, top.get(decl.name, []), root, raw)
         if found is not None:
-            names.append(f"`{decl.name}`")
-            reports.append(found[0])
-            if found[1] is not None:
-                lines.append(found[1])
+            reports.append((decl, *found))
     if not reports:
         return None
-    message = (
-        f"These functions do not match their declared signatures: {', '.join(names)}.\n\n"
-        + "\n\n".join(reports)
-        + "\n\nKeep the declared signatures exactly; only parameter names may differ."
+    decl, report, _, items, got = reports[0]
+    problem = (items or report.split("\n    - ", 1)[-1]).strip().removeprefix("- ")
+    lines = [r[2] for r in reports if r[2] is not None]
+    return Mismatch(
+        report="\n\n".join(r[1] for r in reports),
+        error=f"`{decl.name}`: {problem.splitlines()[0]}",
+        line=min(lines, default=None),
+        expected=decl.signature,
+        got=got,
     )
-    return message, min(lines, default=None)

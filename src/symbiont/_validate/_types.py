@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from symbiont._failures import Failure
+
 # Paths denied by default: a candidate using them (directly, through a `use` alias or a glob
 # import) is rejected before it is built. Guidance for honest models, not a sandbox.
 DEFAULT_DENIED_PATHS: tuple[str, ...] = (
@@ -16,6 +18,9 @@ DEFAULT_DENIED_PATHS: tuple[str, ...] = (
     "std::os",
     "std::io::stdin",
     "std::io::Stdin",
+    "std::path",
+    "std::backtrace",
+    "std::alloc::handle_alloc_error",
 )
 # Macros that read the build machine's files or environment at compile time.
 DEFAULT_DENIED_MACROS: tuple[str, ...] = (
@@ -26,7 +31,7 @@ DEFAULT_DENIED_MACROS: tuple[str, ...] = (
     "option_env",
 )
 
-RejectionKind = Literal["no_code", "parse_error", "signature_mismatch", "forbidden"]
+RejectionKind = Literal["no_code", "parse_error", "signature_mismatch", "forbidden", "edit_failed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,15 +77,37 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rejection:
-    """Why a reply cannot be built, phrased as feedback for the LLM.
+    """Why a reply cannot be built, as facts (worded for the LLM by ``symbiont._prompts``).
 
-    ``message`` is the complete correction text (what is wrong, where, and how to fix it).
-    ``construct`` names the forbidden construct or path for ``kind="forbidden"``; ``line`` is
-    1-based in ``code``, the extracted code (``None`` when nothing was extracted).
+    ``message`` is the validator's complete report (every parse error, every mismatched
+    function, every forbidden construct), without instructions; ``error`` the first error in
+    one line. ``line``/``column`` are 1-based in ``code``, the extracted code (``None`` when
+    nothing was extracted), ``excerpt`` that line with a caret. ``expected``/``got`` are the
+    declared and written signatures of the first mismatched function (for ``no_code``:
+    every signature to define); ``construct`` names the forbidden construct or path.
     """
 
     kind: RejectionKind
     message: str
+    error: str = ""
     code: str | None = None
     construct: str | None = None
     line: int | None = None
+    column: int | None = None
+    excerpt: str = ""
+    expected: str | None = None
+    got: str | None = None
+
+    def failure(self) -> Failure:
+        """The failure record fed back to the LLM."""
+        return Failure(
+            kind=self.kind,
+            message=self.error,
+            line=self.line,
+            column=self.column,
+            excerpt=self.excerpt,
+            details=self.message,
+            expected=self.expected,
+            got=self.got,
+            construct=self.construct,
+        )

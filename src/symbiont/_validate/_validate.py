@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from symbiont._decl import SourceText
 from symbiont._decl import _syntax as syn
 from symbiont._validate._extract import extract_code
 from symbiont._validate._policy import crate_attributes, render, scan
@@ -38,14 +39,11 @@ def validate(
     """Extract the code from an LLM reply and validate it (see :func:`validate_code`)."""
     code = extract_code(reply, decls)
     if code is None:
-        signatures = "\n".join(f.signature for f in decls.functions)
         return Rejection(
             kind="no_code",
-            message=(
-                "Your reply contains no Rust code. Answer with one ```rust fenced code block "
-                "that defines these functions with exactly these signatures (helper functions "
-                f"and types are allowed):\n\n```rust\n{signatures}\n```"
-            ),
+            message="",
+            error="no fenced ```rust code block defining the functions",
+            expected="\n".join(f.signature for f in decls.functions),
         )
     return validate_code(code, decls, policy)
 
@@ -69,32 +67,44 @@ def validate_code(
         if unclosed:
             opened = ", ".join(f"`{b}` on line {line}" for b, line in unclosed[:5])
             details += f"\n\nNever closed: {opened}. Was the code cut off?"
+        first = problems[0]
         return Rejection(
             kind="parse_error",
-            message=(
-                f"The code does not parse as Rust (first error on line {problems[0].line}):"
-                f"\n\n{details}\n\n"
-                "Send the complete code again in one ```rust block: every item finished, and "
-                "braces, brackets and parentheses balanced."
-            ),
+            message=details,
+            error=first.message,
             code=code,
-            line=problems[0].line,
+            line=first.line,
+            column=first.column,
+            excerpt=first.excerpt,
         )
     root = tree.root_node
     stripped, findings = crate_attributes(root, code)
     if not findings:
         mismatch = check_signatures(root, code, decls)
         if mismatch is not None:
-            message, line = mismatch
-            return Rejection(kind="signature_mismatch", message=message, code=code, line=line)
+            return Rejection(
+                kind="signature_mismatch",
+                message=mismatch.report,
+                error=mismatch.error,
+                code=code,
+                line=mismatch.line,
+                expected=mismatch.expected,
+                got=mismatch.got,
+            )
         findings = scan(root, decls, policy)
     if findings:
+        found = findings[0]
+        # Findings carry tree-sitter's byte columns; a rejection reports characters.
+        src = SourceText(code)
+        _, column = src.position(src.offset(found.line, found.column, "byte") or 0)
         return Rejection(
             kind="forbidden",
             message=render(findings),
+            error=found.message.removeprefix(f"line {found.line}: "),
             code=code,
-            construct=findings[0].construct,
-            line=findings[0].line,
+            construct=found.construct,
+            line=found.line,
+            column=column,
         )
     normalised = syn.normalise(root) if stripped == code else syn.normalise_source(stripped)
     return Candidate(code=stripped, normalised=normalised)

@@ -1,11 +1,14 @@
 """Test doubles for code that talks to LLMs: symbiont's own tests and its users' tests.
 
 - :class:`ScriptedAgent`: an in-process :class:`~symbiont._agents.Agent` replaying a script of
-  replies, exceptions and callables, recording every request.
+  replies, exceptions, callables and :class:`ToolCall` s (run against the tools it is given),
+  recording every request.
 - :class:`OpenAITestServer`: a real HTTP server on 127.0.0.1 speaking the OpenAI
   chat-completions protocol, answering from a script of :class:`Text`, :class:`Status`,
-  :class:`Malformed`, :class:`Drop` and :class:`Hang` items (or plain strings, or callables),
-  so tests exercise a real client over a real socket, faults included.
+  :class:`Malformed`, :class:`Drop`, :class:`Hang` and :class:`Stall` items (or plain strings,
+  or callables), streaming the answer as server-sent events when the client asks for a stream,
+  so tests exercise a real client over a real socket, faults and tool calls included
+  (``Text(None, tool_calls=(ToolCall("probe", {"n": 3}),))``).
 
 Example::
 
@@ -27,8 +30,10 @@ from symbiont.testing._server import (
     OpenAITestServer,
     ServerItem,
     ServerReply,
+    Stall,
     Status,
     Text,
+    ToolCall,
     rough_token_count,
 )
 
@@ -41,7 +46,9 @@ __all__ = [
     "ScriptedItem",
     "ServerItem",
     "ServerReply",
+    "Stall",
     "Status",
     "Text",
+    "ToolCall",
     "rough_token_count",
 ]

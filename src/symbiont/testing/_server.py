@@ -1,8 +1,10 @@
 """A real HTTP server speaking the OpenAI chat-completions protocol, answering from a script.
 
-This module owns the wire format of the replies (OpenAI's JSON shapes for completions and
-errors) and the transport faults a test can script: error statuses, malformed bodies, dropped
-connections, hangs, latency, and refusing connections for a while (:meth:`pause`).
+This module owns the wire format of the replies (OpenAI's JSON shapes for completions,
+server-sent-event streams for ``"stream": true`` requests, tool calls and errors) and the
+transport faults a test can script: error statuses, malformed bodies, dropped connections,
+hangs before the headers (:class:`Hang`) or in the middle of a stream (:class:`Stall`), latency,
+and refusing connections for a while (:meth:`pause`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self, TypeAlias
@@ -27,10 +29,26 @@ DEFAULT_MODEL = "symbiont-test-model"
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the scripted model makes: ``arguments`` is sent JSON-encoded (a ``str`` is
+    sent as is, so a test can send arguments that are not valid JSON). ``id`` defaults to a
+    fresh ``call_N``."""
+
+    name: str
+    arguments: Mapping[str, Any] | str = field(default_factory=dict)
+    _: KW_ONLY
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Text:
     """A normal completion. Token counts default to rough word counts of prompt and reply.
 
     ``content=None`` sends ``"content": null`` (what servers send with tool calls).
+    ``tool_calls`` makes the model call tools (``finish_reason`` then defaults to
+    ``"tool_calls"``). A streaming request gets the content in pieces of ``chunk_chars``
+    characters (default: 16, or larger pieces so that a long text takes at most 256 chunks),
+    ``chunk_delay`` seconds apart.
     """
 
     content: str | None
@@ -39,6 +57,9 @@ class Text:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     delay: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
+    chunk_chars: int | None = None
+    chunk_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +105,20 @@ class Hang:
     seconds: float
 
 
-ServerReply: TypeAlias = str | Text | Status | Malformed | Drop | Hang
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """Send the response headers of a stream and the first ``content``, then nothing for
+    ``seconds``, then close the connection (a stream that started and went silent).
+
+    A request that did not ask for a stream gets the headers of a JSON answer and no body.
+    """
+
+    seconds: float
+    _: KW_ONLY
+    content: str = ""
+
+
+ServerReply: TypeAlias = str | Text | Status | Malformed | Drop | Hang | Stall
 """One scripted answer; a plain ``str`` is a normal completion with that content."""
 
 ServerItem: TypeAlias = ServerReply | Callable[[dict[str, Any]], ServerReply]
@@ -100,9 +134,13 @@ class OpenAITestServer:
     """An OpenAI-compatible HTTP server on 127.0.0.1 that answers from a script.
 
     Each ``POST /v1/chat/completions`` consumes the next item of ``script``: a ``str`` or
-    :class:`Text` (a completion), :class:`Status` (an error status), :class:`Malformed` (a
-    broken body), :class:`Drop` (connection closed without an answer), :class:`Hang` (no answer
-    for a while), or a callable that receives the request's JSON body and returns one of those.
+    :class:`Text` (a completion, possibly with :class:`ToolCall` s), :class:`Status` (an error
+    status), :class:`Malformed` (a broken body), :class:`Drop` (connection closed without an
+    answer), :class:`Hang` (no answer for a while), :class:`Stall` (a stream that goes silent),
+    or a callable that receives the request's JSON body and returns one of those. A request
+    with ``"stream": true`` is answered with server-sent events (``text/event-stream``, chunks
+    of ``chat.completion.chunk``, a usage chunk when ``stream_options.include_usage`` is set,
+    then ``data: [DONE]``), as OpenAI does.
     When the script is exhausted the server answers 500 and says so. ``GET /v1/models`` lists
     ``model``. Every request runs on its own thread, so delayed answers overlap.
 
@@ -369,6 +407,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.owner._wait(item.seconds)
             self.close_connection = True
             return
+        streaming = body.get("stream") is True
+        if isinstance(item, Stall):
+            self._stall(item, body, streaming)
+            return
         self.owner._wait(item.delay)
         if isinstance(item, Drop):
             self.close_connection = True
@@ -380,11 +422,14 @@ class _Handler(BaseHTTPRequestHandler):
             message = item.message if item.message is not None else _phrase(item.code)
             self._send_error(item.code, message, error_type, item.error_code, item.headers)
         elif isinstance(item, Text):
-            self._send_json(200, self._completion(item, body))
+            if streaming:
+                self._stream(item, body)
+            else:
+                self._send_json(200, self._completion(item, body))
         else:  # pragma: no cover - guarded by the type
             raise TypeError(f"OpenAITestServer: unknown script item {item!r}")
 
-    def _completion(self, item: Text, body: dict[str, Any]) -> dict[str, Any]:
+    def _usage(self, item: Text, body: dict[str, Any]) -> dict[str, int]:
         prompt_tokens = item.prompt_tokens
         if prompt_tokens is None:
             messages = body.get("messages")
@@ -396,26 +441,139 @@ class _Handler(BaseHTTPRequestHandler):
         completion_tokens = item.completion_tokens
         if completion_tokens is None:
             completion_tokens = rough_token_count(item.content or "")
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
+    def _model(self, body: dict[str, Any]) -> str:
         model = body.get("model")
+        return model if isinstance(model, str) and model else self.owner.model
+
+    def _tool_calls(self, item: Text) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": call.id or f"call_{next(self.owner._ids)}",
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    "arguments": call.arguments
+                    if isinstance(call.arguments, str)
+                    else json.dumps(dict(call.arguments)),
+                },
+            }
+            for call in item.tool_calls
+        ]
+
+    @staticmethod
+    def _finish_reason(item: Text) -> str | None:
+        if item.tool_calls and item.finish_reason == "stop":
+            return "tool_calls"
+        return item.finish_reason
+
+    def _completion(self, item: Text, body: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": item.content}
+        if item.tool_calls:
+            message["tool_calls"] = self._tool_calls(item)
         return {
             "id": f"chatcmpl-test-{next(self.owner._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": model if isinstance(model, str) and model else self.owner.model,
+            "model": self._model(body),
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": item.content},
-                    "finish_reason": item.finish_reason,
+                    "message": message,
+                    "finish_reason": self._finish_reason(item),
                     "logprobs": None,
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": self._usage(item, body),
         }
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def _start_stream(self, content_type: str = "text/event-stream") -> bool:
+        # No Content-Length and no chunked encoding: the body ends when the connection closes,
+        # which HTTP/1.1 allows and every client handles.
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+        except ConnectionError:
+            return False
+        return True
+
+    def _event(self, payload: object) -> bool:
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        try:
+            self.wfile.write(f"data: {data}\n\n".encode())
+            self.wfile.flush()
+        except ConnectionError:
+            logger.debug("OpenAITestServer: client hung up during a stream")
+            return False
+        return True
+
+    def _chunk(self, body: dict[str, Any], ident: str, delta: dict[str, Any],
+               finish_reason: str | None = None) -> dict[str, Any]:  # fmt: skip
+        return {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self._model(body),
+            "choices": [
+                {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+            ],
+        }
+
+    def _stream(self, item: Text, body: dict[str, Any]) -> None:
+        if not self._start_stream():
+            return
+        ident = f"chatcmpl-test-{next(self.owner._ids)}"
+        events: list[dict[str, Any]] = [self._chunk(body, ident, {"role": "assistant"})]
+        content = item.content or ""
+        step = item.chunk_chars or max(16, -(-len(content) // 256))
+        step = max(1, step)
+        events += [
+            self._chunk(body, ident, {"content": content[i : i + step]})
+            for i in range(0, len(content), step)
+        ]
+        for index, call in enumerate(self._tool_calls(item)):
+            # The name comes first, the arguments in pieces, as real servers stream them.
+            arguments = call["function"]["arguments"]
+            head = {"index": index, "id": call["id"], "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""}}  # fmt: skip
+            events.append(self._chunk(body, ident, {"tool_calls": [head]}))
+            for i in range(0, len(arguments), step):
+                piece = {"index": index, "function": {"arguments": arguments[i : i + step]}}
+                events.append(self._chunk(body, ident, {"tool_calls": [piece]}))
+        events.append(self._chunk(body, ident, {}, self._finish_reason(item)))
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            usage = self._chunk(body, ident, {})
+            usage["choices"] = []
+            usage["usage"] = self._usage(item, body)
+            events.append(usage)
+        for event in events:
+            if not self._event(event):
+                return
+            self.owner._wait(item.chunk_delay)
+        self._event("[DONE]")
+
+    def _stall(self, item: Stall, body: dict[str, Any], streaming: bool) -> None:
+        if not self._start_stream("text/event-stream" if streaming else "application/json"):
+            return
+        if streaming:
+            ident = f"chatcmpl-test-{next(self.owner._ids)}"
+            self._event(self._chunk(body, ident, {"role": "assistant"}))
+            if item.content:
+                self._event(self._chunk(body, ident, {"content": item.content}))
+        self.owner._wait(item.seconds)
 
     def _send_error(
         self,
