@@ -11,6 +11,7 @@ import pytest
 from search_helpers import DECL, code, value
 
 import symbiont as sb
+from symbiont._cli import main
 from symbiont._prompts import shown_current
 from symbiont.testing import Hang, OpenAITestServer, ScriptedAgent, Status
 
@@ -43,7 +44,9 @@ def test_a_fatal_agent_error_stops_every_lane_at_once(db: Path) -> None:
     assert "Incorrect API key provided" in reason
 
 
-def test_failures_are_stored_as_facts(rt: sb.Runtime, db: Path) -> None:
+def test_failures_are_stored_as_facts(
+    rt: sb.Runtime, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     def evaluate(fns: sb.Functions) -> float:
         assert fns.value() != 7, "seven is not allowed"
         return float(fns.value())
@@ -60,6 +63,11 @@ def test_failures_are_stored_as_facts(rt: sb.Runtime, db: Path) -> None:
     # The evaluation that rejected a candidate keeps the same facts.
     [(facts,)] = rows(db, "SELECT failure FROM evaluations WHERE outcome = 'rejected'")
     assert isinstance(facts, str) and json.loads(facts)["kind"] == "check_failed"
+    # `symbiont log` shows each failure's one-line summary, not the start of the feedback.
+    assert main(["log", run.name, "--store", str(db)]) == 0
+    logged = capsys.readouterr().out
+    assert "check failed: seven is not allowed" in logged
+    assert "panic in `value` on line 3" in logged
 
 
 def test_search_edits_apply_to_the_lanes_parent(rt: sb.Runtime, db: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from symbiont._errors import StoreError
+from symbiont._failures import from_facts
 from symbiont._store import REDACTED, RunRow, Store, default_store_path
 
 
@@ -227,7 +228,10 @@ def cmd_log(args: argparse.Namespace) -> int:
     rows = []
     for a in attempts:
         what = a["failure_kind"] or a["outcome"]
-        note = (a["feedback"] or "").strip().splitlines()
+        # The failure's own one-line summary ("panic in `f` on line 3: ..."), from its facts;
+        # runs recorded before facts were stored show the feedback's first line.
+        failure = from_facts(a["failure"]) if a["failure"] is not None else None
+        note = [failure.summary] if failure else (a["feedback"] or "").strip().splitlines()
         rows.append(
             (
                 a["round"],
