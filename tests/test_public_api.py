@@ -73,6 +73,16 @@ def test_a_lazy_name_names_the_public_module_when_first_resolved() -> None:
     assert out.stdout.split() == ["symbiont"] * 4 + ["symbiont.tools"]
 
 
+def test_importing_a_layer_first_does_not_break_the_lazy_names() -> None:
+    # Importing `symbiont._load` sets the package attribute `_load`: the lazy loader must not
+    # be named like any layer.
+    code = (
+        "import symbiont._load, symbiont._search\nimport symbiont as sb\nprint(sb.Runtime.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "Runtime"
+
+
 def test_every_public_name_is_either_eager_or_lazy() -> None:
     lazy = set(sb._LAZY) | set(sb._ON_USE) | set(sb._MODULES)
     eager = {n for n in sb.__all__ if n.endswith("Error")}

@@ -30,6 +30,8 @@ Nothing in _decl.._load, nor the store, knows an LLM exists.
 """
 
 import contextlib
+import sys
+import sysconfig
 from typing import TYPE_CHECKING, Any
 
 from symbiont._errors import (
@@ -214,8 +216,13 @@ def _publish() -> None:
 
 _publish()
 
+# The native glue needs a CPython with the GIL: refuse another interpreter at import, as the
+# loader does when it is imported (the names above load it lazily); it words the refusal.
+if sysconfig.get_config_var("Py_GIL_DISABLED") or sys.implementation.name != "cpython":
+    import symbiont._load  # noqa: F401  # raises ToolchainError naming the problem
 
-def _load() -> None:
+
+def _resolve_lazy_names() -> None:
     import importlib
 
     for name, module in _LAZY.items():
@@ -225,7 +232,7 @@ def _load() -> None:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        _load()
+        _resolve_lazy_names()
         return globals()[name]
     if name in _ON_USE:
         import importlib
