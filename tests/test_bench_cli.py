@@ -12,7 +12,7 @@ from symbiont._cli import _bench as bench
 from symbiont._cli import build_parser
 from symbiont._cli._bench import LONG, benchmarks_dir, default_selection, list_benchmarks, run
 
-EXPECTED = {"dispatch", "vectorised", "build", "batch", "memory", "sort", "local_model"}
+EXPECTED = {"dispatch", "vectorised", "build", "batch", "memory", "sort", "local_model", "search"}
 
 
 def symbiont(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,9 @@
 
 `fizzbuzz(n: u32) -> String` is declared without a body. Each candidate is compiled, loaded and
 run natively against 1..=100; the failing cases (and any panic, with its line) go back to the
-LLM as the correction for the next attempt. When a lane runs out of attempts, a new round
-starts with the last failures in its prompt.
+LLM as the correction for the next attempt. The search layer runs the rounds: when a lane runs
+out of attempts, a new round starts with the last failures in its prompt, and every attempt
+is recorded in the run store (`symbiont runs`, `symbiont log RUN`).
 
     python examples/fizzbuzz/main.py [--rounds N]     # or: symbiont example fizzbuzz
 """
@@ -41,34 +42,47 @@ def test_suite(fns: sb.Functions) -> float:
     return 1.0
 
 
+def prompt(ctx: sb.PromptContext) -> str:
+    """The default search prompt, plus the failures of earlier rounds spelled out."""
+    text = sb.default_prompt(ctx)
+    if ctx.failures:
+        text += "\n\nA previous attempt failed the test suite:\n" + "\n".join(ctx.failures)
+    return text
+
+
 def main(agent: sb.Agent | None = None, *, rounds: int = 3, attempts: int = 10) -> int:
-    rt = sb.Runtime(DECLARATION, max_attempts=attempts)
+    rt = sb.Runtime(DECLARATION)
     agent = agent or sb.agent_from_env()
-    prompt = PROMPT
-    for round_ in range(1, rounds + 1):
-        try:
-            info = rt.evolve(agent, prompt, check=test_suite)
-        except sb.EvolveError as exc:
-            reason = exc.last_failure.summary if exc.last_failure else exc
-            print(f"round {round_}: no passing revision ({reason})")
-            if exc.fatal:  # a bad key or an unknown model: another round cannot help
-                print(f"stopped: {exc}", file=sys.stderr)
-                return 2
-            if exc.last_failure is not None:
-                prompt = (
-                    f"{PROMPT}\n\nA previous attempt failed the test suite:\n"
-                    f"{exc.last_failure.feedback}"
-                )
-            continue
-        print(
-            f"round {round_}: revision {info.revision} passes all 100 cases "
-            f"after {info.attempts} attempt(s)"
+    try:
+        run = rt.search(
+            agent,
+            PROMPT,
+            evaluate=test_suite,
+            budget=sb.Budget(rounds=rounds, target=1.0),
+            attempts_per_lane=attempts,
+            prompt=prompt,
+            on_event=sb.progress(),
         )
-        print(rt.code())
-        print(", ".join(rt.fns.fizzbuzz(n) for n in range(1, 16)))
-        return 0
-    print(f"no passing revision after {rounds} round(s)", file=sys.stderr)
-    return 1
+    except sb.EvolveError as exc:
+        if not exc.fatal:
+            raise
+        # A bad key or an unknown model: another round cannot help, and the search says so.
+        print(f"stopped: {exc}", file=sys.stderr)
+        return 2
+    for entry in run.history:
+        if entry.failure_kind is not None and entry.attempt == attempts:
+            print(f"round {entry.round}: no passing revision ({entry.summary})")
+    if run.best is None:
+        print(f"no passing revision after {run.rounds} round(s)", file=sys.stderr)
+        return 1
+    best = run.best
+    round_ = next(h.round for h in run.history if h.revision == best.revision)
+    tries = sum(1 for h in run.history if h.round == round_)
+    print(f"round {round_}: revision {best.revision} passes all 100 cases after {tries} attempt(s)")
+    print(rt.code())
+    print(", ".join(rt.fns.fizzbuzz(n) for n in range(1, 16)))
+    print(f"run {run.name} is in {run.store}: `symbiont show {run.name}` tells its story")
+    return 0
 
 
 if __name__ == "__main__":

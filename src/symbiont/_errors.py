@@ -18,7 +18,9 @@ function. Every exception symbiont raises derives from :class:`SymbiontError`::
      +-- PanicError           native code panicked (also RuntimeError)
      +-- CrashError           an isolated evaluation process died (signal, exit, out of memory)
      +-- TimeoutError         a stage or a native call passed its deadline
-                              (also builtins.TimeoutError)
+     |                        (also builtins.TimeoutError)
+     +-- StoreError           the run store cannot be used (not a store, newer schema, no run)
+          +-- ResumeError     a run cannot be resumed as asked (changed declarations, evaluator)
 
 Third-party exceptions are translated at the boundary with ``raise ... from exc``.
 """
@@ -194,3 +196,12 @@ def _crash(message: str, signal: str | None, exit_code: int | None, stderr: str)
 
 class TimeoutError(SymbiontError, builtins.TimeoutError):
     """A stage (LLM request, build, check) or a native call passed its deadline."""
+
+
+class StoreError(SymbiontError):
+    """The run store cannot be used: not a store, written by a newer symbiont, no such run."""
+
+
+class ResumeError(StoreError):
+    """A run cannot be resumed as asked: its declarations or evaluator changed (the message
+    names what changed; ``force=True`` resumes anyway), or it does not exist."""

@@ -12,8 +12,8 @@ the runtime, isolation, the lane and the errors all carry the same typed record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from symbiont import _prompts
 
@@ -79,3 +79,19 @@ class Failure:
     def feedback(self) -> str:
         """What the LLM is told about this failure (without the attempt count or the ask)."""
         return _prompts.feedback(self)
+
+
+# The facts a store keeps: every field but the CrashError (its text is in ``message``).
+_STORED = tuple(f.name for f in fields(Failure) if f.name != "crash")
+
+
+def to_facts(failure: Failure) -> dict[str, Any]:
+    """``failure`` as plain JSON values, for a record on disk."""
+    return {name: getattr(failure, name) for name in _STORED}
+
+
+def from_facts(facts: dict[str, Any]) -> Failure | None:
+    """The failure :func:`to_facts` stored (None for a record this version cannot read)."""
+    if facts.get("kind") not in get_args(FailureKind) or not isinstance(facts.get("message"), str):
+        return None
+    return Failure(**{k: v for k, v in facts.items() if k in _STORED})

@@ -1,11 +1,14 @@
-"""Every word the LLM reads that symbiont writes: the system rules, the base prompt, the
-edit-reply format, the correction for each failure kind, the note after a repeat, the local
-base model's completion prompt, the tool loop's notes and errors, the built-in tools'
-descriptions and answers, and the one-line summary of a failure for logs and errors.
+"""Every word the LLM reads that symbiont writes: the system rules, the base prompt, a search
+round's prompt (:func:`default_prompt`, public as ``symbiont.default_prompt``), the edit-reply
+format, the correction for each failure kind, the note after a repeat, the local base model's
+completion prompt, the tool loop's notes and errors, the built-in tools' descriptions and
+answers, and the one-line summary of a failure for logs and errors. Which current code a prompt
+shows (:func:`shown_current`) is decided here too, once for every prompt and for edit replies.
 
 Layers report failures as facts (:class:`~symbiont._failures.Failure`); this module alone turns
 them into sentences. It sits at the bottom of the layers, next to ``_failures``, and takes plain
-values (strings, a Failure), so any layer may use it while imports keep pointing down.
+values (strings, a Failure, a PromptContext made of them), so any layer may use it while
+imports keep pointing down.
 Reports produced by other tools or checks (rustc's diagnostics, a check's exception message, a
 policy finding's reason) are quoted as given, in ``Failure.details``.
 """
@@ -13,6 +16,8 @@ policy finding's reason) are quoted as given, in ``Failure.details``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,10 +38,38 @@ std::fs, std::net, std::env, std::os or stdin.
 - Keep the code complete and compilable: every brace closed, no placeholders."""
 
 
-def shown_current(code: str | None) -> str | None:
-    """The current code worth showing the LLM: None for default bodies that are only
-    ``unimplemented!()`` placeholders."""
-    return code if code and "unimplemented!(" not in code else None
+# A function whose whole body is a placeholder macro: the generated default of a function
+# declared without a body, or one the user left to be written.
+_PLACEHOLDER = re.compile(r"\bfn\s+(\w+)\s*\([^{]*\{\s*(?:unimplemented|todo)!\s*\(")
+
+
+def placeholders(code: str, names: Sequence[str]) -> list[str]:
+    """The functions among ``names`` whose body in ``code`` is only a placeholder
+    (``unimplemented!(...)``, ``todo!(...)``), in the order of ``names``."""
+    found = set(_PLACEHOLDER.findall(code))
+    return [n for n in names if n in found]
+
+
+def shown_current(code: str | None, names: Sequence[str], *, partial: bool = False) -> str | None:
+    """The current code as the LLM is shown it, or None when there is nothing worth showing:
+    no code, or every declared function (``names``) still a placeholder. One placeholder among
+    real bodies does not hide the others (the model has to keep them); with ``partial`` (the
+    model rewrites only some functions) the code is shown whenever there is some.
+
+    The one rule for every prompt: whatever it returns is also what edit replies apply to."""
+    if not code or not code.strip():
+        return None
+    if partial or len(placeholders(code, names)) < len(names):
+        return code
+    return None
+
+
+def _functions_only(functions: Sequence[str], where: str = "the current implementation") -> str:
+    names = ", ".join(f"`{n}`" for n in functions)
+    return (
+        f"Write only {names} (and any helpers they need); every other function is kept as it "
+        f"is in {where}."
+    )
 
 
 def base_prompt(
@@ -47,37 +80,187 @@ def base_prompt(
     current: str | None = None,
     revision: int | None = None,
     edits: bool = False,
+    names: Sequence[str] = (),
+    functions: Sequence[str] | None = None,
 ) -> str:
-    """The first user message of a lane: the task, the prelude, the signatures and the code
-    of the active revision (when it has real bodies), then, with ``edits``, the edit-reply
-    format (only when there is current code to edit)."""
+    """The first user message of a lane: the task, the prelude, the signatures and
+    ``current``, the code the lane starts from as :func:`shown_current` returned it (the
+    functions among ``names`` that are still placeholders are named), then, with ``edits``,
+    the edit-reply format (only when there is current code to edit). With ``functions``,
+    ``signatures`` holds only those and the model is told that the rest is kept."""
     parts = [f"Task: {task.strip()}"]
     if prelude.strip():
         parts.append(f"Prelude (already defined):\n```rust\n{prelude.rstrip()}\n```")
     parts.append(f"Functions to implement:\n```rust\n{signatures}\n```")
-    current = shown_current(current)
     if current:
         label = f"revision {revision}" if revision is not None else "current"
-        parts.append(f"Current implementation ({label}):\n```rust\n{current.rstrip()}\n```")
-        if edits:
-            parts.append(EDIT_FORMAT)
+        shown = f"Current implementation ({label}):\n```rust\n{current.rstrip()}\n```"
+        stubs = placeholders(current, names)
+        if stubs:
+            listed = ", ".join(f"`{n}`" for n in stubs)
+            shown += f"\n{listed}: not implemented yet (the body above is a placeholder)."
+        parts.append(shown)
+    if functions:
+        parts.append(_functions_only(functions))
+    if current and edits:
+        parts.append(EDIT_FORMAT)
     return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------- search rounds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shown:
+    """A revision of a search run as a prompt shows it."""
+
+    revision: int
+    code: str
+    score: float | None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromptContext:
+    """What a search prompt builder (``search(prompt=callable)``) receives for one lane.
+
+    ``objective`` names the score and ``maximize`` its direction; ``parent`` is the revision
+    the lane improves (``best`` may be the same; with edit replies on, edits apply to the
+    parent's code); ``last`` the previous round's outcome as one line (None in round 1);
+    ``failures`` recent failure lines; ``feedback`` the evaluator's text for the parent;
+    ``hint`` the strategy's hint for the lane; ``functions`` the declared functions the lane
+    rewrites (None: all of them; the others are kept from the parent); ``placeholders`` the
+    declared functions still without a real body in the parent's code; ``edits`` says that
+    SEARCH/REPLACE edits of the parent's code are accepted as replies (a builder that wants
+    them explains the format, as the default prompt does).
+    """
+
+    task: str
+    prelude: str
+    signatures: str
+    objective: str
+    maximize: bool
+    round: int
+    lane: int
+    parent: Shown
+    best: Shown | None
+    inspirations: tuple[Shown, ...] = ()
+    frontier: tuple[Shown, ...] = ()
+    last: str | None = None
+    failures: tuple[str, ...] = ()
+    feedback: str | None = None
+    hint: str | None = None
+    functions: tuple[str, ...] | None = None
+    placeholders: tuple[str, ...] = ()
+    edits: bool = False
+
+
+def _metrics(shown: Shown, objective: str) -> str:
+    parts = [] if shown.score is None else [f"{objective}={shown.score:.6g}"]
+    parts += [f"{k}={v:.6g}" for k, v in sorted(shown.metrics.items()) if k != objective]
+    return ", ".join(parts) if parts else "not scored"
+
+
+def _revision_block(title: str, shown: Shown, objective: str) -> str:
+    return (
+        f"{title} (revision {shown.revision}, {_metrics(shown, objective)}):\n"
+        f"```rust\n{shown.code.rstrip()}\n```"
+    )
+
+
+def default_prompt(ctx: PromptContext) -> str:
+    """The first user message of a search lane. Its parts, in this order (stable parts first,
+    so a provider's prompt-prefix cache covers as much as possible; what changes from round
+    to round comes last):
+
+    1. the task; 2. the prelude and the functions to implement (and, with edit replies on,
+    their format); 3. the best code so far with its score and metrics; 4. a few other good or
+    diverse candidates ("inspirations"); 5. the frontier, when several objectives are
+    searched; 6. the parent this lane starts from (when it is not the best), and the functions
+    still placeholders in it; 7. the last attempt and its result; 8. recent failures, one line
+    each; 9. the evaluator's feedback; 10. the lane's strategy hint and what to do.
+
+    Replace it with ``search(prompt=callable)``; a builder may call it and add to its text.
+    """
+    direction = "higher" if ctx.maximize else "lower"
+    parts = [f"Task: {ctx.task.strip()}"]
+    if ctx.prelude.strip():
+        parts.append(f"Prelude (already defined):\n```rust\n{ctx.prelude.rstrip()}\n```")
+    parts.append(f"Functions to implement:\n```rust\n{ctx.signatures}\n```")
+    parts.append(f"Candidates are scored by `{ctx.objective}`: {direction} is better.")
+    if ctx.edits:
+        parts.append(SEARCH_EDIT_FORMAT)  # stable: before every part that changes by round
+    if ctx.best is not None:
+        parts.append(_revision_block("Best code so far", ctx.best, ctx.objective))
+    for shown in ctx.inspirations:
+        parts.append(_revision_block("Another candidate, for ideas", shown, ctx.objective))
+    if ctx.frontier:
+        lines = [f"- revision {s.revision}: {_metrics(s, ctx.objective)}" for s in ctx.frontier]
+        parts.append(
+            "Trade-off frontier (no candidate beats these on every metric):\n" + "\n".join(lines)
+        )
+    if ctx.best is None or ctx.parent.revision != ctx.best.revision:
+        parts.append(_revision_block("Start from this code", ctx.parent, ctx.objective))
+    if ctx.placeholders:
+        listed = ", ".join(f"`{n}`" for n in ctx.placeholders)
+        parts.append(f"{listed}: not implemented yet (the body is a placeholder).")
+    if ctx.last:
+        parts.append(f"Last attempt: {ctx.last}")
+    if ctx.failures:
+        parts.append("Recent failures:\n" + "\n".join(f"- {f}" for f in ctx.failures))
+    if ctx.feedback:
+        parts.append(
+            f"Evaluator feedback on revision {ctx.parent.revision}:\n{ctx.feedback.strip()}"
+        )
+    ask = f"Round {ctx.round}: write an improved version ({direction} `{ctx.objective}`)."
+    if ctx.functions:
+        ask += " " + _functions_only(ctx.functions, f"revision {ctx.parent.revision}")
+    if ctx.hint:
+        ask += f" Strategy for this attempt: {ctx.hint.strip()}"
+    parts.append(ask)
+    return "\n\n".join(parts)
+
+
+def round_outcome(
+    round: int, revision: int | None, score: float | None, failure: str | None
+) -> str:
+    """The previous round's outcome in one line, for the next round's prompt."""
+    if revision is None:
+        return f"round {round} produced no working candidate ({failure or 'no reply'})"
+    shown = "not scored" if score is None else f"score {score:.6g}"
+    return f"round {round} produced revision {revision}, {shown}"
+
+
+def failure_line(round: int, lane: int, failure: Failure) -> str:
+    """One recent failure, for the next round's prompt."""
+    return f"round {round} lane {lane}: {summary(failure)}"
 
 
 # ---------------------------------------------------------------------- edit replies
 
-EDIT_FORMAT = """\
-Instead of the whole code you may reply with edits to the current code, one or more blocks:
+
+def _edit_format(target: str, where: str) -> str:
+    return f"""\
+Instead of the whole code you may reply with edits to {target}, one or more blocks:
 
 <<<<<<< SEARCH
-lines copied exactly from the current code
+lines copied exactly from {target}
 =======
 the lines that replace them
 >>>>>>> REPLACE
 
-Edits always apply to the current code shown above, not to your earlier replies. Each SEARCH
+Edits always apply to {where}, not to your earlier replies. Each SEARCH
 part must match exactly one place in it (copy enough lines to make it unique); blocks apply in
 order, each to the code the previous ones produced."""
+
+
+EDIT_FORMAT = _edit_format("the current code", "the current code shown above")
+
+# A search round's prompt shows several revisions: the edits name the one the lane starts from.
+SEARCH_EDIT_FORMAT = _edit_format(
+    "the code this round starts from",
+    "that code (the best code so far, or the code given to start from)",
+)
 
 
 def edit_error(
@@ -372,7 +555,6 @@ def completion_prompt(
     if task_lines:
         task_lines[0] = task_lines[0].replace("// ", "// Task: ", 1)
     lines += task_lines
-    current = shown_current(current)
     if current:
         # Doc comments stay out: the worked examples have none, and the model copies shape.
         code = "\n".join(x for x in current.splitlines() if not x.lstrip().startswith("///"))

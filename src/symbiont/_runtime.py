@@ -11,11 +11,11 @@ import itertools
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from symbiont import _config
 from symbiont._agents import Agent
@@ -61,6 +61,13 @@ from symbiont._load import (
 from symbiont._options import Options
 from symbiont._prompts import shown_current
 from symbiont._validate import Candidate, validate_code
+
+if TYPE_CHECKING:
+    import os
+
+    from symbiont._prompts import PromptContext
+    from symbiont._search import Budget, Event, Prices, SearchRun, Strategy
+    from symbiont._store import Store
 
 log = logging.getLogger("symbiont")
 
@@ -238,12 +245,23 @@ class Runtime:
         log.info("activated revision %d", number)
         return rev
 
-    def register(self, code: str, *, check: Check | None = None, activate: bool = False) -> int:
+    def register(
+        self,
+        code: str,
+        *,
+        check: Check | None = None,
+        activate: bool = False,
+        functions: Sequence[str] | None = None,
+    ) -> int:
         """Validates, builds, loads, checks and registers hand-written ``code``.
 
-        Returns the revision number (an existing one for code that matches a registered
-        revision). Raises :class:`CandidateError` when the code is rejected.
+        With ``functions``, ``code`` defines only those declared functions (and helpers); the
+        others are taken from the active revision. Returns the revision number (an existing
+        one for code that matches a registered revision). Raises :class:`CandidateError` when
+        the code is rejected.
         """
+        if functions is not None:
+            code = self._complete(code, functions)
         candidate = validate_code(code, self.declarations, self.policy)
         if not isinstance(candidate, Candidate):
             raise CandidateError(candidate.failure())
@@ -253,6 +271,27 @@ class Runtime:
         if activate:
             self.activate(outcome.revision)
         return outcome.revision
+
+    def _complete(self, code: str, functions: Sequence[str]) -> str:
+        """``code`` for ``functions`` only, checked against them and completed with the rest
+        of the active revision (raises CandidateError when it does not validate)."""
+        from symbiont._validate import complete_from_parent, subset
+
+        self._check_functions(functions)
+        partial = validate_code(code, subset(self.declarations, tuple(functions)), self.policy)
+        if not isinstance(partial, Candidate):
+            raise CandidateError(partial.failure())
+        return complete_from_parent(partial.code, self.code())
+
+    def _check_functions(self, functions: Sequence[str]) -> None:
+        if isinstance(functions, str) or not functions:
+            raise ConfigError("functions= takes a non-empty list of declared function names")
+        unknown = sorted(set(functions) - set(self.declarations.names))
+        if unknown:
+            raise ConfigError(
+                f"functions= names {', '.join(unknown)}, not declared; declared: "
+                f"{', '.join(self.declarations.names)}"
+            )
 
     # ------------------------------------------------------------------ evolution
 
@@ -264,16 +303,23 @@ class Runtime:
         check: Check | None = None,
         activate: bool = True,
         seed: int | None = None,
+        functions: Sequence[str] | None = None,
     ) -> EvolveInfo:
         """Runs one lane until a candidate registers; activates it unless ``activate=False``.
 
+        With ``functions``, the model writes only those declared functions (and helpers); the
+        others are kept from the active revision and shown to it as context.
         Raises :class:`EvolveError` (carrying the trace) when the lane ends without one.
         Called from inside a running event loop (Jupyter, an async app) it works, but blocks
         that loop until the lane ends (minutes with a slow model) and logs a warning saying
         so: use ``await rt.aevolve(...)`` there, the async twin.
         """
         _warn_if_blocking_a_loop("evolve", "aevolve")
-        return run_sync(self._evolve(agent, prompt, check=check, activate=activate, seed=seed))
+        return run_sync(
+            self._evolve(
+                agent, prompt, check=check, activate=activate, seed=seed, functions=functions
+            )
+        )
 
     async def aevolve(
         self,
@@ -283,10 +329,13 @@ class Runtime:
         check: Check | None = None,
         activate: bool = True,
         seed: int | None = None,
+        functions: Sequence[str] | None = None,
     ) -> EvolveInfo:
         """Async twin of :meth:`evolve`."""
         return await run_async(
-            self._evolve(agent, prompt, check=check, activate=activate, seed=seed)
+            self._evolve(
+                agent, prompt, check=check, activate=activate, seed=seed, functions=functions
+            )
         )
 
     def evolve_batch(
@@ -296,15 +345,17 @@ class Runtime:
         *,
         check: Check | None = None,
         seed: int | None = None,
+        functions: Sequence[str] | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         """Runs one lane per prompt concurrently, each with its own budget.
 
         Every success is registered, none is activated; a failed lane is returned as its
-        :class:`EvolveError` in place, without affecting the others. Inside a running event
-        loop it blocks that loop (with a warning): use ``await rt.aevolve_batch(...)`` there.
+        :class:`EvolveError` in place, without affecting the others. ``functions`` as for
+        :meth:`evolve`. Inside a running event loop it blocks that loop (with a warning): use
+        ``await rt.aevolve_batch(...)`` there.
         """
         _warn_if_blocking_a_loop("evolve_batch", "aevolve_batch")
-        return run_sync(self._batch(agent, prompts, check=check, seed=seed))
+        return run_sync(self._batch(agent, prompts, check=check, seed=seed, functions=functions))
 
     async def aevolve_batch(
         self,
@@ -313,9 +364,12 @@ class Runtime:
         *,
         check: Check | None = None,
         seed: int | None = None,
+        functions: Sequence[str] | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         """Async twin of :meth:`evolve_batch`."""
-        return await run_async(self._batch(agent, prompts, check=check, seed=seed))
+        return await run_async(
+            self._batch(agent, prompts, check=check, seed=seed, functions=functions)
+        )
 
     def _check_agent(self, agent: Agent) -> None:
         if not callable(getattr(agent, "complete", None)) or not hasattr(agent, "name"):
@@ -329,22 +383,37 @@ class Runtime:
         return self._gate
 
     async def _evolve(
-        self, agent: Agent, prompt: str, *, check: Check | None, activate: bool, seed: int | None
+        self,
+        agent: Agent,
+        prompt: str,
+        *,
+        check: Check | None,
+        activate: bool,
+        seed: int | None,
+        functions: Sequence[str] | None = None,
     ) -> EvolveInfo:
         self._check_agent(agent)
-        info = await self._lane(agent, prompt, check=check, seed=seed)
+        info = await self._lane(agent, prompt, check=check, seed=seed, functions=functions)
         if activate:
             self.activate(info.revision)
         return info
 
     async def _batch(
-        self, agent: Agent, prompts: Sequence[str], *, check: Check | None, seed: int | None
+        self,
+        agent: Agent,
+        prompts: Sequence[str],
+        *,
+        check: Check | None,
+        seed: int | None,
+        functions: Sequence[str] | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         self._check_agent(agent)
         if isinstance(prompts, str):
             raise ConfigError("evolve_batch() takes a list of prompts, not one str")
+        if functions is not None:
+            self._check_functions(functions)  # once, before any lane starts
         results = await asyncio.gather(
-            *(self._lane(agent, p, check=check, seed=seed) for p in prompts),
+            *(self._lane(agent, p, check=check, seed=seed, functions=functions) for p in prompts),
             return_exceptions=True,
         )
         out: list[EvolveInfo | EvolveError] = []
@@ -356,24 +425,46 @@ class Runtime:
         return out
 
     async def _lane(
-        self, agent: Agent, prompt: str, *, check: Check | None, seed: int | None
+        self,
+        agent: Agent,
+        prompt: str,
+        *,
+        check: Check | None,
+        seed: int | None,
+        functions: Sequence[str] | None = None,
     ) -> EvolveInfo:
+        from symbiont._validate import complete_from_parent, subset
+
         lane = next(self._lanes)
         parent = self.active_revision
+        code = self.code(parent)
+        decls = self.declarations
+        if functions is not None:
+            self._check_functions(functions)
+            decls = subset(decls, tuple(functions))
         runtime = self
 
         class Sink:
             async def try_candidate(
                 self, candidate: Candidate, *, lane: int, attempt: int
             ) -> Registered | Rejected:
+                if functions is not None:
+                    merged = validate_code(
+                        complete_from_parent(candidate.code, code),
+                        runtime.declarations,
+                        runtime.policy,
+                    )
+                    if not isinstance(merged, Candidate):
+                        return Rejected(failure=merged.failure(), timings=StageTimings())
+                    candidate = merged
                 return await runtime._try(candidate, lane=lane, check=check, parent=parent)
 
         return await Lane(
             lane=lane,
             agent=agent,
             task=prompt,
-            decls=self.declarations,
-            current=shown_current(self.code(parent)),
+            decls=decls,
+            current=shown_current(code, self.declarations.names, partial=functions is not None),
             revision=parent,
             policy=self.policy,
             sink=Sink(),
@@ -381,7 +472,128 @@ class Runtime:
             gate=self._gate_for_loop(),
             seed=seed,
             edits=self.options.edits,
+            functions=functions,
         ).run()
+
+    # ------------------------------------------------------------------ search (issue 11)
+
+    def search(
+        self,
+        agent: Agent,
+        task: str,
+        *,
+        evaluate: Callable[..., Any],
+        strategy: Strategy | None = None,
+        budget: Budget | None = None,
+        store: str | os.PathLike[str] | Store | None = None,
+        name: str | None = None,
+        resume: bool = False,
+        force: bool = False,
+        maximize: bool = True,
+        objective: str = "score",
+        repeats: int = 1,
+        confirm_repeats: int | None = None,
+        prices: Prices | None = None,
+        prompt: Callable[[PromptContext], str] | None = None,
+        evaluator_errors: str = "raise",
+        evaluate_timeout: float | None = 60.0,
+        attempts_per_lane: int | None = None,
+        functions: Sequence[str] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> SearchRun:
+        """Evolves toward a score over many rounds; every step goes into a SQLite store.
+
+        - ``evaluate(fns)`` or ``evaluate(fns, map)`` scores a candidate: a number (higher is
+          better unless ``maximize=False``), a dict of metrics holding ``objective``, or
+          :class:`symbiont.Score` (with feedback for the LLM). ``AssertionError`` or
+          :class:`symbiont.Reject` rejects the candidate (the message is its feedback), as do a
+          panic or a timeout. Any other exception is a bug in the evaluator: the run stops and
+          it is raised here, unless ``evaluator_errors="feedback"``. A whole evaluation has
+          the deadline ``evaluate_timeout`` (seconds; None: none).
+        - ``strategy``: :class:`HillClimb` (default), :class:`Lanes`, :class:`Islands`,
+          :class:`Pareto`. ``budget``: :class:`Budget` (default: 10 rounds).
+        - ``store``: the SQLite file (default ``runs.db`` in the cache dir); ``name`` the run
+          (default: a timestamp). ``resume=True`` continues the run ``name`` from its last
+          committed state (refused when the declarations, the evaluator or the strategy
+          changed, unless ``force=True``); so does ``$SYMBIONT_RESUME=name``.
+        - ``repeats``: evaluations per candidate (the median is kept, the spread stored); with
+          more than one, the best three are re-measured with ``confirm_repeats`` (default
+          ``2 * repeats``) before the best is reported.
+        - ``prices``: model -> (USD per million prompt tokens, per million completion tokens),
+          for the ``cost`` budget. ``prompt(context) -> str`` replaces the default prompt
+          (:func:`symbiont.default_prompt`); with edit replies on (``Options.edits``) the
+          edit format is added to it, and edits apply to the code of the lane's parent.
+        - ``attempts_per_lane``: replies per lane (default: the runtime's ``max_attempts``).
+        - ``functions``: the declared functions the model rewrites (default: all); a candidate
+          defines only those (and helpers), the rest is taken from the lane's parent.
+        - ``on_event(event)``: progress events (see :class:`symbiont.Event`).
+
+        The best revision is activated at the end. A fatal agent error (a bad key, an unknown
+        model: :attr:`EvolveError.fatal`) stops the run at once, recorded with the stop reason
+        ``agent``, and is raised here. Ctrl-C ends the round in flight as
+        interrupted, records it and re-raises KeyboardInterrupt (a resume hint is logged).
+        """
+        from symbiont._search import run_interruptible
+
+        return run_interruptible(self._search(agent, task, self._search_settings(locals())))
+
+    async def asearch(self, agent: Agent, task: str, **options: Any) -> SearchRun:
+        """Async twin of :meth:`search` (same options)."""
+        merged = dict(_SEARCH_DEFAULTS)
+        unknown = set(options) - set(merged) - {"evaluate"}
+        if unknown:
+            raise ConfigError(
+                f"unknown search option(s) {', '.join(sorted(unknown))}; "
+                f"valid: evaluate, {', '.join(merged)}"
+            )
+        if "evaluate" not in options:
+            raise ConfigError("asearch() needs evaluate=...")
+        merged.update(options)
+        return await run_async(self._search(agent, task, self._search_settings(merged)))
+
+    def _search_settings(self, options: dict[str, Any]) -> Any:
+        from symbiont._search import Budget, HillClimb, Settings
+
+        repeats = options["repeats"]
+        confirm = options["confirm_repeats"]
+        return Settings(
+            task=options.get("task", ""),
+            evaluate=options["evaluate"],
+            strategy=options["strategy"] or HillClimb(),
+            budget=options["budget"] or Budget(),
+            store=options["store"],
+            name=options["name"],
+            resume=options["resume"],
+            force=options["force"],
+            maximize=options["maximize"],
+            repeats=repeats,
+            confirm_repeats=(2 * repeats if isinstance(repeats, int) else 0)
+            if confirm is None
+            else confirm,
+            prices=options["prices"],
+            prompt=options["prompt"],
+            evaluator_errors=options["evaluator_errors"],
+            evaluate_timeout=options["evaluate_timeout"],
+            objective=options["objective"],
+            attempts_per_lane=options["attempts_per_lane"],
+            functions=options["functions"],
+            on_event=options["on_event"],
+        )
+
+    async def _search(self, agent: Agent, task: str, settings: Any) -> SearchRun:
+        import dataclasses
+
+        from symbiont._search import search
+
+        self._check_agent(agent)
+        if self.isolation is not None:
+            # The evaluation records (metrics, repeats, feedback) do not cross the worker
+            # protocol yet; refusing beats silently losing them.
+            raise ConfigError(
+                "search() does not run with isolation='process' yet: use a Runtime without "
+                "isolation for the search, then check the best revision in isolation"
+            )
+        return await search(_SearchHost(self), agent, dataclasses.replace(settings, task=task))
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -553,6 +765,46 @@ class Runtime:
             f"<symbiont.Runtime {names}: {len(self._table)} revision(s), "
             f"active {self._table.active}, profile {self.profile}>"
         )
+
+
+_SEARCH_DEFAULTS: dict[str, Any] = {
+    "strategy": None, "budget": None, "store": None, "name": None, "resume": False,
+    "force": False, "maximize": True, "objective": "score", "repeats": 1,
+    "confirm_repeats": None, "prices": None, "prompt": None, "evaluator_errors": "raise",
+    "evaluate_timeout": 60.0, "attempts_per_lane": None, "functions": None, "on_event": None,
+}  # fmt: skip
+
+
+class _SearchHost:
+    """The runtime as the search layer's ``Host``: the few pipeline steps a search drives."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self.declarations = rt.declarations
+        self.policy = rt.policy
+        self.limits = rt.limits
+        self.edits = rt.options.edits
+
+    def gate(self) -> asyncio.Semaphore:
+        return self._rt._gate_for_loop()
+
+    def next_lane(self) -> int:
+        return next(self._rt._lanes)
+
+    def validate(self, code: str) -> Candidate | Failure:
+        c = validate_code(code, self.declarations, self.policy)
+        return c if isinstance(c, Candidate) else c.failure()
+
+    async def try_candidate(
+        self, candidate: Candidate, *, lane: int | None, check: Check | None, parent: int | None
+    ) -> Registered | Rejected:
+        return await self._rt._try(candidate, lane=lane, check=check, parent=parent)
+
+    def activate(self, number: int) -> None:
+        self._rt.activate(number)
+
+    def active_code(self) -> str:
+        return self._rt.code()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ import pytest
 import symbiont as sb
 from symbiont._agents import Message, Request
 from symbiont._cli import examples_dir, list_examples
-from symbiont._prompts import SYSTEM, base_prompt
+from symbiont._prompts import SYSTEM, base_prompt, shown_current
 from symbiont._validate import Rejection, validate
 
 pytestmark = pytest.mark.model
@@ -41,11 +41,13 @@ def test_with_the_grammar_every_reply_matches_the_signatures(name: str) -> None:
     decls = sb.evolvable(example(name)["DECLARATION"])  # type: ignore[arg-type]
     task = str(example(name)["PROMPT"])
     agent = sb.LocalAgent(seed=7, max_tokens=120)
+    # The code a lane would show: none while every function is a placeholder.
+    current = shown_current(decls.default_code, decls.names)
     prompt = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
-                         current=decls.default_code)  # fmt: skip
+                         current=current, names=decls.names)  # fmt: skip
     messages = (Message(role="system", content=SYSTEM), Message(role="user", content=prompt))
     request = Request(messages=messages, declarations=decls, task=task,
-                      current=decls.default_code)  # fmt: skip
+                      current=current)  # fmt: skip
     kinds = []
     for _ in range(SIGNATURE_SAMPLES):
         reply = asyncio.run(agent.complete(request))

@@ -1,4 +1,4 @@
-"""The `symbiont` command: run examples, check the machine, run the benchmarks.
+"""The `symbiont` command: run examples, check the machine, run the benchmarks, read runs.
 
 Heavy modules (rich, numpy, llama.cpp) are imported by the subcommand that needs them, so
 `symbiont --help` stays fast.
@@ -13,6 +13,8 @@ import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from symbiont._errors import StoreError
 
 
 def shipped_dir(name: str) -> Path:
@@ -110,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("names", nargs="*", metavar="NAMES", help="benchmarks to run")
     bench.add_argument("--quick", action="store_true", help="shorter runs")
     bench.set_defaults(func=_cmd_bench)
+    from symbiont._cli._runs import add_commands  # stdlib + the store only
+
+    add_commands(sub)
     return parser
 
 
@@ -124,9 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    if os.environ.get("SYMBIONT_LOG", "1") != "0":
+    # The store commands print their own output: no logging setup (rich) on their path.
+    reads_store = args.func.__module__ == "symbiont._cli._runs"
+    if os.environ.get("SYMBIONT_LOG", "1") != "0" and not reads_store:
         _configure_logging(args.verbose)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except StoreError as exc:
+        print(f"symbiont: {exc}", file=sys.stderr)
+        return 1
     return result
 
 

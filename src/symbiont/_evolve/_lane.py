@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,7 +42,6 @@ from symbiont._prompts import (
     correction,
     repeat_note,
     reply_too_long,
-    shown_current,
 )
 from symbiont._validate import (
     Candidate,
@@ -191,8 +191,15 @@ class Lane:
     The conversation grows by one reply and one correction per failed attempt; it restarts from
     the base prompt after a context overflow or when the model repeats rejected code.
 
-    ``current`` is the code of the parent revision; with ``edits`` (and current code worth
-    showing) the prompt offers SEARCH/REPLACE edits against it and replies may use them.
+    ``current`` is the code of the parent revision as the prompt shows it (what
+    :func:`symbiont._prompts.shown_current` returned: None when there is nothing to show);
+    with ``edits`` and current code, the prompt offers SEARCH/REPLACE edits against exactly
+    that code and replies may use them. ``prompt``, when given, is the first user message as
+    built by the caller (a search round's, which explains edits itself), instead of the base
+    prompt built from ``task``.
+    ``functions`` names the declared functions the model writes when ``decls`` holds only
+    those. ``on_attempt`` receives each attempt's trace as soon as it is recorded (the search
+    commits it to its store before the lane goes on).
     """
 
     def __init__(
@@ -210,6 +217,9 @@ class Lane:
         gate: asyncio.Semaphore,
         seed: int | None = None,
         edits: bool = False,
+        prompt: str | None = None,
+        functions: Sequence[str] | None = None,
+        on_attempt: Callable[[AttemptTrace], None] | None = None,
     ) -> None:
         self.number = lane
         self.agent = agent
@@ -221,11 +231,14 @@ class Lane:
         self.seed = seed
         self.task = task
         self.current = current
-        # What edits apply to: the current code, when the prompt shows it (the same rule).
-        self.edit_base = shown_current(current) if edits else None
-        prompt = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
-                             current=current, revision=revision,
-                             edits=self.edit_base is not None)  # fmt: skip
+        self.on_attempt = on_attempt
+        # What edits apply to: the current code exactly as the prompt shows it.
+        self.edit_base = current if edits and current else None
+        if prompt is None:
+            prompt = base_prompt(task, signatures=decls.signatures_text, prelude=decls.prelude,
+                                 current=current, revision=revision, names=decls.names,
+                                 edits=self.edit_base is not None,
+                                 functions=functions)  # fmt: skip
         self.base = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
         self.messages = list(self.base)
         self.traces: list[AttemptTrace] = []
@@ -434,6 +447,8 @@ class Lane:
                 tool_calls=reply.tool_calls if reply else (),
             )
         )
+        if self.on_attempt is not None:
+            self.on_attempt(self.traces[-1])
 
     def _end(self, message: str, cause: BaseException | None = None) -> EvolveError:
         err = EvolveError(

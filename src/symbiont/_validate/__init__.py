@@ -10,6 +10,7 @@ replies as plain text.
 
 from symbiont._validate._edits import code_from_edits
 from symbiont._validate._extract import extract_code
+from symbiont._validate._merge import complete_from_parent, subset
 from symbiont._validate._types import (
     DEFAULT_DENIED_MACROS,
     DEFAULT_DENIED_PATHS,
@@ -28,7 +29,9 @@ __all__ = [
     "Rejection",
     "RejectionKind",
     "code_from_edits",
+    "complete_from_parent",
     "extract_code",
+    "subset",
     "validate",
     "validate_code",
 ]

@@ -1,0 +1,148 @@
+"""`symbiont runs | show | best | log | diff | export | plot | resume` on a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from search_helpers import by_prompt, code, round_of, value
+
+import symbiont as sb
+from symbiont._cli import main
+from symbiont.testing import OpenAITestServer
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def store(rt: sb.Runtime, db: Path) -> Path:
+    replies = iter(["no code at all"])
+
+    def answer(prompt: str) -> str:
+        return next(replies, None) or code(10 * round_of(prompt))
+
+    rt.search(
+        by_prompt(answer),
+        "Grow.",
+        evaluate=value,
+        budget=sb.Budget(rounds=3),
+        store=db,
+        name="demo",
+    )
+    return db
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code_ = main(list(args))
+    out = capsys.readouterr()
+    return code_, out.out, out.err
+
+
+def test_runs_show_best_and_log(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = str(store)
+    rc, out, _ = cli(capsys, "runs", "--store", s, "--json")
+    runs = json.loads(out)
+    assert rc == 0 and [(r["name"], r["status"], r["rounds"]) for r in runs] == [
+        ("demo", "finished", 3)
+    ]
+    rc, out, _ = cli(capsys, "runs", "--store", s)
+    assert out.splitlines()[0].split() == [
+        "name",
+        "status",
+        "rounds",
+        "best",
+        "tokens",
+        "cost",
+        "age",
+    ]
+    assert out.splitlines()[1].split()[:4] == ["demo", "finished", "3", "30"]
+    rc, out, _ = cli(capsys, "show", "demo", "--store", s)
+    assert "best: revision 3 score=30 (max)" in out
+    table = out.split("\n\n")[1].splitlines()
+    assert table[0].split()[:3] == ["round", "lanes", "attempts"]
+    assert [line.split()[:5] for line in table[1:]] == [
+        ["1", "1", "2", "1", "1"],
+        ["2", "1", "1", "0", "1"],
+        ["3", "1", "1", "0", "1"],
+    ]
+    rc, out, _ = cli(capsys, "show", "demo", "--store", s, "--json")
+    assert [r["round"] for r in json.loads(out)["rounds_table"]] == [1, 2, 3]
+    rc, out, _ = cli(capsys, "best", "demo", "--store", s, "--code")
+    assert out.startswith("revision 3 score=30") and "fn value() -> u32 { 30 }" in out
+    assert json.loads(cli(capsys, "best", "demo", "--store", s, "--json")[1])["score"] == 30.0
+    rc, out, _ = cli(capsys, "log", "demo", "--store", s)
+    lines = out.splitlines()
+    assert len(lines) == 5 and lines[1].split()[3] == "no_code"
+    entries = json.loads(cli(capsys, "log", "demo", "--store", s, "-n", "2", "--json")[1])
+    assert [(e["round"], e["revision"]) for e in entries] == [(2, 2), (3, 3)]
+
+
+def test_diff_export_and_plot(
+    store: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    s = str(store)
+    rc, out, _ = cli(capsys, "diff", "demo", "1", "3", "--store", s)
+    assert "-fn value() -> u32 { 10 }" in out and "+fn value() -> u32 { 30 }" in out
+    assert cli(capsys, "export", "demo", "--store", s)[1] == "fn value() -> u32 { 30 }\n"
+    assert cli(capsys, "export", "demo", "0", "--store", s)[1] == "fn value() -> u32 { 1 }\n"
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "run.png"
+    rc, out, _ = cli(capsys, "plot", "demo", "--store", s, "-o", str(png))
+    assert rc == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_runs_and_stores_are_named(
+    store: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rc, _, err = cli(capsys, "show", "nope", "--store", str(store))
+    assert rc == 1 and "no run 'nope'" in err and "runs here: demo" in err
+    rc, _, err = cli(capsys, "runs", "--store", str(tmp_path / "none.db"))
+    assert rc == 1 and "no store at" in err
+
+
+def test_symbiont_resume_reruns_the_stored_command_line(tmp_path: Path) -> None:
+    db, marker = tmp_path / "runs.db", tmp_path / "marker"
+    env = {
+        **os.environ,
+        "SYMBIONT_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    with OpenAITestServer(
+        iter(lambda: lambda body: code(10 * round_of(body["messages"][1]["content"])), None)
+    ) as server:
+        first = subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "resume_scenario.py"),
+                server.base_url,
+                str(db),
+                "sigint",
+                str(marker),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert first.returncode != 0 and "resume with: symbiont resume k" in first.stderr
+        resumed = subprocess.run(
+            [sys.executable, "-m", "symbiont", "resume", "k", "--store", str(db)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+            cwd=tmp_path,
+        )
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.split() == ["5", "rounds"]
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT status, rounds FROM runs").fetchall() == [("finished", 5)]
+    assert con.execute("SELECT count(*) FROM revisions").fetchone() == (6,)
+    con.close()
