@@ -22,7 +22,7 @@ LEVELS: list[set[str]] = [
     {"_agents"},
     {"_evolve"},
     {"_checks"},
-    {"_isolation", "_worker"},
+    {"_isolation", "_worker", "_ray"},
     {"_options"},
     {"_runtime"},
     {"__init__", "__main__", "testing", "tools", "_cli"},
