@@ -3,6 +3,7 @@ each), started once for the ``ray`` tests and stopped at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -51,7 +52,7 @@ class Cluster:
 
 def _ray(args: list[str], env: dict[str, str]) -> None:
     out = subprocess.run(
-        [str(BIN / "ray"), *args], env=env, capture_output=True, text=True, timeout=180
+        [str(BIN / "ray"), *args], env=env, capture_output=True, text=True, timeout=180, check=False
     )
     if out.returncode != 0:
         raise RuntimeError(f"ray {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
@@ -81,7 +82,7 @@ def cluster() -> Iterator[Cluster]:
             f"--node-manager-port={_free_port()}",
             f"--object-manager-port={_free_port()}",
             *common,
-        ],  # fmt: skip
+        ],
         env,
     )
     address = f"127.0.0.1:{port}"
@@ -93,7 +94,7 @@ def cluster() -> Iterator[Cluster]:
                 f"--node-manager-port={second}",
                 f"--object-manager-port={_free_port()}",
                 *common,
-            ],  # fmt: skip
+            ],
             env,
         )
         yield Cluster(address=address, env=env, second_port=second)
@@ -138,8 +139,6 @@ def _stop(temp: Path, ports: tuple[int, ...]) -> None:
         mine |= children
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in mine:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         time.sleep(2)
