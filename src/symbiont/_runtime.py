@@ -607,8 +607,9 @@ class Runtime:
 class EvaluationRecord:
     """One isolated check (``Runtime.evaluations``): the library's key, the ``node`` it ran on,
     the ``worker`` process, ``outcome`` (``"ok"``, a failure kind, ``"crash"`` or
-    ``"raised"``), the ``score``, ``tries`` (2: its first worker died under it) and the
-    ``seconds`` the driver waited for it."""
+    ``"raised"``), the ``score``, ``tries`` (2: its first worker died under it), the
+    ``seconds`` the driver waited for it and the ``check_seconds`` the check itself took in
+    the worker (the difference is what isolation costs: transport, queueing, loading)."""
 
     key: str
     node: str | None
@@ -617,6 +618,7 @@ class EvaluationRecord:
     score: float | None
     tries: int
     seconds: float
+    check_seconds: float | None = None
 
     @classmethod
     def of(
@@ -624,7 +626,8 @@ class EvaluationRecord:
     ) -> EvaluationRecord:
         if isinstance(answer, Evaluation):
             return cls(key=key, node=answer.node, worker=answer.worker, outcome="ok",
-                       score=answer.score, tries=answer.tries, seconds=seconds)  # fmt: skip
+                       score=answer.score, tries=answer.tries, seconds=seconds,
+                       check_seconds=answer.seconds)  # fmt: skip
         if isinstance(answer, Raised):
             return cls(key=key, node=answer.node, worker=None, outcome="raised", score=None,
                        tries=1, seconds=seconds)  # fmt: skip
