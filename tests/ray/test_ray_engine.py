@@ -106,3 +106,35 @@ def test_a_node_must_have_what_the_flags_assume() -> None:
     ]
     assert node_problems(driver, driver, assumed) == []
     assert assumed_features("rustc", ()) == ()
+
+
+def test_an_evaluation_richer_than_a_score_crosses_the_cluster(rt: sb.Runtime) -> None:
+    from symbiont._evolve import run_sync
+    from symbiont._failures import Failure
+    from symbiont._isolation import Evaluation, Raised
+    from symbiont._validate import Candidate, validate_code
+
+    def evaluate(code: str, check: object) -> Evaluation | Failure | Raised:
+        candidate = validate_code(code, rt.declarations, rt.policy)
+        assert isinstance(candidate, Candidate)
+
+        async def go() -> Evaluation | Failure | Raised:
+            built = await rt._build(candidate.code, candidate.normalised)
+            assert not isinstance(built, Failure)
+            return await rt._isolated_check(check, built, candidate.code, returns="evaluation")  # type: ignore[arg-type]
+
+        return run_sync(go())
+
+    got = evaluate(
+        "fn run(n: u64) -> u64 { n + 40 }",
+        lambda fns: {"score": float(fns.run(2)), "ms": 1.5, "feedback": "good"},
+    )
+    assert isinstance(got, Evaluation)
+    assert (got.score, dict(got.metrics), got.feedback) == (
+        42.0,
+        {"score": 42.0, "ms": 1.5},
+        "good",
+    )
+    assert got.node in {e.node for e in rt.evaluations if e.node != "local"}
+    raised = evaluate("fn run(n: u64) -> u64 { n + 41 }", lambda fns: 1 / 0)
+    assert isinstance(raised, Raised) and raised.type == "ZeroDivisionError"
