@@ -182,7 +182,7 @@ class Worker:
                 "-c",
                 "from symbiont._worker import main; main()",
                 str(memory or 0),
-                "1" if die_with_parent else "0",
+                str(os.getpid()) if die_with_parent else "0",
             ],
             env=worker_environment(),
             stdin=subprocess.PIPE,

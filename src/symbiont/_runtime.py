@@ -605,11 +605,12 @@ class Runtime:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvaluationRecord:
-    """One isolated check (``Runtime.evaluations``): the library's key, the ``node`` it ran on,
-    the ``worker`` process, ``outcome`` (``"ok"``, a failure kind, ``"crash"`` or
-    ``"raised"``), the ``score``, ``tries`` (2: its first worker died under it), the
-    ``seconds`` the driver waited for it and the ``check_seconds`` the check itself took in
-    the worker (the difference is what isolation costs: transport, queueing, loading)."""
+    """One isolated check (``Runtime.evaluations``): the library's key, the ``node`` it ran on
+    and the ``worker`` process (None when the candidate failed: the failure record says why),
+    ``outcome`` (``"ok"``, a failure kind, ``"crash"`` or ``"raised"``), the ``score``,
+    ``tries`` (2: its first worker died under it), the ``seconds`` the driver waited for it and
+    the ``check_seconds`` the check itself took in the worker (the difference is what
+    isolation costs: transport, queueing, loading)."""
 
     key: str
     node: str | None

@@ -7,7 +7,8 @@ by a pickle. A task loads one candidate library, runs the check on it (if any) a
 error, for the caller's policy: only when the task asks for an evaluation) or ``("error",
 text)`` (a broken setup). Whatever the candidate does to this process (abort, segfault, out of
 memory, exit) only ends this process: the parent sees the pipe close and records a crash.
-``LIMIT`` is the address-space limit in bytes (0: none).
+``LIMIT`` is the address-space limit in bytes (0: none); a second argument, the parent's pid,
+makes the worker die with its parent (0: it does not).
 
 The library and the trampoline arrive as paths (a worker on the driver's machine) or as bytes
 (a worker on a cluster node, which has no rustc and no copy of the driver's cache): bytes are
@@ -190,7 +191,7 @@ def _run(task: dict[str, Any]) -> tuple[Any, ...]:
                    "seconds": seconds})  # fmt: skip
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """On a cluster node: end with the Ray worker that started this one, so a cancelled or
     killed task leaves no evaluation running (Linux; elsewhere the worker ends at its next
     read of the closed pipe)."""
@@ -199,7 +200,6 @@ def _die_with_parent() -> None:
     import ctypes
     import signal
 
-    parent = os.getppid()
     ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before the signal was armed
         os._exit(1)
@@ -207,8 +207,8 @@ def _die_with_parent() -> None:
 
 def main() -> None:
     limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    if len(sys.argv) > 2 and sys.argv[2] == "1":
-        _die_with_parent()
+    if len(sys.argv) > 2 and sys.argv[2] != "0":
+        _die_with_parent(int(sys.argv[2]))
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     stdin = sys.stdin.buffer
