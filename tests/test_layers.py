@@ -25,7 +25,7 @@ LEVELS: list[set[str]] = [
     {"_evolve"},
     {"_checks"},
     {"_search"},
-    {"_isolation", "_worker"},
+    {"_isolation", "_worker", "_ray"},
     {"_options"},
     {"_runtime"},
     {"__init__", "__main__", "testing", "tools", "_cli"},

@@ -88,11 +88,17 @@ async def run_check(check: Check, fns: Functions, maps: Maps) -> float | None:
 
 def run_check_sync(check: Check, fns: Functions, maps: Maps) -> float | None:
     """The same, in the calling thread (isolation workers have no event loop)."""
+    return _score(run_check_raw(check, fns, maps))
+
+
+def run_check_raw(check: Check, fns: Functions, maps: Maps) -> object:
+    """What ``check`` returned, awaited, not yet read as a score (a worker asked for an
+    evaluation reads metrics and feedback from it)."""
     args: tuple[Any, ...] = (fns, maps) if _wants_map(check) else (fns,)
     result = check(*args)
     if inspect.isawaitable(result):
         result = asyncio.run(result)  # type: ignore[arg-type]
-    return _score(result)
+    return result
 
 
 def _score(result: object) -> float | None:

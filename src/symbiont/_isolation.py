@@ -9,10 +9,16 @@ a ``crash`` failure record (fed back to the LLM like any other failure); the wor
 discarded and a fresh one starts for the next check. Each worker runs under an address-space
 limit (``worker_memory``), and a worker that does not answer within ``isolation_timeout`` is
 killed.
+
+Where the workers run is an :class:`Engine`: :class:`ProcessEngine` (this machine) or
+``RayEngine`` (``_ray.py``: the same workers on the nodes of a Ray cluster). The runtime sees
+one seam, ``await engine.run(task)``, answering an :class:`Evaluation`, a :class:`Failure`, a
+:class:`Raised` or a :class:`CrashError`, whichever engine ran it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pickle
@@ -23,9 +29,10 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from symbiont._errors import CrashError, SymbiontError
 from symbiont._failures import Failure
@@ -57,38 +64,126 @@ class CheckTask:
 
     declarations: str
     library: Path
+    key: str  # the library's content key (names it in a node's cache)
+    trampoline: Path
     code: str  # the candidate as sent
     compiled: str  # the layout the library was built from (same tokens)
     insertions: tuple[tuple[int, str], ...]
     check: bytes | None  # None: only load the library (it runs no code of its own then)
     check_timeout: float | None
     revision: int | None
-    cache_dir: Path
-    rustc: str
+    shared: tuple[str, ...] = ()  # keys of the shared inputs the worker must hold
+    returns: str = "score"  # "evaluation": metrics and feedback too, evaluation errors raised
 
     def message(self) -> dict[str, Any]:
+        """The task as a worker on this machine reads it (paths into this machine's cache)."""
         return {
             "declarations": self.declarations,
             "library": self.library,
+            "trampoline": self.trampoline,
             "code": self.code,
             "compiled": self.compiled,
             "insertions": self.insertions,
             "check": self.check,
             "check_timeout": self.check_timeout,
             "revision": self.revision,
-            "cache_dir": self.cache_dir,
-            "rustc": self.rustc,
+            "returns": self.returns,
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    """A check or an evaluation that ran to its end in a worker.
+
+    ``score`` is what the check returned (None: no score); ``metrics`` and ``feedback`` are
+    filled when the task asked for an evaluation (a dict of metrics, or an object with
+    ``value``, ``metrics`` and ``feedback``). ``node`` is where it ran (``"local"``, or a Ray
+    node id), ``worker`` the worker's process id, ``seconds`` the check's own time in the
+    worker, ``tries`` 2 when the first worker died under it and it ran again elsewhere.
+    """
+
+    score: float | None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    feedback: str | None = None
+    node: str = "local"
+    worker: int = 0
+    seconds: float = 0.0
+    tries: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Raised:
+    """An evaluation's own error (not the candidate's failure), for the caller's policy: the
+    exception's type name, message and formatted traceback from the worker."""
+
+    type: str
+    message: str
+    traceback: str
+    node: str = "local"
+
+
+Answer = Evaluation | Failure | Raised | CrashError
+
+
+class Engine(Protocol):
+    """Where isolated checks run.
+
+    ``run(task)`` evaluates one candidate in a worker and answers its :class:`Evaluation`, the
+    candidate's :class:`Failure`, an evaluation's own error (:class:`Raised`) or the
+    :class:`CrashError` that ended the worker (the worker is replaced). It raises
+    :class:`SymbiontError` for a broken setup (a worker that cannot start). At most
+    ``max_in_flight`` tasks run at once; the others wait their turn, and each caller gets its
+    answer as soon as its task completes. ``share(key, value)`` declares an input that every
+    later task may read; ``close()`` stops the workers and cancels what is still running.
+    """
+
+    node_kind: str
+
+    async def run(self, task: CheckTask) -> Answer: ...
+
+    def share(self, key: str, value: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def decode(raw: tuple[Any, ...] | CrashError, *, node: str, tries: int = 1) -> Answer:
+    """A worker's answer as the record it stands for."""
+    if isinstance(raw, CrashError):
+        return raw
+    if raw[0] == "ok":
+        found: dict[str, Any] = raw[1]
+        return Evaluation(
+            score=found["score"],
+            metrics=found["metrics"],
+            feedback=found["feedback"],
+            node=node,
+            worker=found["pid"],
+            seconds=found["seconds"],
+            tries=tries,
+        )
+    if raw[0] == "failed":
+        failure: Failure = raw[1]
+        return failure
+    if raw[0] == "raised":
+        return Raised(node=node, **raw[1])
+    raise SymbiontError(f"the isolation worker failed: {raw[1]}")
 
 
 class Worker:
     """One worker process and its pipes; used by one task at a time."""
 
-    def __init__(self, memory: int | None) -> None:
+    def __init__(self, memory: int | None, *, die_with_parent: bool = False) -> None:
         # Kept open for the worker's lifetime (closed in close()): what it printed before dying.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self.shared: set[str] = set()  # the shared inputs this worker holds
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from symbiont._worker import main; main()", str(memory or 0)],
+            [
+                sys.executable,
+                "-c",
+                "from symbiont._worker import main; main()",
+                str(memory or 0),
+                str(os.getpid()) if die_with_parent else "0",
+            ],
             env=worker_environment(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -112,8 +207,8 @@ class Worker:
         self._stderr.seek(max(0, size - _STDERR_TAIL))
         return self._stderr.read().decode("utf-8", errors="replace").strip()
 
-    def run(self, task: CheckTask, deadline: float) -> tuple[Any, ...] | CrashError:
-        """The worker's answer, or the crash that ended it."""
+    def run(self, message: dict[str, Any], deadline: float) -> tuple[Any, ...] | CrashError:
+        """The worker's answer to ``message`` (a task), or the crash that ended it."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         fired = threading.Event()
 
@@ -125,7 +220,7 @@ class Worker:
         timer.start()
         started = time.monotonic()
         try:
-            write_message(self.proc.stdin, task.message())
+            write_message(self.proc.stdin, message)
             answer: tuple[Any, ...] = read_message(self.proc.stdout)
             return answer
         except (EOFError, OSError, pickle.UnpicklingError, ValueError):
@@ -184,27 +279,42 @@ class Worker:
 class WorkerPool:
     """Idle workers, reused; a crashed worker is discarded and replaced on demand."""
 
-    def __init__(self, *, memory: int | None, timeout: float) -> None:
+    def __init__(
+        self, *, memory: int | None, timeout: float, die_with_parent: bool = False
+    ) -> None:
         self.memory = memory
+        self.die_with_parent = die_with_parent
         self.timeout = timeout
         self._idle: list[Worker] = []
         self._lock = threading.Lock()
         self.crashes = 0
 
-    def run(self, task: CheckTask) -> tuple[Any, ...] | CrashError:
-        """Blocking: runs ``task`` on a worker (call it from a thread)."""
+    def run(
+        self,
+        message: dict[str, Any],
+        shared: Collection[str] = (),
+        fetch: Callable[[list[str]], Mapping[str, Any]] | None = None,
+    ) -> tuple[Any, ...] | CrashError:
+        """Blocking: runs the task ``message`` on a worker (call it from a thread). The worker
+        must hold the shared inputs ``shared``: those it lacks are fetched (``fetch(keys)``)
+        and sent with the task, once per worker."""
         with self._lock:
             worker = self._idle.pop() if self._idle else None
         if worker is not None and worker.proc.poll() is not None:
             worker.close()
             worker = None
         if worker is None:
-            worker = Worker(self.memory)
-        answer = worker.run(task, self.timeout)
+            worker = Worker(self.memory, die_with_parent=self.die_with_parent)
+        missing = [k for k in shared if k not in worker.shared]
+        if missing:
+            assert fetch is not None
+            message = {**message, "shared": dict(fetch(missing))}
+        answer = worker.run(message, self.timeout)
         if isinstance(answer, CrashError):
             self.crashes += 1
             worker.close()
         else:
+            worker.shared.update(missing)
             with self._lock:
                 self._idle.append(worker)
         return answer
@@ -230,3 +340,31 @@ def worker_environment() -> dict[str, str]:
 
 def crash_failure(crash: CrashError) -> Failure:
     return Failure(kind="crash", message=str(crash), details=crash.stderr[-800:], crash=crash)
+
+
+class ProcessEngine:
+    """Isolated checks in worker processes on this machine (``isolation="process"``)."""
+
+    node_kind = "local"
+
+    def __init__(self, *, memory: int | None, timeout: float, max_in_flight: int | None) -> None:
+        self.pool = WorkerPool(memory=memory, timeout=timeout)
+        self.max_in_flight = max_in_flight or os.cpu_count() or 1
+        self._values: dict[str, Any] = {}
+        self._gate: asyncio.Semaphore | None = None
+
+    def share(self, key: str, value: Any) -> None:
+        self._values[key] = value
+
+    async def run(self, task: CheckTask) -> Answer:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.max_in_flight)
+        async with self._gate:
+            raw = await asyncio.to_thread(self.pool.run, task.message(), task.shared, self._fetch)
+        return decode(raw, node="local")
+
+    def _fetch(self, keys: list[str]) -> dict[str, Any]:
+        return {k: self._values[k] for k in keys}
+
+    def close(self) -> None:
+        self.pool.close()

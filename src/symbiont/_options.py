@@ -75,7 +75,15 @@ def _profile(name: str, value: object) -> str:
 
 
 def _isolation(name: str, value: object) -> str | None:
-    return _config.choice(name, value, (None, "process"))  # type: ignore[return-value]
+    return _config.choice(name, value, (None, "process", "ray"))  # type: ignore[return-value]
+
+
+def _ray_address(name: str, value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ConfigError(
+        f'{name} must be None, "auto", "host:port" or "ray://host:port", got {value!r}'
+    )
 
 
 def _build_limits(name: str, value: object) -> BuildLimits | None:
@@ -145,6 +153,12 @@ class Options:
       cloudpickle (closures and lambdas are).
     - ``worker_memory`` (4 GiB): address-space limit of each worker, in bytes (None: none).
     - ``isolation_timeout`` (300 s): a worker that does not answer a check within it is killed.
+    - ``isolation="ray"`` runs the same workers on the nodes of a Ray cluster (the ``ray``
+      extra): ``ray_address`` (None: ``ray.init()``'s default, i.e. ``$RAY_ADDRESS`` or a new
+      local instance; ``"auto"``: the cluster this machine belongs to; ``"host:port"`` or
+      ``"ray://host:port"``). Nodes are checked when the runtime starts; see the README.
+    - ``max_evaluations_in_flight`` (None: the core count, or the cluster's CPUs with Ray):
+      isolated checks running at once; the others wait, and each result is taken as it comes.
     """
 
     # build
@@ -176,6 +190,8 @@ class Options:
     isolation: str | None = field(default=None, metadata=_check(_isolation))
     worker_memory: int | None = field(default=4 << 30, metadata=_check(_memory))
     isolation_timeout: float = field(default=300.0, metadata=_check(_seconds))
+    ray_address: str | None = field(default=None, metadata=_check(_ray_address))
+    max_evaluations_in_flight: int | None = field(default=None, metadata=_check(_optional_count))
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

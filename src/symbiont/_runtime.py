@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from symbiont._errors import (
     CrashError,
     EvolveError,
     RevisionError,
-    SymbiontError,
     ToolchainError,
 )
 from symbiont._evolve import (
@@ -45,7 +45,14 @@ from symbiont._evolve import (
     run_sync,
 )
 from symbiont._failures import Failure, FailureKind
-from symbiont._isolation import CheckTask, WorkerPool, crash_failure
+from symbiont._isolation import (
+    CheckTask,
+    Engine,
+    Evaluation,
+    ProcessEngine,
+    Raised,
+    crash_failure,
+)
 from symbiont._load import (
     Functions,
     Library,
@@ -57,10 +64,12 @@ from symbiont._load import (
     reap,
     reap_after_collection,
     trampoline,
+    trampoline_path,
 )
 from symbiont._options import Options
 from symbiont._prompts import shown_current
 from symbiont._validate import Candidate, validate_code
+from symbiont._worker import Shared, install_shared
 
 if TYPE_CHECKING:
     import os
@@ -108,10 +117,9 @@ class Runtime:
         self.check_timeout = opts.check_timeout
         self.guards = opts.guards
         self.isolation = opts.isolation
-        self._pool: WorkerPool | None = None
-        if opts.isolation == "process":
-            self._pool = WorkerPool(memory=opts.worker_memory, timeout=opts.isolation_timeout)
-            weakref.finalize(self, self._pool.close)
+        self._pool: Engine | None = None  # set after the toolchain (Ray ships the trampoline)
+        self._shared: dict[str, str] = {}  # name -> key of rt.share's inputs
+        self._evaluations: list[EvaluationRecord] = []
         self._gate: asyncio.Semaphore | None = None
         self._lanes = itertools.count(1)
         self._toolchain = find_toolchain(opts.rustc)
@@ -126,6 +134,11 @@ class Runtime:
         )
         tramp = trampoline(self._toolchain, self._builder.cache_dir)
         self._api = int(tramp.api())
+        # -- isolation engine
+        if opts.isolation is not None:
+            self._pool = self._engine(opts)
+            weakref.finalize(self, self._pool.close)
+        # --
         self._table = RevisionTable(
             declarations, tramp, "symbiont.fns", opts.timeout, max_loaded=opts.max_loaded,
             reload=self._reload,
@@ -694,7 +707,8 @@ class Runtime:
             timings += StageTimings(check=spent) if check else StageTimings(load=spent)
             if isinstance(isolated, Failure):
                 return Rejected(failure=isolated, timings=timings)
-            score = isolated
+            assert isinstance(isolated, Evaluation)
+            score = isolated.score
         # --
         t3 = time.perf_counter()
         lib = self._load(built)
@@ -716,10 +730,54 @@ class Runtime:
             score = outcome
         return _Passed(library=lib, key=built.key, score=score, timings=timings)
 
+    # ------------------------------------------------------------------ isolation engines
+
+    def _engine(self, opts: Options) -> Engine:
+        if opts.isolation == "ray":
+            from symbiont._ray import RayEngine
+
+            tramp = trampoline_path()
+            return RayEngine(
+                address=opts.ray_address, memory=opts.worker_memory,
+                timeout=opts.isolation_timeout, max_in_flight=opts.max_evaluations_in_flight,
+                rustc=self._toolchain.rustc, rustc_flags=opts.rustc_flags,
+                trampoline=tramp.read_bytes(), trampoline_name=tramp.name,
+            )  # fmt: skip
+        return ProcessEngine(
+            memory=opts.worker_memory, timeout=opts.isolation_timeout,
+            max_in_flight=opts.max_evaluations_in_flight,
+        )  # fmt: skip
+
+    def share(self, name: str, value: Any) -> Shared:
+        """Declares ``value`` an input every check shares, under ``name``; returns a handle
+        the check captures and reads with ``handle.value``.
+
+        In-process and with ``isolation="process"`` each worker receives the value once; with
+        ``isolation="ray"`` it goes into Ray's object store once, and each node worker fetches
+        it once, instead of travelling inside every pickled check. Sharing a name again
+        replaces the value for the checks that follow.
+        """
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"share() needs a non-empty name, got {name!r}")
+        key = f"{name}-{uuid.uuid4().hex}"
+        install_shared(key, value)
+        if self._pool is not None:
+            self._pool.share(key, value)
+        self._shared[name] = key
+        return Shared(name, key)
+
+    @property
+    def evaluations(self) -> tuple[EvaluationRecord, ...]:
+        """Every isolated check this runtime ran, oldest first: where it ran (``node``: a Ray
+        node id, or ``"local"``), its worker, its seconds, how it ended and how many tries."""
+        return tuple(self._evaluations)
+
     async def _isolated_check(
-        self, check: Check | None, built: _Built, code: str
-    ) -> float | Failure | None:
-        """Loads ``built`` in a worker and runs ``check`` there (only loads it without one)."""
+        self, check: Check | None, built: _Built, code: str, *, returns: str = "score"
+    ) -> Evaluation | Failure | Raised:
+        """Loads ``built`` in a worker and runs ``check`` there (only loads it without one).
+        ``returns="evaluation"`` also reads metrics and feedback from what the check returns
+        and hands back the check's own errors as :class:`Raised`."""
         assert self._pool is not None
         import cloudpickle
 
@@ -727,35 +785,35 @@ class Runtime:
             payload = cloudpickle.dumps(check) if check is not None else None
         except Exception as exc:
             raise ConfigError(
-                f"isolation='process' needs a check cloudpickle can serialise: {exc}"
+                f"isolation={self.isolation!r} needs a check cloudpickle can serialise: {exc}"
             ) from exc
         existing = self._table.by_key(built.key)
         task = CheckTask(
             declarations=self.declarations.source,
             library=built.library,
+            key=built.key,
+            trampoline=trampoline_path(),
             code=code,
             compiled=built.code,
             insertions=built.insertions,
             check=payload,
             check_timeout=self.check_timeout,
             revision=existing.number if existing is not None else None,
-            cache_dir=self._builder.cache_dir,
-            rustc=self._toolchain.rustc,
+            shared=tuple(self._shared.values()),
+            returns=returns,
         )
-        answer = await asyncio.to_thread(self._pool.run, task)
+        started = time.perf_counter()
+        answer = await self._pool.run(task)
+        record = EvaluationRecord.of(answer, key=built.key, seconds=time.perf_counter() - started)
+        self._evaluations.append(record)
         if isinstance(answer, CrashError):
             log.info("an isolated check crashed its worker: %s", answer)
             return crash_failure(answer)
-        if answer[0] == "ok":
-            score: float | None = answer[1]
-            return score
-        if answer[0] == "failed":
-            failure: Failure = answer[1]
-            return failure
-        raise SymbiontError(f"the isolation worker failed: {answer[1]}")
+        return answer
 
     def close(self) -> None:
-        """Stops the isolation workers (also done when the runtime is collected)."""
+        """Stops the isolation workers and cancels their tasks still running (also done when
+        the runtime is collected)."""
         if self._pool is not None:
             self._pool.close()
 
@@ -805,6 +863,42 @@ class _SearchHost:
 
     def active_code(self) -> str:
         return self._rt.code()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluationRecord:
+    """One isolated check (``Runtime.evaluations``): the library's key, the ``node`` it ran on
+    and the ``worker`` process (None when the candidate failed: the failure record says why),
+    ``outcome`` (``"ok"``, a failure kind, ``"crash"`` or ``"raised"``), the ``score``,
+    ``tries`` (2: its first worker died under it), the ``seconds`` the driver waited for it and
+    the ``check_seconds`` the check itself took in the worker (the difference is what
+    isolation costs: transport, queueing, loading)."""
+
+    key: str
+    node: str | None
+    worker: int | None
+    outcome: str
+    score: float | None
+    tries: int
+    seconds: float
+    check_seconds: float | None = None
+
+    @classmethod
+    def of(
+        cls, answer: Evaluation | Failure | Raised | CrashError, *, key: str, seconds: float
+    ) -> EvaluationRecord:
+        if isinstance(answer, Evaluation):
+            return cls(key=key, node=answer.node, worker=answer.worker, outcome="ok",
+                       score=answer.score, tries=answer.tries, seconds=seconds,
+                       check_seconds=answer.seconds)  # fmt: skip
+        if isinstance(answer, Raised):
+            return cls(key=key, node=answer.node, worker=None, outcome="raised", score=None,
+                       tries=1, seconds=seconds)  # fmt: skip
+        if isinstance(answer, CrashError):
+            return cls(key=key, node=None, worker=None, outcome="crash", score=None,
+                       tries=1, seconds=seconds)  # fmt: skip
+        return cls(key=key, node=None, worker=None, outcome=answer.kind, score=None, tries=1,
+                   seconds=seconds)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,7 @@ from symbiont._load._revisions import (
     RevisionTable,
     timeout_ns,
 )
-from symbiont._load._trampoline import trampoline
+from symbiont._load._trampoline import trampoline, trampoline_from, trampoline_path
 from symbiont._load._vectorised import Maps, Vectorised
 
 __all__ = [
@@ -32,4 +32,6 @@ __all__ = [
     "reap_after_collection",
     "timeout_ns",
     "trampoline",
+    "trampoline_from",
+    "trampoline_path",
 ]

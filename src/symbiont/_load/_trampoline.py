@@ -72,14 +72,35 @@ def trampoline(toolchain: Toolchain, cache_dir: Path) -> ModuleType:
         target = cache_dir / "trampoline" / f"{_MODULE}-{key}{library_suffix()}"
         if not target.exists():
             _compile(toolchain, source, target)
-        loader = importlib.machinery.ExtensionFileLoader(_MODULE, str(target))
-        spec = importlib.util.spec_from_file_location(_MODULE, target, loader=loader)
-        if spec is None:  # pragma: no cover
-            raise BuildError(f"cannot import the trampoline from {target}")
-        module = importlib.util.module_from_spec(spec)
-        loader.exec_module(module)
-        _loaded = module
-        return module
+        _loaded = _import(target)
+        return _loaded
+
+
+def trampoline_path() -> Path:
+    """The file the trampoline of this process was imported from (after :func:`trampoline`)."""
+    if _loaded is None or _loaded.__file__ is None:
+        raise BuildError("the trampoline is not loaded in this process")
+    return Path(_loaded.__file__)
+
+
+def trampoline_from(path: Path) -> ModuleType:
+    """The trampoline imported from a library built elsewhere (by the driver of a cluster),
+    so that nodes need no rustc."""
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            _loaded = _import(path)
+        return _loaded
+
+
+def _import(target: Path) -> ModuleType:
+    loader = importlib.machinery.ExtensionFileLoader(_MODULE, str(target))
+    spec = importlib.util.spec_from_file_location(_MODULE, target, loader=loader)
+    if spec is None:  # pragma: no cover
+        raise BuildError(f"cannot import the trampoline from {target}")
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
 
 
 def _compile(toolchain: Toolchain, source: str, target: Path) -> None:
