@@ -305,8 +305,13 @@ class _Decoder:
             if a != b:
                 break
             same += 1
-        llm.n_tokens = min(same, len(prompt) - 1)
-        llm.eval(prompt[llm.n_tokens :])
+        keep = min(same, len(prompt) - 1)
+        if keep > 0 and not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            keep = 0  # this cache cannot drop a suffix: evaluate the whole prompt again
+        if keep == 0:
+            llm.reset()
+        llm.n_tokens = keep
+        llm.eval(prompt[keep:])
         tokens: list[int] = []
         fallbacks = 0
         finish: Literal["stop", "length"] = "length"
