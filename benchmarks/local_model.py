@@ -48,7 +48,7 @@ then check), through `rt.evolve` as the examples do:
   reported per seed: attempts and seconds until a revision registers (the median over seeds);
 - fizzbuzz, seeds `seed .. seed+2`: one lane of 3 attempts each; reported: seconds per attempt
   and the share of attempts that parse, match the signature and compile (an attempt that
-  repeats an earlier candidate counts as parsed and matched, not as compiled).
+  repeats the code last rejected is counted as that attempt was).
 """
 
 from __future__ import annotations
@@ -171,8 +171,11 @@ def examples(seed: int) -> None:
                 trace = rt.evolve(agent, str(fizz["PROMPT"]), check=fizz["test_suite"]).trace
             except sb.EvolveError as exc:
                 trace = exc.trace
+            previous = "no_code"
             for a in trace.attempts:
                 kind = "passes" if a.failure is None else a.failure.kind
+                # A repeat is the last rejected code again: it fares as that attempt did.
+                previous = kind = previous if kind == "repeat" else kind
                 kinds[kind] = kinds.get(kind, 0) + 1
                 seconds_per.append(a.timings.total)
             print(f"  fizzbuzz seed {s}: " + ", ".join(
