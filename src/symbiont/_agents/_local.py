@@ -186,13 +186,17 @@ def _load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
 @dataclass(frozen=True)
 class Decoded:
     """One reply's tokens: ``fallbacks`` counts the steps the grammar rejected the sampled
-    token and the step was redone on the whole vocabulary."""
+    token and the step was redone on the whole vocabulary; ``prompt_seconds`` is the time
+    spent evaluating the prompt (the part not cached from the previous request),
+    ``decode_seconds`` the time spent producing the tokens after it."""
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: Literal["stop", "length"]
     fallbacks: int
+    prompt_seconds: float = 0.0
+    decode_seconds: float = 0.0
 
 
 class _Decoder:
@@ -311,7 +315,9 @@ class _Decoder:
         if keep == 0:
             llm.reset()
         llm.n_tokens = keep
+        started = time.perf_counter()
         llm.eval(prompt[keep:])
+        evaluated = time.perf_counter()
         tokens: list[int] = []
         fallbacks = 0
         finish: Literal["stop", "length"] = "length"
@@ -337,7 +343,9 @@ class _Decoder:
             tokens.append(token)
             if len(tokens) < max_tokens:
                 llm.eval([token])
-        return Decoded(self._text(tokens, prompt), len(prompt), len(tokens), finish, fallbacks)
+        done = time.perf_counter()
+        return Decoded(self._text(tokens, prompt), len(prompt), len(tokens), finish, fallbacks,
+                       evaluated - started, done - evaluated)  # fmt: skip
 
     def _text(self, tokens: list[int], prompt: list[int]) -> str:
         text: bytes = self._llm.detokenize(tokens, prev_tokens=prompt)
@@ -394,6 +402,8 @@ class LocalAgent:
         self._asked: dict[str, int] = {}
         # Steps where the grammar rejected the sampled token, over this agent's replies.
         self.fallbacks = 0
+        # The decoding figures of the last reply (completion prompts only).
+        self.last_decoded: Decoded | None = None
         # The grammar over the whole vocabulary at every step (the slow way; for benchmarks).
         self._grammar_first = False
 
@@ -497,7 +507,10 @@ class LocalAgent:
         finally:
             decoder.close()
         self.fallbacks += out.fallbacks
-        log.debug("%d tokens, %d rejected by the grammar", out.completion_tokens, out.fallbacks)
+        self.last_decoded = out
+        log.debug("%d tokens in %.2f s (prompt %.2f s), %d rejected by the grammar",
+                  out.completion_tokens, out.decode_seconds, out.prompt_seconds,
+                  out.fallbacks)  # fmt: skip
         return Reply(
             text=out.text,
             usage=Usage(
