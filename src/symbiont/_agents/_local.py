@@ -183,6 +183,9 @@ def _load(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
         return _models[key]
 
 
+_SHORTLIST = 1024
+
+
 @dataclass(frozen=True)
 class Decoded:
     """One reply's tokens: ``fallbacks`` counts the steps the grammar rejected the sampled
@@ -240,10 +243,20 @@ class _Decoder:
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         self._samplers.append(chain)  # the chain frees the samplers added to it
         temp = float(sampling["temperature"])
-        parts = [lc.llama_sampler_init_penalties(
+        # Penalties apply before the shortlist is cut, so they are a sampler of their own.
+        self._penalties = lc.llama_sampler_init_penalties(
             self._n_vocab, int(self._llm.last_n_tokens_size),
             float(sampling["repeat_penalty"]), 0.0, 0.0,
-        )]  # fmt: skip
+        )  # fmt: skip
+        self._samplers.append(self._penalties)
+        top_k = int(sampling["top_k"])
+        # After a rejection, the grammar first checks the SHORTLIST likeliest tokens: when at
+        # least top-k of them are valid, they are exactly the top-k the whole vocabulary would
+        # give (every other valid token is less likely), at a fraction of the cost.
+        self._need = 1 if temp <= 0.0 else top_k if 0 < top_k <= _SHORTLIST else 0
+        self._shortlist = lc.llama_sampler_init_top_k(_SHORTLIST)
+        self._samplers.append(self._shortlist)
+        parts = []
         if temp <= 0.0:
             parts.append(lc.llama_sampler_init_greedy())
         else:
@@ -278,15 +291,31 @@ class _Decoder:
             sorted=False,
         )
 
-    def _draw(self, first: Any | None) -> int:
-        """Applies ``first`` (the grammar, or nothing), then the chain; the token drawn."""
+    def _draw(self, grammar: Any | None, *, shortlist: bool = False) -> int | None:
+        """Applies the penalties, the grammar if given (to the shortlist only if asked), then
+        the chain; the token drawn, or None when the shortlist holds too few valid tokens."""
+        import numpy as np
+
+        lc = self._lc
         cur = self._fill()
-        if first is not None:
-            self._lc.llama_sampler_apply(first, ctypes.byref(cur))
-        self._lc.llama_sampler_apply(self._chain, ctypes.byref(cur))
+        lc.llama_sampler_apply(self._penalties, ctypes.byref(cur))
+        if shortlist:
+            lc.llama_sampler_apply(self._shortlist, ctypes.byref(cur))
+        if grammar is not None:
+            lc.llama_sampler_apply(grammar, ctypes.byref(cur))
+        if shortlist:
+            kept = np.ctypeslib.as_array(cur.data, shape=(cur.size,))
+            if int(np.count_nonzero(np.isfinite(kept["logit"]))) < self._need:
+                return None
+        lc.llama_sampler_apply(self._chain, ctypes.byref(cur))
         if not 0 <= cur.selected < cur.size:
             raise AgentError("llama.cpp's sampler selected no token")
         return int(cur.data[cur.selected].id)
+
+    def _pick(self, grammar: Any | None) -> int:
+        token = self._draw(grammar)
+        assert token is not None  # only a shortlist comes back empty-handed
+        return token
 
     def _allowed(self, token: int) -> bool:
         """Whether the grammar accepts ``token`` next (without accepting it)."""
@@ -323,14 +352,18 @@ class _Decoder:
         finish: Literal["stop", "length"] = "length"
         while len(tokens) < max_tokens:
             if self._grammar is None:
-                token = self._draw(None)
+                token = self._pick(None)
+            elif self._grammar_first:
+                token = self._pick(self._grammar)
             else:
-                token = -1 if self._grammar_first else self._draw(None)
-                if token < 0 or not self._allowed(token):
-                    # The chain's pick breaks the grammar: redo the step over the whole
-                    # vocabulary, grammar first (the pick is not accepted anywhere).
-                    fallbacks += token >= 0
-                    token = self._draw(self._grammar)
+                token = self._pick(None)
+                if not self._allowed(token):
+                    # The chain's pick breaks the grammar: redo the step with the grammar first,
+                    # on the shortlist if it holds enough valid tokens, else on the whole
+                    # vocabulary (the rejected pick is not accepted anywhere).
+                    fallbacks += 1
+                    again = self._draw(self._grammar, shortlist=self._need > 0)
+                    token = self._pick(self._grammar) if again is None else again
                     if not self._allowed(token):  # a grammar with no way forward
                         raise AgentError("the grammar allows no token after: "
                                          + self._text(tokens, prompt)[-80:])  # fmt: skip
@@ -339,6 +372,7 @@ class _Decoder:
                 break
             if self._grammar is not None:
                 lc.llama_sampler_accept(self._grammar, token)
+            lc.llama_sampler_accept(self._penalties, token)
             lc.llama_sampler_accept(self._chain, token)
             tokens.append(token)
             if len(tokens) < max_tokens:
