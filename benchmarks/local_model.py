@@ -19,7 +19,8 @@ them alike.
   step before sampling (how llama-cpp-python applies a grammar; the agent's path before
   sample-then-check);
 - grammar, sample then check: the agent's default: the usual chain picks a token, the grammar
-  checks that one token, and only a rejected pick redoes the step over the whole vocabulary;
+  checks that one token, and only a rejected pick redoes the step with the grammar first (on
+  the 1024 likeliest tokens when top-k of them are valid, else the whole vocabulary);
 - no grammar: `grammar=False`.
 
 For each reply:
@@ -37,7 +38,7 @@ For each reply:
 Reported: the shares, decode tokens per second (completion tokens / seconds spent producing
 them, the speed the targets compare), tokens per second (completion tokens / LLM seconds, the
 prompt's processing included: short replies pay more of it per token), the share of steps
-whose sampled token the grammar rejected (each one cost a step over the whole vocabulary), and
+whose sampled token the grammar rejected (each one redone with the grammar applied first), and
 seconds per attempt split into LLM, validate and build. The model is loaded and one untimed
 request answered before timing starts.
 
@@ -308,9 +309,9 @@ def main() -> int:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(t.kinds.items(), key=lambda kv: -kv[1]))
         print(f"outcomes, {label}: {kinds}")
     print(
-        "(rejected: steps whose sampled token the grammar refused, redone over the whole "
-        "vocabulary; build s: rt.register per candidate that passed validation, averaged over "
-        "all attempts; a candidate identical to an earlier one is a cache hit)\n"
+        "(rejected: steps whose sampled token the grammar refused, redone with the grammar "
+        "first; build s: rt.register per candidate that passed validation, averaged over all "
+        "attempts; a candidate identical to an earlier one is a cache hit)\n"
     )
 
     f, c, ng = tallies[FULL], tallies[CHECK], tallies[NONE]

@@ -28,9 +28,10 @@ Decoding with the grammar samples first and checks after, as llama.cpp's own sam
 checking a 262k-token vocabulary against the grammar at every step costs more than running
 this model. Each step draws a token from the usual chain (penalties, top-k, top-p, min-p,
 temperature) and asks the grammar about that one token; only when the grammar rejects it is
-the step redone on the whole vocabulary with the grammar applied first, so the reply keeps the
-grammar's guarantees. A rejected token is never accepted into the grammar (llama.cpp aborts the
-process when a grammar's stack runs empty).
+the step redone with the grammar applied first, so the reply keeps the grammar's guarantees:
+on the 1024 likeliest tokens when at least top-k of them are valid (the same draw the whole
+vocabulary would give), else on the whole vocabulary. A rejected token is never accepted into
+the grammar (llama.cpp aborts the process when a grammar's stack runs empty).
 """
 
 from __future__ import annotations
