@@ -29,8 +29,8 @@ def test_runs_and_one_run(client) -> None:  # type: ignore[no-untyped-def]
         ("demo", "finished", 3, 30.0)
     ]
     run = client.get("/api/runs/demo").json()
-    assert run["attempts"]["kind"] == ["other", "other", "compile_error"] + ["registered"] * 3
-    assert run["attempts"]["score"] == [None, None, None, 10.0, 20.0, 30.0]
+    assert run["points"]["kind"] == ["other", "other", "compile_error"] + ["registered"] * 3
+    assert run["points"]["score"] == [None, None, None, 10.0, 20.0, 30.0]
     assert run["best_per_round"] == [[0, 1.0], [1, 10.0], [2, 20.0], [3, 30.0]]
     assert [(r["number"], r["parent"]) for r in run["revisions"]] == [
         (0, None), (1, 0), (2, 1), (3, 2)
@@ -100,7 +100,7 @@ def test_the_store_is_read_only_and_never_blocks_a_writer(demo_store: Path, tmp_
         writer.close()
         names = [r["name"] for r in c.get("/api/runs").json()["runs"]]
         assert names == ["demo", "other"]
-        assert c.get("/api/runs/other").json()["attempts"]["kind"] == ["panic"]
+        assert c.get("/api/runs/other").json()["points"]["kind"] == ["panic"]
 
 
 def test_bad_stores_are_clear_errors(tmp_path: Path) -> None:

@@ -134,7 +134,7 @@ def run_data(store: Store, run: RunRow) -> dict[str, Any]:
             "rounds_table": _per_round(store, run.id),
             "best_per_round": best,
             "revisions": revs,
-            "attempts": cols,
+            "points": cols,
         }
     )
     return data

@@ -19,7 +19,7 @@ function h(tag, attrs, ...children) {
     if (k === "on") { for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn); }
     else el.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -49,6 +49,10 @@ const num = (v, d = 6) => (v === null || v === undefined ? "-" : Number(v).toPre
 function age(seconds) {
   for (const [u, n] of [["d", 86400], ["h", 3600], ["m", 60]]) if (seconds >= n) return Math.round(seconds / n) + u;
   return Math.max(0, Math.round(seconds)) + "s";
+}
+// Replaces an element's children with nodes and texts, nested lists flattened, nulls skipped.
+function put(el, ...items) {
+  el.replaceChildren(...items.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 function setLive(text) { document.getElementById("live").textContent = text; }
 function crumbs(...parts) { document.getElementById("crumbs").replaceChildren(...parts.flatMap((p) => [" / ", p])); }
@@ -88,7 +92,7 @@ async function viewRuns(token) {
   };
   fill(await api("/api/runs"));
   if (token !== viewToken) return;
-  main.replaceChildren(h("h1", null, "Runs"), table);
+  put(main, h("h1", null, "Runs"), table);
   markReady("runs");
   poll(token, async () => fill(await api("/api/runs")));
 }
@@ -99,7 +103,7 @@ function progressChart(run) {
   const W = 1100, H = 300, L = 56, R = 10, T = 10, B = 44, band = 26;
   const c = h("canvas", { width: W, height: H, id: "progress" });
   const g = c.getContext("2d");
-  const a = run.attempts, n = a.id.length;
+  const a = run.points, n = a.id.length;
   const maxRound = Math.max(1, run.rounds, ...run.best_per_round.map((b) => b[0]));
   const scores = run.revisions.map((r) => r.score).filter((v) => v !== null);
   let lo = Math.min(...scores), hi = Math.max(...scores);
@@ -123,10 +127,12 @@ function progressChart(run) {
     g.fillRect(px - 2, py - 2, 4, 4);
   }
   g.globalAlpha = 1; g.strokeStyle = "#111827"; g.lineWidth = 2; g.beginPath();
-  let started = false;
+  let started = false, prev = 0;
   for (const [rnd, best] of run.best_per_round) {
     if (best === null) continue;
-    if (!started) { g.moveTo(x(rnd), y(best)); started = true; } else { g.lineTo(x(rnd), y(best)); }
+    // A step: the best so far holds until the round that beats it.
+    if (!started) { g.moveTo(x(rnd), y(best)); started = true; } else { g.lineTo(x(rnd), prev); g.lineTo(x(rnd), y(best)); }
+    prev = y(best);
   }
   g.stroke();
   const counts = {};
@@ -272,7 +278,7 @@ async function viewRun(token, name) {
   let run = await api("/api/runs/" + encodeURIComponent(name));
   if (token !== viewToken) return;
   const main = document.getElementById("main");
-  main.replaceChildren(...renderRun(run));
+  put(main, renderRun(run));
   markReady("run");
   let stamp = null;
   poll(token, async () => {
@@ -284,7 +290,7 @@ async function viewRun(token, name) {
     run = await api("/api/runs/" + encodeURIComponent(name));
     if (token !== viewToken) return;
     const y = window.scrollY;
-    main.replaceChildren(...renderRun(run));
+    put(main, renderRun(run));
     window.scrollTo(0, y);
   });
 }
@@ -352,7 +358,7 @@ async function viewRevision(token, name, number, against) {
   const diff = rev.diff
     ? h("div", { class: "diff", id: "diff" }, rev.diff.lines.length ? rev.diff.lines.map(([k, t]) => h("div", { class: k }, t)) : h("div", { class: "muted" }, "identical code"))
     : h("p", { class: "muted" }, "the seed has no parent: pick a revision to compare with");
-  document.getElementById("main").replaceChildren(
+  put(document.getElementById("main"),
     h("h1", null, `${name} · revision ${rev.number}`), metrics,
     rev.feedback ? h("div", null, h("h2", null, "Feedback"), textBlock(rev.feedback, codeHref)) : null,
     h("h2", null, "Code"), highlight(rev.code.text),
@@ -385,7 +391,7 @@ async function route() {
       } else await viewRun(token, name);
     } else await viewRuns(token);
   } catch (e) {
-    if (token === viewToken) document.getElementById("main").replaceChildren(h("p", { class: "error" }, "error: " + e.message));
+    if (token === viewToken) put(document.getElementById("main"), h("p", { class: "error" }, "error: " + e.message));
   }
 }
 
