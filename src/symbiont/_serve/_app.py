@@ -92,14 +92,18 @@ def run_data(store: Store, run: RunRow) -> dict[str, Any]:
         revs.append(d)
     score_of = {r["number"]: r["score"] for r in revs}
     # Best score so far at the end of each round.
+    top: dict[int, float] = {}
+    for r in revs:
+        s = r["score"]
+        if s is not None and math.isfinite(s):
+            old = top.get(r["round"])
+            top[r["round"]] = s if old is None else (max(s, old) if maximize else min(s, old))
     best: list[list[Any]] = []
     current: float | None = None
     for rnd in sorted({r["round"] for r in revs}):
-        for r in revs:
-            s = r["score"]
-            if r["round"] == rnd and s is not None and math.isfinite(s):
-                better = current is None or (s > current if maximize else s < current)
-                current = s if better else current
+        s = top.get(rnd)
+        if s is not None and (current is None or (s > current if maximize else s < current)):
+            current = s
         best.append([rnd, current])
     cols: dict[str, list[Any]] = {
         k: [] for k in ("id", "round", "lane", "attempt", "kind", "revision", "score", "tokens")
@@ -121,23 +125,20 @@ def run_data(store: Store, run: RunRow) -> dict[str, Any]:
     objectives = strategy.get("objectives")
     if isinstance(objectives, list):
         objectives = {name: "max" for name in objectives}
-    data: dict[str, Any] = _clean(
-        {
-            **_run_dict(run),
-            "task": run.task,
-            "strategy": strategy.get("name"),
-            "objective": run.settings.get("objective") or "score",
-            "maximize": maximize,
-            "budget": run.settings.get("budget") or {},
-            "seconds": run.updated - run.created,
-            "objectives": objectives,
-            "rounds_table": _per_round(store, run.id),
-            "best_per_round": best,
-            "revisions": revs,
-            "points": cols,
-        }
-    )
-    return data
+    return {
+        **_run_dict(run),
+        "task": run.task,
+        "strategy": strategy.get("name"),
+        "objective": run.settings.get("objective") or "score",
+        "maximize": maximize,
+        "budget": run.settings.get("budget") or {},
+        "seconds": run.updated - run.created,
+        "objectives": objectives,
+        "rounds_table": _per_round(store, run.id),
+        "best_per_round": best,
+        "revisions": revs,
+        "points": cols,
+    }
 
 
 def _diff(a: str, b: str, a_name: str, b_name: str) -> list[list[str]]:
@@ -206,27 +207,24 @@ def revision_data(store: Store, run: RunRow, number: int, against: int | None) -
     numbers = [
         r[0] for r in store.query("SELECT number FROM revisions WHERE run_id = ?", (run.id,))
     ]
-    data: dict[str, Any] = _clean(
-        {
-            "run": run.name,
-            "number": rev["number"],
-            "parent": rev["parent"],
-            "round": rev["round"],
-            "lane": rev["lane"],
-            "island": rev["island"],
-            "score": rev["score"],
-            "spread": rev["spread"],
-            "status": rev["status"],
-            "metrics": rev["metrics"],
-            "feedback": _cut(rev["feedback"]),
-            "code": _cut(rev["code"]),
-            "diff": diff,
-            "attempts": attempts,
-            "evaluations": evaluations,
-            "revisions": sorted(numbers),
-        }
-    )
-    return data
+    return {
+        "run": run.name,
+        "number": rev["number"],
+        "parent": rev["parent"],
+        "round": rev["round"],
+        "lane": rev["lane"],
+        "island": rev["island"],
+        "score": rev["score"],
+        "spread": rev["spread"],
+        "status": rev["status"],
+        "metrics": rev["metrics"],
+        "feedback": _cut(rev["feedback"]),
+        "code": _cut(rev["code"]),
+        "diff": diff,
+        "attempts": attempts,
+        "evaluations": evaluations,
+        "revisions": sorted(numbers),
+    }
 
 
 def attempt_text(store: Store, run: RunRow, attempt_id: int, field: str) -> str:
@@ -261,7 +259,10 @@ def create_app(store_path: str | Path, *, interval: float = 2.0) -> Any:
     store = Store.open_readonly(store_path)
 
     def json_response(value: Any) -> Response:
-        body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            body = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # a NaN or infinite score somewhere: rare, so cleaned only then
+            body = json.dumps(_clean(value), ensure_ascii=False, separators=(",", ":"))
         return Response(body, media_type="application/json", headers=_HEADERS)
 
     def the_run(request: Request) -> RunRow:
@@ -277,9 +278,7 @@ def create_app(store_path: str | Path, *, interval: float = 2.0) -> Any:
         return json_response({"interval": interval, "store": str(store.path)})
 
     def runs(request: Request) -> Response:
-        return json_response(
-            {"now": time.time(), "runs": _clean([_run_dict(r) for r in store.runs()])}
-        )
+        return json_response({"now": time.time(), "runs": [_run_dict(r) for r in store.runs()]})
 
     def run_stamp(request: Request) -> Response:
         return json_response(stamp(store, the_run(request)))
