@@ -93,9 +93,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from symbiont._store import default_store_path
+    from symbiont._store import Store, default_store_path
 
     path = Path(args.store) if args.store else default_store_path()
+    Store.open_readonly(path).close()  # a bad path fails before any "serving" line
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
     if args.host in ("127.0.0.1", "localhost", "::1"):
         print(f"serving {path} at {url} (this machine only; --host 0.0.0.0 to share it)")
