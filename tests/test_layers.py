@@ -28,7 +28,7 @@ LEVELS: list[set[str]] = [
     {"_isolation", "_worker", "_ray"},
     {"_options"},
     {"_runtime"},
-    {"__init__", "__main__", "testing", "tools", "_cli"},
+    {"__init__", "__main__", "testing", "tools", "_cli", "_serve"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
 

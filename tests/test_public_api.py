@@ -41,7 +41,8 @@ def test_every_exported_error_is_a_symbiont_error() -> None:
 def test_import_is_light() -> None:
     code = (
         "import sys, symbiont; heavy = [m for m in ('openai', 'numpy', 'llama_cpp', "
-        "'tree_sitter_rust', 'rich', 'ray') if m in sys.modules]; print(heavy)"
+        "'tree_sitter_rust', 'rich', 'ray', 'starlette', 'uvicorn') if m in sys.modules]; "
+        "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

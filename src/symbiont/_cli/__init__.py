@@ -83,6 +83,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run(args.names, quick=args.quick)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from symbiont._serve import serve
+    except ImportError as exc:
+        print(
+            f"symbiont serve needs the serve extra ({exc.name} is missing): "
+            "pip install 'symbiont[serve]'",
+            file=sys.stderr,
+        )
+        return 2
+    from symbiont._store import Store, default_store_path
+
+    path = Path(args.store) if args.store else default_store_path()
+    Store.open_readonly(path).close()  # a bad path fails before any "serving" line
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
+    if args.host in ("127.0.0.1", "localhost", "::1"):
+        print(f"serving {path} at {url} (this machine only; --host 0.0.0.0 to share it)")
+    else:
+        print(
+            f"warning: serving {path} on {args.host}: anyone who can reach this machine can "
+            "read every run (code, prompts, replies); there is no login",
+            file=sys.stderr,
+        )
+        print(f"serving {path} at {url}")
+    serve(path, host=args.host, port=args.port, interval=args.interval)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symbiont",
@@ -112,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("names", nargs="*", metavar="NAMES", help="benchmarks to run")
     bench.add_argument("--quick", action="store_true", help="shorter runs")
     bench.set_defaults(func=_cmd_bench)
+    srv = sub.add_parser("serve", help="a live web page of the runs in a store (serve extra)")
+    srv.add_argument("store", nargs="?", help="the store file (default: runs.db in the cache dir)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    srv.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between page updates (default 2)"
+    )
+    srv.set_defaults(func=_cmd_serve)
     from symbiont._cli._runs import add_commands  # stdlib + the store only
 
     add_commands(sub)

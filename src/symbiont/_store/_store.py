@@ -105,6 +105,36 @@ class Store:
         self._lock = threading.RLock()
         self._migrate()
 
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Store:
+        """The store at ``path`` opened for reading only (``symbiont serve``): nothing is
+        created or migrated, and in WAL mode a reader never blocks the process writing it."""
+        self = cls.__new__(cls)
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise StoreError(f"no store at {self.path}: run a search first, or pass its path")
+        try:
+            self._db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30.0,
+            )
+            self._db.row_factory = sqlite3.Row
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a symbiont store: {exc}") from exc
+        if version == 0:
+            raise StoreError(f"{self.path} is not a symbiont store (it has no schema version)")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer symbiont (schema {version}): upgrade "
+                "symbiont to read it"
+            )
+        self._lock = threading.RLock()
+        return self
+
     # -- schema -----------------------------------------------------------------------------
 
     def _migrate(self) -> None:
