@@ -184,10 +184,11 @@ def _entry(index: int, f: FunctionDecl) -> str:
         t = p.type
         err = "Err(()) => return std::ptr::null_mut()"
         if _records.shared(t):
-            acquire, span, back = _records.param_lines(index, pi, t, o)
+            acquire, span, back, view = _records.param_lines(index, pi, t, o)
             lines.extend(acquire)
             spans.extend([span] if span else [])
             write_backs.extend([back] if back else [])
+            views.extend([view] if view else [])
             call_args.append(f"a{pi}")
         elif t.kind == "scalar":
             lines.append(

@@ -180,19 +180,20 @@ def _value(t: RustType, where: str) -> str:
 
 def param_lines(
     index: int, pi: int, t: RustType, o: str
-) -> tuple[list[str], str | None, str | None]:
+) -> tuple[list[str], str | None, str | None, str | None]:
     """Lines acquiring parameter ``pi`` (as ``a{pi}``), its memory span for the overlap check
-    (or None) and the line writing it back after the call (or None)."""
+    (or None), the line writing it back after the call (or None) and the buffer view the entry
+    must release before its pin drops (or None)."""
     a = f"a{pi}"
     where = f"&mut pin, {index}, {pi}, {o}"
     if t.kind in ("enum", "struct"):
         return ([f"    let {a}: {_rust(t)} = match {_value(t, where)} "
-                 f"{{ Ok(v) => v, {_ERR} }};"], None, None)  # fmt: skip
+                 f"{{ Ok(v) => v, {_ERR} }};"], None, None, None)  # fmt: skip
     if t.kind == "option":
         assert t.elem is not None
         return ([f"    let {a}: Option<{_rust(t.elem)}> = if rt::is_none({o}) {{ None }} else "
                  f"{{ Some(match {_value(t.elem, where)} {{ Ok(v) => v, {_ERR} }}) }};"],
-                None, None)  # fmt: skip
+                None, None, None)  # fmt: skip
     assert t.elem is not None
     if t.elem.kind == "array":
         assert t.elem.elem is not None
@@ -205,12 +206,13 @@ def param_lines(
              f"{{ Ok(v) => v, {_ERR} }};"],
             f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})",
             None,
+            f"v{pi}",
         )  # fmt: skip
     s = f"crate::{t.elem.name}"
     if t.kind == "ref":
         return ([f"    let r{pi}: {s} = match rt::rec_value::<{s}>({where}) "
                  f"{{ Ok(v) => v, {_ERR} }};", f"    let {a}: &{s} = &r{pi};"],
-                None, None)  # fmt: skip
+                None, None, None)  # fmt: skip
     if t.kind == "slice":
         fn = "rec_slice_mut" if t.mutable else "rec_slice"
         ref = "&mut " if t.mutable else "&"
@@ -220,6 +222,7 @@ def param_lines(
              f"{{ Ok(v) => v, {_ERR} }};"],
             f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})",
             None,
+            f"v{pi}",
         )  # fmt: skip
     # &mut S
     return (
@@ -230,6 +233,7 @@ def param_lines(
         f"({pi}, v{pi}.bytes(), true)",
         f"    if !rt::rec_back::<{s}>({where}, &v{pi}, t{pi}.as_ptr()) "
         "{ return std::ptr::null_mut(); }",
+        f"v{pi}",
     )  # fmt: skip
 
 
