@@ -99,3 +99,44 @@ print("rows", rt.fns.rows(held, Release()))
 def test_record_and_row_views_are_released_before_the_pin_drops() -> None:
     out = scenario(RELEASED_LAST)
     assert "total 6.0" in out and "bumped 1.0" in out and "rows 2.0" in out, out
+
+
+BOOLS = """
+import numpy as np
+import symbiont as sb
+rt = sb.Runtime('''
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Flagged { pub x: u8, pub flag: bool }
+fn count(c: &[Flagged], k: u64) -> u64 { c.iter().filter(|f| f.flag).count() as u64 + k }
+fn pick(c: &mut Flagged, k: u64) -> u64 { if c.flag { 10 + k } else { k } }
+fn rows(r: &[[bool; 2]], k: u64) -> u64 { r.iter().filter(|x| x[1]).count() as u64 + k }
+''', profile="release")
+
+class Poke:
+    def __init__(self, raw):
+        self.raw = raw
+    def __index__(self):
+        self.raw[...] = 200  # not a bool any more
+        return 0
+
+many = rt.types.Flagged.zeros(3)
+one = rt.types.Flagged.zeros(1)
+grid = np.zeros((3, 2), bool)
+for name, call in (
+    ("count", lambda: rt.fns.count(many, Poke(many.view(np.uint8)[1::2]))),
+    ("pick", lambda: rt.fns.pick(one, Poke(one.view(np.uint8)[1:]))),
+    ("rows", lambda: rt.fns.rows(grid, Poke(grid.view(np.uint8)))),
+):
+    try:
+        print(name, "returned", call())
+    except ValueError as exc:
+        print(name, "refused:", exc)
+"""
+
+
+def test_a_later_argument_cannot_undo_the_bool_check_of_records_or_rows() -> None:
+    out = scenario(BOOLS)
+    assert "returned" not in out, out
+    for name in ("count", "pick", "rows"):
+        assert f"{name} refused:" in out and "0 or 1" in out, out
