@@ -57,6 +57,11 @@ DEFAULT_HEADER_TIMEOUT = 30.0
 DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds a started stream may stay silent (a reasoning model thinks before its first token)."""
 
+MAX_REPLY_CHARS = 4_000_000
+"""Characters of text and tool-call arguments one streamed reply may hold (about a million
+tokens, far above any model's output limit): a server that streams without end is cut off
+here instead of filling the memory until the total deadline."""
+
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 """The values of ``reasoning_effort`` the OpenAI API documents."""
 
@@ -344,6 +349,11 @@ class OpenAIAgent:
             if chunk is None:
                 break
             collected.add(chunk)
+            if collected.chars > MAX_REPLY_CHARS:
+                raise TransientAgentError(
+                    f"{self._endpoint} streamed more than {MAX_REPLY_CHARS} characters "
+                    "without ending its reply; stopped reading"
+                )
         if not collected.chunks:
             raise TransientAgentError(f"{self._endpoint} answered with an empty event stream")
         return collected.turn()
@@ -492,6 +502,7 @@ class _Collected:
     """The pieces of a streamed reply, joined as they arrive."""
 
     chunks: int = 0
+    chars: int = 0
     parts: list[str] = field(default_factory=list)
     tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     finish_reason: str | None = None
@@ -520,7 +531,10 @@ class _Collected:
                 continue
             if isinstance(delta.content, str):
                 self.parts.append(delta.content)
+                self.chars += len(delta.content)
             for call in delta.tool_calls or ():
+                if call.index not in self.tool_calls:
+                    self.chars += 100  # an endless stream of empty calls fills memory too
                 slot = self.tool_calls.setdefault(
                     call.index, {"id": None, "name": "", "arguments": ""}
                 )
@@ -529,8 +543,10 @@ class _Collected:
                 if call.function is not None:
                     if call.function.name:
                         slot["name"] += call.function.name
+                        self.chars += len(call.function.name)
                     if call.function.arguments:
                         slot["arguments"] += call.function.arguments
+                        self.chars += len(call.function.arguments)
 
     def turn(self) -> Turn:
         calls = tuple(

@@ -1,5 +1,6 @@
-"""The API key never reaches an error message or the exceptions it chains, whatever form a
-hostile or careless endpoint echoes it in (the real client against the local test server)."""
+"""A hostile or careless endpoint: the API key never reaches an error message or the exceptions
+it chains, whatever form the endpoint echoes it in, and a reply without end is cut off (the
+real client against the local test server)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,13 @@ def test_an_echoed_key_is_masked_in_every_form(echo: ServerReply) -> None:
     for form in (KEY, ENCODED, KEY[:8], ENCODED[:8]):
         assert form not in shown, shown[-600:]
     assert "***" in str(info.value)
+
+
+def test_a_reply_that_never_ends_is_cut_off_before_it_fills_the_memory() -> None:
+    from symbiont._agents._openai import MAX_REPLY_CHARS
+
+    request = Request(messages=(Message(role="user", content="hi"),))
+    with OpenAITestServer(["a" * (MAX_REPLY_CHARS + 1)]) as server:
+        agent = sb.OpenAIAgent(base_url=server.base_url, model="m")
+        with pytest.raises(sb.TransientAgentError, match="without ending its reply"):
+            asyncio.run(agent.complete(request))
