@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from symbiont import _config
 from symbiont._agents._protocol import Message, Reply, Request, Usage
@@ -345,9 +346,10 @@ async def _exchange(process: asyncio.subprocess.Process, stdin: bytes) -> tuple[
         collect(process.stdout, out, MAX_OUTPUT_BYTES),
         collect(process.stderr, err, None),
     )
-    exited = asyncio.ensure_future(process.wait())
+    exited: asyncio.Future[int] = asyncio.ensure_future(process.wait())
+    pending: set[asyncio.Future[Any]] = {readers, exited}
     try:
-        await asyncio.wait({readers, exited}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if readers.done():
             readers.result()  # raises _TooMuchOutput
             await exited
@@ -362,7 +364,7 @@ async def _exchange(process: asyncio.subprocess.Process, stdin: bytes) -> tuple[
     finally:
         for task in (readers, exited):
             task.cancel()
-        await asyncio.wait({readers, exited})
+        await asyncio.wait(pending)
         if not readers.cancelled():
             readers.exception()  # retrieved: raised above, or of no interest any more
     return bytes(out), bytes(err)
