@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from symbiont import _config
 from symbiont._agents._protocol import Message, Reply, Request, Usage
@@ -49,8 +50,30 @@ _STDERR_TAIL_CHARS = 2000
 _LAUNCHER_MARK = "symbiont-launcher:"
 _LAUNCHER = f"""
 import ctypes, os, signal, sys
-signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
-ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def sweep():
+    # Descendants that left the group (setsid daemons) were re-parented to this subreaper.
+    me = os.getpid()
+    for _ in range(1000):
+        try:
+            with open(f"/proc/{{me}}/task/{{me}}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            return
+        if not kids:
+            return
+        for kid in kids:
+            try:
+                os.kill(kid, signal.SIGKILL)
+                os.waitpid(kid, 0)
+            except OSError:
+                pass
+def die(*_):
+    sweep()
+    os.killpg(0, signal.SIGKILL)
+signal.signal(signal.SIGTERM, die)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     os.killpg(0, signal.SIGKILL)
 try:
@@ -62,6 +85,7 @@ except PermissionError:
     os.write(2, b"{_LAUNCHER_MARK} not executable")
     os._exit(126)
 status = os.waitpid(pid, 0)[1]
+sweep()
 if os.WIFSIGNALED(status):
     signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
     os.kill(os.getpid(), os.WTERMSIG(status))
@@ -227,7 +251,13 @@ class CommandAgent:
         _track(process.pid)
         try:
             async with asyncio.timeout(self.timeout):
-                stdout, stderr = await process.communicate(stdin)
+                stdout, stderr = await _exchange(process, stdin)
+        except _TooMuchOutput as exc:
+            await _kill_group(process)
+            raise TransientAgentError(
+                f"command agent: {program!r} printed more than {MAX_OUTPUT_BYTES} bytes; "
+                "killed it (a reply is code, not a data dump)"
+            ) from exc
         except TimeoutError as exc:
             await _kill_group(process)
             logger.info(
@@ -273,6 +303,71 @@ class CommandAgent:
             usage=Usage(requests=1),
             finish_reason=None,
         )
+
+
+MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+"""Bytes the program may print on stdout for one reply; more is an error, not a reply."""
+
+_STDERR_KEPT_BYTES = 64 * 1024
+# Once the program has exited, its pipes are read for at most this long: a daemon it started
+# may hold them open for ever.
+_DRAIN_SECONDS = 2.0
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+async def _exchange(process: asyncio.subprocess.Process, stdin: bytes) -> tuple[bytes, bytes]:
+    """Feeds ``stdin`` and reads stdout and stderr until the program exits, then what is left
+    in the pipes. Unlike ``communicate()`` it does not wait for the pipes to close: a
+    background child the program left holding stdout would hold the reply until the deadline.
+    """
+    assert process.stdin and process.stdout and process.stderr
+    out, err = bytearray(), bytearray()
+
+    async def feed(pipe: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            pipe.write(stdin)
+            await pipe.drain()
+        with contextlib.suppress(ConnectionError):
+            pipe.close()
+
+    async def collect(pipe: asyncio.StreamReader, into: bytearray, cap: int | None) -> None:
+        while chunk := await pipe.read(1 << 16):
+            into += chunk
+            if cap is not None and len(into) > cap:
+                raise _TooMuchOutput
+            if cap is None and len(into) > 2 * _STDERR_KEPT_BYTES:
+                del into[:-_STDERR_KEPT_BYTES]  # only the tail is ever shown
+
+    readers = asyncio.gather(
+        feed(process.stdin),
+        collect(process.stdout, out, MAX_OUTPUT_BYTES),
+        collect(process.stderr, err, None),
+    )
+    exited: asyncio.Future[int] = asyncio.ensure_future(process.wait())
+    pending: set[asyncio.Future[Any]] = {readers, exited}
+    try:
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if readers.done():
+            readers.result()  # raises _TooMuchOutput
+            await exited
+        else:
+            # Exited: its group dies with it, so only an escaped daemon can keep a pipe open.
+            _signal_group(process.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_DRAIN_SECONDS):
+                    await asyncio.shield(readers)
+            if readers.done():
+                readers.result()
+    finally:
+        for task in (readers, exited):
+            task.cancel()
+        await asyncio.wait(pending)
+        if not readers.cancelled():
+            readers.exception()  # retrieved: raised above, or of no interest any more
+    return bytes(out), bytes(err)
 
 
 async def _kill_group(process: asyncio.subprocess.Process) -> None:

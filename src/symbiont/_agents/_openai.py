@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 from symbiont import _config
 from symbiont._agents._protocol import Reply, Request, ToolCallRecord, Usage
@@ -56,6 +56,11 @@ DEFAULT_HEADER_TIMEOUT = 30.0
 
 DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds a started stream may stay silent (a reasoning model thinks before its first token)."""
+
+MAX_REPLY_CHARS = 4_000_000
+"""Characters of text and tool-call arguments one streamed reply may hold (about a million
+tokens, far above any model's output limit): a server that streams without end is cut off
+here instead of filling the memory until the total deadline."""
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 """The values of ``reasoning_effort`` the OpenAI API documents."""
@@ -255,7 +260,21 @@ class OpenAIAgent:
         return reply
 
     async def _turn(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
-        """One request, its failures translated into the agent error policy."""
+        """One request, its failures translated into the agent error policy, with the key
+        masked in every message of the error and of the exceptions it chains (a server may
+        echo a request back in any error body)."""
+        try:
+            return await self._translated(client, kwargs)
+        except AgentError as exc:
+            seen: set[int] = set()
+            link: BaseException | None = exc
+            while link is not None and id(link) not in seen:
+                seen.add(id(link))
+                _scrubbed(link, self._api_key)
+                link = link.__cause__ or link.__context__
+            raise
+
+    async def _translated(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
         import openai
 
         try:
@@ -266,7 +285,7 @@ class OpenAIAgent:
             raise TransientAgentError(self._timed_out("total")) from exc
         except openai.APIConnectionError as exc:
             raise TransientAgentError(
-                f"could not reach {self._endpoint}: {self._scrub(_describe_cause(exc))}"
+                f"could not reach {self._endpoint}: {self._shown(_describe_cause(exc))}"
             ) from _scrubbed(exc, self._api_key)
         except openai.APIResponseValidationError as exc:
             raise TransientAgentError(
@@ -285,7 +304,7 @@ class OpenAIAgent:
             ) from exc
         except openai.OpenAIError as exc:
             raise AgentError(
-                f"request to {self._endpoint} failed: {self._scrub(str(exc))}"
+                f"request to {self._endpoint} failed: {self._shown(str(exc))}"
             ) from _scrubbed(exc, self._api_key)
 
     async def _send(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
@@ -330,6 +349,11 @@ class OpenAIAgent:
             if chunk is None:
                 break
             collected.add(chunk)
+            if collected.chars > MAX_REPLY_CHARS:
+                raise TransientAgentError(
+                    f"{self._endpoint} streamed more than {MAX_REPLY_CHARS} characters "
+                    "without ending its reply; stopped reading"
+                )
         if not collected.chunks:
             raise TransientAgentError(f"{self._endpoint} answered with an empty event stream")
         return collected.turn()
@@ -342,7 +366,7 @@ class OpenAIAgent:
         if "json" not in content_type:
             raise TransientAgentError(
                 f"{self._endpoint} answered with a body that is not a chat completion "
-                f"({content_type or 'no content type'}): {_truncate(text)!r}"
+                f"({content_type or 'no content type'}): {self._shown(text)!r}"
             )
         try:
             data = json.loads(text)
@@ -380,11 +404,9 @@ class OpenAIAgent:
         if _CONTEXT_OVERFLOW.search(message):
             return ContextOverflowError(
                 f"the conversation does not fit the context window of {self.model}: "
-                f"{self._endpoint} reported: {self._scrub(_truncate(message))}"
+                f"{self._endpoint} reported: {self._shown(message)}"
             )
-        return TransientAgentError(
-            f"{self._endpoint} broke off the stream: {self._scrub(_truncate(message))}"
-        )
+        return TransientAgentError(f"{self._endpoint} broke off the stream: {self._shown(message)}")
 
     def _reply_from(self, completion: object) -> Turn:
         from openai.types.chat import ChatCompletion
@@ -394,7 +416,7 @@ class OpenAIAgent:
         if not isinstance(completion, ChatCompletion):
             raise TransientAgentError(
                 f"{self._endpoint} answered with a body that is not a chat completion: "
-                f"{_truncate(str(completion))!r}"
+                f"{self._shown(str(completion))!r}"
             )
         try:
             choice = completion.choices[0]
@@ -415,7 +437,7 @@ class OpenAIAgent:
             ) from exc
         if content is not None and not isinstance(content, str):
             raise TransientAgentError(
-                f"{self._endpoint} answered with non-text content: {_truncate(repr(content))}"
+                f"{self._endpoint} answered with non-text content: {self._shown(repr(content))}"
             )
         usage = getattr(completion, "usage", None)
         prompt_tokens = _as_count(getattr(usage, "prompt_tokens", 0))
@@ -439,7 +461,7 @@ class OpenAIAgent:
         overflow = bool(
             _CONTEXT_OVERFLOW.search(raw_message) or _CONTEXT_OVERFLOW.search(exc.code or "")
         )
-        server_message = self._scrub(raw_message)
+        server_message = self._shown(raw_message)
         what = f"{self._endpoint} answered HTTP {status}"
         if server_message:
             what = f"{what}: {server_message}"
@@ -461,6 +483,11 @@ class OpenAIAgent:
     def _scrub(self, text: str) -> str:
         return _redact(text, self._api_key)
 
+    def _shown(self, text: str) -> str:
+        """A server's text as a message shows it: masked first, then cut (cutting first could
+        leave the start of a key that straddles the cut)."""
+        return _truncate(self._scrub(text))
+
 
 class _PhaseTimeout(Exception):
     """A deadline of one phase of a request passed: ``"headers"``, ``"idle"`` or ``"total"``."""
@@ -475,6 +502,7 @@ class _Collected:
     """The pieces of a streamed reply, joined as they arrive."""
 
     chunks: int = 0
+    chars: int = 0
     parts: list[str] = field(default_factory=list)
     tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     finish_reason: str | None = None
@@ -503,7 +531,10 @@ class _Collected:
                 continue
             if isinstance(delta.content, str):
                 self.parts.append(delta.content)
+                self.chars += len(delta.content)
             for call in delta.tool_calls or ():
+                if call.index not in self.tool_calls:
+                    self.chars += 100  # an endless stream of empty calls fills memory too
                 slot = self.tool_calls.setdefault(
                     call.index, {"id": None, "name": "", "arguments": ""}
                 )
@@ -512,8 +543,10 @@ class _Collected:
                 if call.function is not None:
                     if call.function.name:
                         slot["name"] += call.function.name
+                        self.chars += len(call.function.name)
                     if call.function.arguments:
                         slot["arguments"] += call.function.arguments
+                        self.chars += len(call.function.arguments)
 
     def turn(self) -> Turn:
         calls = tuple(
@@ -572,17 +605,17 @@ def _server_message(exc: openai.APIStatusError) -> str:
     if isinstance(body, Mapping):
         message = body.get("message")
         if isinstance(message, str) and message:
-            return _truncate(message)
+            return message
         detail = body.get("detail") or body.get("error")
         if isinstance(detail, str) and detail:
-            return _truncate(detail)
+            return detail
     if isinstance(body, str) and body.strip():
-        return _truncate(body.strip())
+        return body.strip()
     try:
         text = exc.response.text.strip()
     except Exception:  # a streamed body that was never read
         text = ""
-    return _truncate(text)
+    return text
 
 
 def _describe_cause(exc: BaseException) -> str:
@@ -592,7 +625,7 @@ def _describe_cause(exc: BaseException) -> str:
         cause = cause.__cause__
     detail = str(cause) if cause is not None and str(cause) else ""
     base = str(exc).rstrip(".")
-    return f"{base} ({_truncate(detail)})" if detail and detail not in base else base
+    return f"{base} ({detail})" if detail and detail not in base else base
 
 
 def _scrubbed(exc: BaseException, secret: str) -> BaseException:
@@ -615,14 +648,19 @@ _MIN_SECRET_CHARS = 12
 
 
 def _redact(text: str, secret: str) -> str:
-    """``text`` with every whole-token copy of ``secret`` replaced by ``***``.
+    """``text`` with every copy of ``secret`` replaced by ``***``, also URL-encoded ones (a
+    proxy's error page may quote the request's URL or form body).
 
-    Only keys of a plausible length are masked, and only where they stand as a token of their
-    own (not inside a longer word or key), so ordinary words survive any key.
+    Only keys of a plausible length are masked, so ordinary words survive a placeholder key;
+    such a key is masked wherever it appears, even inside a longer token (``key%3D<key>``).
     """
-    if len(secret) < _MIN_SECRET_CHARS or secret == _PLACEHOLDER_KEY or secret not in text:
+    if len(secret) < _MIN_SECRET_CHARS or secret == _PLACEHOLDER_KEY:
         return text
-    return re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", text)
+    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in forms}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 def _redact_url(url: str) -> str:

@@ -241,7 +241,7 @@ class ToolBox:
                 if not isinstance(arguments, dict):
                     raise ValueError("they must be a JSON object")
                 inspect.signature(tool.function).bind(**arguments)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: too nested
                 text = _prompts.tool_bad_arguments(call.name, str(exc))
             else:
                 text, error = await self._call(tool, arguments)
@@ -277,7 +277,10 @@ class ToolBox:
             return _prompts.tool_error(tool.name, f"{type(exc).__name__}: {exc}"), True
         except Exception as exc:
             return _prompts.tool_error(tool.name, f"{type(exc).__name__}: {exc}"), True
-        return _as_text(result), False
+        try:
+            return _as_text(result), False
+        except Exception as exc:  # a result whose repr raises, a dataclass asdict cannot copy
+            return _prompts.tool_error(tool.name, f"its result cannot be shown: {exc!r}"), True
 
 
 async def _in_daemon_thread(function: Callable[..., Any], arguments: dict[str, Any]) -> Any:

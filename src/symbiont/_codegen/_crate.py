@@ -184,10 +184,12 @@ def _entry(index: int, f: FunctionDecl) -> str:
         t = p.type
         err = "Err(()) => return std::ptr::null_mut()"
         if _records.shared(t):
-            acquire, span, back = _records.param_lines(index, pi, t, o)
-            lines.extend(acquire)
-            spans.extend([span] if span else [])
-            write_backs.extend([back] if back else [])
+            got = _records.param_lines(index, pi, t, o)
+            lines.extend(got.acquire)
+            spans.extend([got.span] if got.span else [])
+            write_backs.extend([got.back] if got.back else [])
+            views.extend([got.view] if got.view else [])
+            bools.extend([got.recheck] if got.recheck else [])
             call_args.append(f"a{pi}")
         elif t.kind == "scalar":
             lines.append(

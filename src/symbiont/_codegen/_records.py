@@ -9,6 +9,8 @@ Python got wrong, fails to build; it never corrupts memory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from symbiont._decl import DataEnumDecl, Declarations, EnumDecl, RustType, StructDecl
 
 _ERR = "Err(()) => return std::ptr::null_mut()"
@@ -178,58 +180,72 @@ def _value(t: RustType, where: str) -> str:
     return f"rt::arg::<{t.rust}>({where})"
 
 
-def param_lines(
-    index: int, pi: int, t: RustType, o: str
-) -> tuple[list[str], str | None, str | None]:
-    """Lines acquiring parameter ``pi`` (as ``a{pi}``), its memory span for the overlap check
-    (or None) and the line writing it back after the call (or None)."""
+@dataclass(frozen=True, slots=True)
+class ParamLines:
+    """How an entry point acquires one shared-type parameter (as ``a{pi}``)."""
+
+    acquire: list[str]
+    span: str | None = None  # its memory, for the overlap check
+    back: str | None = None  # the line writing it back after the call
+    view: str | None = None  # the buffer view to release before the pin drops
+    recheck: str | None = None  # a condition its bool bytes are still valid, once all are held
+
+
+def param_lines(index: int, pi: int, t: RustType, o: str) -> ParamLines:
+    """The lines acquiring parameter ``pi`` of function ``index`` from the object ``o``."""
     a = f"a{pi}"
     where = f"&mut pin, {index}, {pi}, {o}"
     if t.kind in ("enum", "struct"):
-        return ([f"    let {a}: {_rust(t)} = match {_value(t, where)} "
-                 f"{{ Ok(v) => v, {_ERR} }};"], None, None)  # fmt: skip
+        return ParamLines([f"    let {a}: {_rust(t)} = match {_value(t, where)} "
+                           f"{{ Ok(v) => v, {_ERR} }};"])  # fmt: skip
     if t.kind == "option":
         assert t.elem is not None
-        return ([f"    let {a}: Option<{_rust(t.elem)}> = if rt::is_none({o}) {{ None }} else "
-                 f"{{ Some(match {_value(t.elem, where)} {{ Ok(v) => v, {_ERR} }}) }};"],
-                None, None)  # fmt: skip
+        return ParamLines([f"    let {a}: Option<{_rust(t.elem)}> = if rt::is_none({o}) "
+                           f"{{ None }} else {{ Some(match {_value(t.elem, where)} "
+                           f"{{ Ok(v) => v, {_ERR} }}) }};"])  # fmt: skip
     assert t.elem is not None
     if t.elem.kind == "array":
         assert t.elem.elem is not None
         fn = "rows_mut" if t.mutable else "rows"
         ref = "&mut " if t.mutable else "&"
         e, n = t.elem.elem.rust, t.elem.length
-        return (
+        return ParamLines(
             [f"    let mut v{pi} = rt::View::new();",
              f"    let {a}: {ref}[[{e}; {n}]] = match rt::{fn}::<{e}, {n}>({where}, &mut v{pi}) "
              f"{{ Ok(v) => v, {_ERR} }};"],
-            f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})",
-            None,
+            span=f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})",
+            view=f"v{pi}",
+            recheck=f"rt::still_valid::<bool>({where}, &v{pi})" if e == "bool" else None,
         )  # fmt: skip
     s = f"crate::{t.elem.name}"
     if t.kind == "ref":
-        return ([f"    let r{pi}: {s} = match rt::rec_value::<{s}>({where}) "
-                 f"{{ Ok(v) => v, {_ERR} }};", f"    let {a}: &{s} = &r{pi};"],
-                None, None)  # fmt: skip
+        return ParamLines([f"    let r{pi}: {s} = match rt::rec_value::<{s}>({where}) "
+                           f"{{ Ok(v) => v, {_ERR} }};",
+                           f"    let {a}: &{s} = &r{pi};"])  # fmt: skip
+    # Records held in place: a later argument's Python code may write their bool bytes.
+    recheck = f"rt::rec_still_valid::<{s}>({where}, &v{pi})" if t.elem.decl.bool_offsets() else None
     if t.kind == "slice":
         fn = "rec_slice_mut" if t.mutable else "rec_slice"
         ref = "&mut " if t.mutable else "&"
-        return (
+        return ParamLines(
             [f"    let mut v{pi} = rt::View::new();",
              f"    let {a}: {ref}[{s}] = match rt::{fn}::<{s}>({where}, &mut v{pi}) "
              f"{{ Ok(v) => v, {_ERR} }};"],
-            f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})",
-            None,
+            span=f"({pi}, v{pi}.bytes(), {'true' if t.mutable else 'false'})",
+            view=f"v{pi}",
+            recheck=recheck,
         )  # fmt: skip
     # &mut S
-    return (
+    return ParamLines(
         [f"    let mut v{pi} = rt::View::new();",
          f"    let mut t{pi} = std::mem::MaybeUninit::<{s}>::uninit();",
          f"    let {a}: &mut {s} = match rt::rec_mut::<{s}>({where}, &mut v{pi}, &mut t{pi}) "
          f"{{ Ok(v) => v, {_ERR} }};"],
-        f"({pi}, v{pi}.bytes(), true)",
-        f"    if !rt::rec_back::<{s}>({where}, &v{pi}, t{pi}.as_ptr()) "
+        span=f"({pi}, v{pi}.bytes(), true)",
+        back=f"    if !rt::rec_back::<{s}>({where}, &v{pi}, t{pi}.as_ptr()) "
         "{ return std::ptr::null_mut(); }",
+        view=f"v{pi}",
+        recheck=recheck,
     )  # fmt: skip
 
 

@@ -114,6 +114,17 @@ unsafe fn records<S: Struct>(
     }
 }
 
+/// Re-checks the bool fields of records held in place once every argument is acquired: a later
+/// argument's `__index__` or buffer exporter may have written other bytes there.
+pub unsafe fn rec_still_valid<S: Struct>(pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &View) -> bool {
+    let n = v.view.len as usize / std::mem::size_of::<S>();
+    if !v.held || record_bools_ok::<S>(v.view.buf as *const u8, n) {
+        return true;
+    }
+    arg_error(pin, fi, pi, o);
+    false
+}
+
 /// `&[S]`: a structured array of the declared dtype, zero copy.
 pub unsafe fn rec_slice<'a, S: Struct>(
     pin: &mut Pin, fi: Ssize, pi: Ssize, o: Obj, v: &mut View,

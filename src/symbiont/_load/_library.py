@@ -202,7 +202,8 @@ class Library:
         return _records.record_class(decl), _records.record_layout(decl)
 
     def _vec(self, dtype: str, data: bytearray) -> Any:
-        return _records.numpy().frombuffer(data, self._dtypes.get(dtype) or self._dtype(dtype))
+        found = self._dtypes.get(dtype)  # not `or`: a dtype without fields is falsy (len 0)
+        return _records.numpy().frombuffer(data, self._dtype(dtype) if found is None else found)
 
     def _vec_owned(self, dtype: str, capsule: Any, address: int, n: int) -> Any:
         return _records.owned_array(self._dtype(dtype), capsule, address, n)
