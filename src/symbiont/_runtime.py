@@ -550,6 +550,13 @@ class Runtime:
           defines only those (and helpers), the rest is taken from the lane's parent.
         - ``on_event(event)``: progress events (see :class:`symbiont.Event`).
 
+        With ``isolation="process"`` or ``"ray"`` every repeat of an evaluation is a worker
+        task (the evaluator travels by cloudpickle; ``rt.share`` handles read shared inputs),
+        all of a round's in flight together up to ``max_evaluations_in_flight``; the rules
+        above hold, a crash of the worker is a ``crash`` record, and an evaluator bug is raised
+        with the worker's traceback as its cause. The store records each evaluation's node
+        and worker.
+
         The best revision is activated at the end. A fatal agent error (a bad key, an unknown
         model: :attr:`EvolveError.fatal`) stops the run at once, recorded with the stop reason
         ``agent``, and is raised here. Ctrl-C ends the round in flight as
