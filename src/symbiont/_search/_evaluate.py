@@ -153,16 +153,21 @@ class RemoteEvaluate:
 
     def __call__(self, fns: Any, maps: Any) -> Score:
         args: tuple[Any, ...] = (fns, maps) if self.map else (fns,)
-        with _Alarm(self.timeout):
-            result = self.fn(*args)
-            if inspect.isawaitable(result):
-                result = asyncio.run(result)  # type: ignore[arg-type]
+        try:
+            with _Alarm(self.timeout):
+                result = self.fn(*args)
+                if inspect.isawaitable(result):
+                    result = asyncio.run(result)  # type: ignore[arg-type]
+        except _Deadline:
+            raise TimeoutError(
+                f"the evaluation did not finish within {self.timeout:g} s (evaluate_timeout)"
+            ) from None
         value, metrics, feedback = parse(result, self.objective)
         return Score(value, metrics, feedback)
 
 
 class _Alarm:
-    """Past ``seconds``, a Python loop in the evaluator gets symbiont's ``TimeoutError`` (a
+    """Past ``seconds``, a Python loop in the evaluator is stopped by :class:`_Deadline` (a
     worker runs the evaluator on its main thread, where signals are delivered; native calls
     stop at their own deadline). Elsewhere, or without a deadline, it does nothing."""
 
@@ -175,15 +180,12 @@ class _Alarm:
 
         if self.seconds is None or threading.current_thread() is not threading.main_thread():
             return
-        seconds = self.seconds
 
         def expired(signum: int, frame: object) -> None:
-            raise TimeoutError(
-                f"the evaluation did not finish within {seconds:g} s (evaluate_timeout)"
-            )
+            raise _Deadline  # not an Exception: a broad `except Exception` cannot swallow it
 
         self.previous = signal.signal(signal.SIGALRM, expired)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
         self.armed = True
 
     def __exit__(self, *exc: object) -> None:
@@ -454,4 +456,6 @@ class Evaluator:
         finally:
             for task in tasks:
                 task.cancel()
+            # Collected, so an error of a repeat nobody reads is not logged as unretrieved.
+            await asyncio.gather(*tasks, return_exceptions=True)
         return self._summarise(scores, metrics, feedback)
