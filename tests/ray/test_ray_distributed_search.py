@@ -1,5 +1,6 @@
 """rt.search with isolation="ray": a round's evaluations fan out over a real local two-node
-cluster, and the store records the node and worker of each."""
+cluster, and the store records the node and worker of each. (Named to run before
+test_ray_faults.py, whose last test leaves the cluster with one node.)"""
 
 from __future__ import annotations
 
