@@ -75,7 +75,16 @@ if TYPE_CHECKING:
     import os
 
     from symbiont._prompts import PromptContext
-    from symbiont._search import Budget, Event, Prices, SearchRun, Strategy
+    from symbiont._search import (
+        Budget,
+        Event,
+        Prices,
+        RemoteCheck,
+        RemoteResult,
+        SearchRun,
+        Strategy,
+    )
+    from symbiont._search._evaluate import RemoteEvaluate
     from symbiont._store import Store
 
 log = logging.getLogger("symbiont")
@@ -541,6 +550,13 @@ class Runtime:
           defines only those (and helpers), the rest is taken from the lane's parent.
         - ``on_event(event)``: progress events (see :class:`symbiont.Event`).
 
+        With ``isolation="process"`` or ``"ray"`` every repeat of an evaluation is a worker
+        task (the evaluator travels by cloudpickle; ``rt.share`` handles read shared inputs),
+        all of a round's in flight together up to ``max_evaluations_in_flight``; the rules
+        above hold, a crash of the worker is a ``crash`` record, and an evaluator bug is raised
+        with the worker's traceback as its cause. The store records each evaluation's node
+        and worker.
+
         The best revision is activated at the end. A fatal agent error (a bad key, an unknown
         model: :attr:`EvolveError.fatal`) stops the run at once, recorded with the stop reason
         ``agent``, and is raised here. Ctrl-C ends the round in flight as
@@ -599,13 +615,6 @@ class Runtime:
         from symbiont._search import search
 
         self._check_agent(agent)
-        if self.isolation is not None:
-            # The evaluation records (metrics, repeats, feedback) do not cross the worker
-            # protocol yet; refusing beats silently losing them.
-            raise ConfigError(
-                "search() does not run with isolation='process' yet: use a Runtime without "
-                "isolation for the search, then check the best revision in isolation"
-            )
         return await search(_SearchHost(self), agent, dataclasses.replace(settings, task=task))
 
     # ------------------------------------------------------------------ the pipeline
@@ -678,8 +687,9 @@ class Runtime:
         lane: int | None,
         check: Check | None,
         parent: int | None = None,
+        remote: RemoteCheck | None = None,
     ) -> Registered | Rejected:
-        trial = await self._trial(candidate, check=check)
+        trial = await self._trial(candidate, check=check, remote=remote)
         if isinstance(trial, Rejected):
             return trial
         rev, new = self._table.register(
@@ -689,8 +699,12 @@ class Runtime:
         reap()
         return Registered(revision=rev.number, new=new, score=trial.score, timings=trial.timings)
 
-    async def _trial(self, candidate: Candidate, *, check: Check | None) -> _Passed | Rejected:
-        """Builds, loads and checks ``candidate``; registering it is the caller's decision."""
+    async def _trial(
+        self, candidate: Candidate, *, check: Check | None, remote: RemoteCheck | None = None
+    ) -> _Passed | Rejected:
+        """Builds, loads and checks ``candidate`` (``remote``: a search's evaluator, run by the
+        isolation workers); registering it is the caller's decision."""
+        assert remote is None or self._pool is not None, "a remote check needs isolation"
         t0 = time.perf_counter()
         built = await self._build(candidate.code, candidate.normalised)
         t1 = time.perf_counter()
@@ -700,7 +714,25 @@ class Runtime:
         score: float | None = None
         # -- isolation: the library is loaded (and checked) in a worker first, and into this
         # process only after it passed there, so code that runs at load time ends a worker.
-        if self._pool is not None and (check is not None or self._table.by_key(built.key) is None):
+        if self._pool is not None and remote is not None:
+            # A search's evaluator: each repeat a worker task, its records brought back.
+            t2 = time.perf_counter()
+
+            async def send(payload: RemoteEvaluate) -> RemoteResult:
+                began = time.perf_counter()
+                answer = await self._isolated_check(
+                    payload, built, candidate.code, returns="evaluation"
+                )
+                return _remote_result(answer, time.perf_counter() - began)
+
+            evaluated = await remote.run(send, candidate.code)
+            timings += StageTimings(check=time.perf_counter() - t2)
+            if isinstance(evaluated, Failure):
+                return Rejected(failure=evaluated, timings=timings)
+            score = evaluated
+        elif self._pool is not None and (
+            check is not None or self._table.by_key(built.key) is None
+        ):
             t2 = time.perf_counter()
             isolated = await self._isolated_check(check, built, candidate.code)
             spent = time.perf_counter() - t2
@@ -773,7 +805,12 @@ class Runtime:
         return tuple(self._evaluations)
 
     async def _isolated_check(
-        self, check: Check | None, built: _Built, code: str, *, returns: str = "score"
+        self,
+        check: Callable[..., object] | None,
+        built: _Built,
+        code: str,
+        *,
+        returns: str = "score",
     ) -> Evaluation | Failure | Raised:
         """Loads ``built`` in a worker and runs ``check`` there (only loads it without one).
         ``returns="evaluation"`` also reads metrics and feedback from what the check returns
@@ -842,6 +879,7 @@ class _SearchHost:
         self.policy = rt.policy
         self.limits = rt.limits
         self.edits = rt.options.edits
+        self.isolated = rt._pool is not None
 
     def gate(self) -> asyncio.Semaphore:
         return self._rt._gate_for_loop()
@@ -854,8 +892,18 @@ class _SearchHost:
         return c if isinstance(c, Candidate) else c.failure()
 
     async def try_candidate(
-        self, candidate: Candidate, *, lane: int | None, check: Check | None, parent: int | None
+        self,
+        candidate: Candidate,
+        *,
+        lane: int | None,
+        check: Check | RemoteCheck | None,
+        parent: int | None,
     ) -> Registered | Rejected:
+        from symbiont._search import RemoteCheck
+
+        if isinstance(check, RemoteCheck):
+            return await self._rt._try(candidate, lane=lane, check=None, remote=check,
+                                       parent=parent)  # fmt: skip
         return await self._rt._try(candidate, lane=lane, check=check, parent=parent)
 
     def activate(self, number: int) -> None:
@@ -863,6 +911,20 @@ class _SearchHost:
 
     def active_code(self) -> str:
         return self._rt.code()
+
+
+def _remote_result(answer: Evaluation | Failure | Raised, seconds: float) -> RemoteResult:
+    """A worker's answer to one repeat of a search's evaluator, as the search reads it."""
+    from symbiont._search import RemoteResult
+
+    if isinstance(answer, Evaluation):
+        return RemoteResult(score=answer.score, metrics=answer.metrics, feedback=answer.feedback,
+                            node=answer.node, worker=answer.worker,
+                            seconds=seconds)  # fmt: skip
+    if isinstance(answer, Raised):
+        return RemoteResult(error=(answer.type, answer.message, answer.traceback),
+                            node=answer.node, seconds=seconds)  # fmt: skip
+    return RemoteResult(failure=answer, seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from search_helpers import DECL, by_prompt, code, round_of, value
+from search_helpers import by_prompt, code, round_of, value
 
 import symbiont as sb
 from symbiont.testing import ScriptedAgent
@@ -259,15 +259,6 @@ def test_bad_options_are_named(rt: sb.Runtime, db: Path) -> None:
         rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, budget=sb.Budget(cost=1.0))
     with pytest.raises(sb.ConfigError, match=r"without the objective 'score'"):
         rt.search(ScriptedAgent([code(2)]), "G.", evaluate=lambda f: {"x": 1.0}, store=db)
-
-
-def test_search_with_process_isolation_is_refused_clearly(db: Path) -> None:
-    rt = sb.Runtime(DECL, profile="debug", isolation="process")
-    try:
-        with pytest.raises(sb.ConfigError, match="isolation='process' yet"):
-            rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db)
-    finally:
-        rt.close()
 
 
 def test_asearch_and_an_evaluator_taking_the_vectorised_functions(db: Path) -> None:

@@ -157,6 +157,8 @@ def test_a_store_of_the_first_schema_is_migrated_forward(tmp_path: Path) -> None
     assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
     indexes = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "attempts_per_round" in indexes
+    columns = {r[1] for r in store.query("PRAGMA table_info(evaluations)")}
+    assert {"failure", "node", "worker"} <= columns
 
 
 def test_secrets_on_the_command_line_are_never_stored(tmp_path: Path) -> None:

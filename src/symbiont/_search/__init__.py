@@ -5,7 +5,7 @@ Talks to the runtime through the :class:`Host` protocol and to lanes through ``_
 words of a round's prompt come from ``_prompts`` (:func:`symbiont._prompts.default_prompt`).
 """
 
-from symbiont._search._evaluate import EvaluatorBug
+from symbiont._search._evaluate import EvaluatorBug, RemoteCheck, RemoteResult
 from symbiont._search._interrupt import run_interruptible
 from symbiont._search._loop import Host, Prices, Settings, search
 from symbiont._search._strategy import (
@@ -37,6 +37,8 @@ __all__ = [
     "Pareto",
     "Prices",
     "Reject",
+    "RemoteCheck",
+    "RemoteResult",
     "Score",
     "SearchRun",
     "Settings",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import concurrent.futures
+import contextlib
 import ctypes
 import hashlib
 import inspect
@@ -18,11 +19,13 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from symbiont._checks import check_failure
 from symbiont._errors import ConfigError, PanicError, TimeoutError
+from symbiont._failures import Failure
 from symbiont._search._types import Reject, Score, finite
 
 log = logging.getLogger("symbiont.search")
@@ -114,6 +117,160 @@ async def _in_thread(fn: Evaluate, args: tuple[Any, ...], timeout: float | None)
         ) from None
 
 
+def parse(result: Any, objective: str) -> tuple[float, dict[str, float], str | None]:
+    """What an evaluator returned as (objective value, metrics, feedback)."""
+    if isinstance(result, Score):
+        metrics = {k: float(v) for k, v in result.metrics.items()}
+        metrics.setdefault(objective, float(result.value))
+        return float(result.value), metrics, result.feedback
+    if isinstance(result, Mapping):
+        if objective not in result:
+            raise ConfigError(
+                f"evaluate returned metrics {sorted(result)} without the objective "
+                f"{objective!r}: name one with search(objective=...)"
+            )
+        metrics = {str(k): float(v) for k, v in result.items()}
+        return metrics[objective], metrics, None
+    if isinstance(result, (int, float)) and not isinstance(result, bool):
+        return float(result), {objective: float(result)}, None
+    raise ConfigError(
+        "evaluate must return a number, a dict of metrics or symbiont.Score, "
+        f"got {type(result).__name__}"
+    )
+
+
+class RemoteEvaluate:
+    """The user's evaluator as an isolation worker calls it: ``(fns, maps) -> Score``, under
+    the evaluation deadline, its result read in the worker (so a result that is not a score is
+    the evaluator's ``ConfigError`` there, as in process). Pickled by reference to this module,
+    with the user's function inside it by value (cloudpickle)."""
+
+    def __init__(self, fn: Evaluate, *, objective: str, timeout: float | None, map: bool) -> None:
+        self.fn = fn
+        self.objective = objective
+        self.timeout = timeout
+        self.map = map
+
+    def __call__(self, fns: Any, maps: Any) -> Score:
+        args: tuple[Any, ...] = (fns, maps) if self.map else (fns,)
+        try:
+            with _Alarm(self.timeout):
+                result = self.fn(*args)
+                if inspect.isawaitable(result):
+                    result = asyncio.run(result)  # type: ignore[arg-type]
+        except _Deadline:
+            raise TimeoutError(
+                f"the evaluation did not finish within {self.timeout:g} s (evaluate_timeout)"
+            ) from None
+        value, metrics, feedback = parse(result, self.objective)
+        return Score(value, metrics, feedback)
+
+
+class _Alarm:
+    """Past ``seconds``, a Python loop in the evaluator is stopped by :class:`_Deadline` (a
+    worker runs the evaluator on its main thread, where signals are delivered; native calls
+    stop at their own deadline). Elsewhere, or without a deadline, it does nothing."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.armed = False
+
+    def __enter__(self) -> None:
+        import signal
+
+        if self.seconds is None or threading.current_thread() is not threading.main_thread():
+            return
+
+        def expired(signum: int, frame: object) -> None:
+            raise _Deadline  # not an Exception: a broad `except Exception` cannot swallow it
+
+        self.previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self.armed = True
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteResult:
+    """One evaluation an isolation worker ran, as the search reads it: a score (with metrics
+    and feedback), the candidate's ``failure`` (rejected, panic, timeout, crash), or the
+    evaluator's own ``error`` as (type name, message, formatted traceback). ``node`` and
+    ``worker`` say where it ran, when known."""
+
+    score: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    feedback: str | None = None
+    failure: Failure | None = None
+    error: tuple[str, str, str] | None = None
+    node: str | None = None
+    worker: int | None = None
+    seconds: float = 0.0  # the driver's wait for it: transport and queueing included
+
+
+Send = Callable[[RemoteEvaluate], Awaitable[RemoteResult]]
+"""Runs one repeat of the evaluator in an isolation worker, on the candidate under check."""
+
+
+class WorkerTraceback(Exception):
+    """The traceback of an evaluator's exception as the isolation worker formatted it; the
+    cause of the exception the search re-raises."""
+
+    def __str__(self) -> str:
+        return "\n" + str(self.args[0]).rstrip()
+
+
+def remote_error(error: tuple[str, str, str], node: str | None) -> BaseException:
+    """The evaluator's exception from a worker, rebuilt: the same built-in type with the same
+    message (another type: a RuntimeError naming it), caused by the worker's traceback."""
+    name, message, text = error
+    cls = getattr(builtins, name, None)
+    rebuilt: BaseException | None = None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        with contextlib.suppress(Exception):
+            rebuilt = cls(message)
+    if rebuilt is None:
+        rebuilt = RuntimeError(f"the evaluator raised {name}: {message}")
+    rebuilt.add_note(f"raised by the evaluator in an isolation worker (node {node or '?'})")
+    rebuilt.__cause__ = WorkerTraceback(text)
+    return rebuilt
+
+
+@dataclass(slots=True)
+class RemoteCheck:
+    """The check of a candidate when the runtime evaluates in isolation workers: the runtime
+    builds the candidate, then calls ``run(send)``, which evaluates it ``repeats`` times, each
+    repeat a worker task, all in flight at once (the engine bounds them), read in order. It
+    answers the median score or the candidate's :class:`Failure`, and raises
+    :class:`EvaluatorBug`; ``measured`` receives the :class:`Measured`."""
+
+    evaluator: Evaluator
+    repeats: int
+    purpose: str
+    round: int
+    lane: int | None
+    rows: list[dict[str, Any]]
+    measured: list[Measured]
+    started: Callable[[], None] | None = None
+
+    async def run(self, send: Send, code: str) -> float | Failure:
+        if self.started is not None:
+            self.started()
+        outcome = await self.evaluator.measure_remote(
+            send, code, repeats=self.repeats, purpose=self.purpose, round=self.round,
+            lane=self.lane, rows=self.rows,
+        )  # fmt: skip
+        if isinstance(outcome, Failure):
+            return outcome
+        self.measured.append(outcome)
+        return outcome.score
+
+
 class Evaluator:
     """The user's ``evaluate`` with the search's settings around it."""
 
@@ -136,24 +293,12 @@ class Evaluator:
         self.map = wants_map(fn)
 
     def _parse(self, result: Any) -> tuple[float, dict[str, float], str | None]:
-        if isinstance(result, Score):
-            metrics = {k: float(v) for k, v in result.metrics.items()}
-            metrics.setdefault(self.objective, float(result.value))
-            return float(result.value), metrics, result.feedback
-        if isinstance(result, Mapping):
-            if self.objective not in result:
-                raise ConfigError(
-                    f"evaluate returned metrics {sorted(result)} without the objective "
-                    f"{self.objective!r}: name one with search(objective=...)"
-                )
-            metrics = {str(k): float(v) for k, v in result.items()}
-            return metrics[self.objective], metrics, None
-        if isinstance(result, (int, float)) and not isinstance(result, bool):
-            return float(result), {self.objective: float(result)}, None
-        raise ConfigError(
-            "evaluate must return a number, a dict of metrics or symbiont.Score, "
-            f"got {type(result).__name__}"
-        )
+        return parse(result, self.objective)
+
+    def remote(self) -> RemoteEvaluate:
+        """The evaluator as an isolation worker runs it (one repeat per task)."""
+        return RemoteEvaluate(self.fn, objective=self.objective, timeout=self.timeout,
+                              map=self.map)  # fmt: skip
 
     async def measure(
         self,
@@ -242,9 +387,75 @@ class Evaluator:
             )
             scores.append(value)
             metrics.append(found)
+        return self._summarise(scores, metrics, feedback)
+
+    def _summarise(
+        self, scores: list[float], metrics: list[dict[str, float]], feedback: str | None
+    ) -> Measured:
         keys = set().union(*metrics)
         median = {k: float(statistics.median(m[k] for m in metrics if k in m)) for k in keys}
         score = float(statistics.median(scores))
         median[self.objective] = score
         spread = max(scores) - min(scores) if len(scores) > 1 else None
         return Measured(score=score, metrics=median, spread=spread, feedback=feedback)
+
+    async def measure_remote(
+        self,
+        send: Send,
+        code: str,
+        *,
+        repeats: int,
+        purpose: str,
+        round: int,
+        lane: int | None,
+        rows: list[dict[str, Any]],
+    ) -> Measured | Failure:
+        """:meth:`measure` with each repeat run by an isolation worker (``send``): the same
+        rules and rows (with the node and worker of each), the candidate's failure answered
+        rather than raised (the worker's record, with the panic's line in ``code``). The
+        repeats are in flight together; they are read in order, and the first failure cancels
+        the ones still running."""
+        payload = self.remote()
+        tasks = [asyncio.ensure_future(send(payload)) for _ in range(repeats)]
+        scores: list[float] = []
+        metrics: list[dict[str, float]] = []
+        feedback: str | None = None
+        try:
+            for repeat, task in enumerate(tasks):
+                r = await task
+                row: dict[str, Any] = {
+                    "round": round, "lane": lane, "repeat": repeat, "purpose": purpose,
+                    "seconds": r.seconds, "node": r.node, "worker": r.worker,
+                }  # fmt: skip
+                if r.error is not None:
+                    name, message, _ = r.error
+                    rows.append({**row, "outcome": "error", "feedback": f"{name}: {message}"})
+                    # A result that is not a score is always the evaluator's to fix.
+                    if self.errors == "feedback" and name != "ConfigError":
+                        return check_failure(AssertionError(f"{name}: {message}"), code)
+                    raise EvaluatorBug(remote_error(r.error, r.node))
+                if r.failure is not None:
+                    f = r.failure
+                    kind = "rejected" if f.kind == "check_failed" else f.kind
+                    text = f.message if kind == "rejected" else f.summary
+                    rows.append({**row, "outcome": kind, "feedback": text})
+                    return f
+                value = r.score
+                if value is None or not finite(value):
+                    rows.append({**row, "outcome": "rejected", "feedback": f"score is {value}"})
+                    return check_failure(
+                        AssertionError(f"the evaluator's score is {value}, not a finite number"),
+                        code,
+                    )
+                found = {str(k): float(v) for k, v in r.metrics.items()}
+                feedback = r.feedback
+                rows.append({**row, "outcome": "scored", "score": value, "metrics": found,
+                             "feedback": feedback})  # fmt: skip
+                scores.append(value)
+                metrics.append(found)
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Collected, so an error of a repeat nobody reads is not logged as unretrieved.
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return self._summarise(scores, metrics, feedback)

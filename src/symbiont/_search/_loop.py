@@ -36,7 +36,14 @@ from symbiont._prompts import (
     round_outcome,
     shown_current,
 )
-from symbiont._search._evaluate import Evaluate, Evaluator, EvaluatorBug, Measured, source_hash
+from symbiont._search._evaluate import (
+    Evaluate,
+    Evaluator,
+    EvaluatorBug,
+    Measured,
+    RemoteCheck,
+    source_hash,
+)
 from symbiont._search._strategy import Archive, Entry, LaneSpec, Pareto, Strategy
 from symbiont._search._types import (
     Best,
@@ -59,13 +66,16 @@ class Host(Protocol):
     ``try_candidate`` builds, loads, runs ``check`` on and registers a validated candidate
     (``check=None``: registers without checking; a cached build is not rebuilt);
     ``validate`` turns code into a candidate or a failure; ``edits`` says whether replies may
-    be SEARCH/REPLACE edits of the lane's parent.
+    be SEARCH/REPLACE edits of the lane's parent. ``isolated``: the runtime evaluates in
+    isolation workers, so the check given to ``try_candidate`` is a :class:`RemoteCheck`
+    (the evaluator travels to the workers; its records come back).
     """
 
     declarations: Declarations
     policy: Policy
     limits: Limits
     edits: bool
+    isolated: bool
 
     def gate(self) -> asyncio.Semaphore: ...
 
@@ -74,7 +84,12 @@ class Host(Protocol):
     def validate(self, code: str) -> Candidate | Failure: ...
 
     async def try_candidate(
-        self, candidate: Candidate, *, lane: int | None, check: Check | None, parent: int | None
+        self,
+        candidate: Candidate,
+        *,
+        lane: int | None,
+        check: Check | RemoteCheck | None,
+        parent: int | None,
     ) -> Registered | Rejected: ...
 
     def activate(self, number: int) -> None: ...
@@ -323,6 +338,35 @@ class _Metered:
             )
 
 
+def _check(
+    run: _Run,
+    evaluator: Evaluator,
+    *,
+    repeats: int,
+    purpose: str,
+    round: int,
+    lane: int | None,
+    rows: list[dict[str, Any]],
+    measured: list[Measured],
+    started: Callable[[], None] | None = None,
+) -> Check | RemoteCheck:
+    """The check that evaluates a candidate ``repeats`` times into ``rows`` and ``measured``:
+    in this process, or (an isolating runtime) a :class:`RemoteCheck` run by its workers."""
+    if run.host.isolated:
+        return RemoteCheck(evaluator=evaluator, repeats=repeats, purpose=purpose, round=round,
+                           lane=lane, rows=rows, measured=measured, started=started)  # fmt: skip
+
+    async def check(fns: Any, maps: Any) -> float:
+        if started is not None:
+            started()
+        m = await evaluator.measure(fns, maps, repeats=repeats, purpose=purpose, round=round,
+                                    lane=lane, rows=rows)  # fmt: skip
+        measured.append(m)
+        return m.score
+
+    return check
+
+
 def _model_of(agent: Agent) -> str | None:
     model = getattr(agent, "model", None)
     return model if isinstance(model, str) else agent.name
@@ -496,7 +540,8 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
         store.update_run(
             row.id, status="failed", stop_reason=f"evaluator raised {type(bug.error).__name__}"
         )
-        raise bug.error from None
+        # The cause, when there is one, is the worker's traceback of an isolated evaluator.
+        raise bug.error from bug.error.__cause__
     except BaseException as exc:
         store.update_run(row.id, status="failed", stop_reason=f"{type(exc).__name__}: {exc}"[:500])
         raise
@@ -556,18 +601,8 @@ async def _seed(run: _Run, evaluator: Evaluator) -> None:
     else:
         normalised = candidate.normalised
 
-        async def check(fns: Any, maps: Any) -> float:
-            m = await evaluator.measure(
-                fns,
-                maps,
-                repeats=run.settings.repeats,
-                purpose="candidate",
-                round=0,
-                lane=None,
-                rows=rows,
-            )
-            measured.append(m)
-            return m.score
+        check = _check(run, evaluator, repeats=run.settings.repeats, purpose="candidate",
+                       round=0, lane=None, rows=rows, measured=measured)  # fmt: skip
 
         outcome = await run.host.try_candidate(candidate, lane=None, check=check, parent=None)
         if isinstance(outcome, Rejected):
@@ -805,27 +840,23 @@ async def _lane(
             rows: list[dict[str, Any]] = []
             measured: list[Measured] = []
 
-            async def check(fns: Any, maps: Any) -> float:
+            def evaluating() -> None:
                 run.emit(
                     "stage", round=round, lane=index, stage="build", state="ended", outcome="ok"
                 )
                 run.emit("stage", round=round, lane=index, stage="evaluate", state="started")
-                m = await evaluator.measure(
-                    fns,
-                    maps,
-                    repeats=s.repeats,
-                    purpose="candidate",
-                    round=round,
-                    lane=index,
-                    rows=rows,
-                )
-                measured.append(m)
-                return m.score
 
+            check = _check(run, evaluator, repeats=s.repeats, purpose="candidate", round=round,
+                           lane=index, rows=rows, measured=measured,
+                           started=evaluating)  # fmt: skip
             run.emit("stage", round=round, lane=index, stage="build", state="started")
-            outcome = await host.try_candidate(
-                candidate, lane=lane, check=check, parent=parent_runtime
-            )
+            try:
+                outcome = await host.try_candidate(
+                    candidate, lane=lane, check=check, parent=parent_runtime
+                )
+            except EvaluatorBug:
+                run.store.add_evaluations(run.row.id, None, rows)  # the evaluation that raised
+                raise
             if isinstance(outcome, Rejected):
                 if rows:
                     # The evaluation that rejected the candidate keeps the failure's facts.
@@ -1006,35 +1037,30 @@ async def _confirm(run: _Run, evaluator: Evaluator) -> Best | None:
             confirmed=False,
         )
     confirmed: list[tuple[Entry, Measured]] = []
-    for entry in ranked[:3]:
+
+    async def confirm(entry: Entry) -> None:
         rows: list[dict[str, Any]] = []
         measured: list[Measured] = []
-
-        async def check(
-            fns: Any,
-            maps: Any,
-            rows: list[dict[str, Any]] = rows,
-            measured: list[Measured] = measured,
-        ) -> float:
-            m = await evaluator.measure(
-                fns,
-                maps,
-                repeats=s.confirm_repeats,
-                purpose="confirm",
-                round=-1,
-                lane=None,
-                rows=rows,
-            )
-            measured.append(m)
-            return m.score
-
+        check = _check(run, evaluator, repeats=s.confirm_repeats, purpose="confirm", round=-1,
+                       lane=None, rows=rows, measured=measured)  # fmt: skip
         candidate = run.host.validate(run.codes[entry.number])
         if isinstance(candidate, Failure):
-            continue
+            return
         outcome = await run.host.try_candidate(candidate, lane=None, check=check, parent=None)
         run.store.add_evaluations(run.row.id, entry.number, rows)
         if isinstance(outcome, Registered) and measured:
             confirmed.append((entry, measured[-1]))
+
+    if run.host.isolated:
+        # In workers the confirmations fan out like a round's evaluations.
+        await asyncio.gather(*(confirm(e) for e in ranked[:3]))
+        order = {e.number: i for i, e in enumerate(ranked)}
+        confirmed.sort(key=lambda c: order[c[0].number])
+    else:
+        # In this process, one at a time: timings measured side by side would disturb
+        # each other.
+        for entry in ranked[:3]:
+            await confirm(entry)
     if not confirmed:
         top = ranked[0]
         return _best(

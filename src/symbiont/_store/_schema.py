@@ -133,4 +133,17 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    (
+        # Evaluations run in isolation workers, on this machine or on a cluster's nodes: where
+        # each one ran (node: "local" or a Ray node id; worker: its process id) tells a slow or
+        # failing node apart from a slow or failing candidate. NULL: in the searching process.
+        "0005_evaluation_node_worker",
+        """
+        ALTER TABLE evaluations ADD COLUMN node TEXT;
+        ALTER TABLE evaluations ADD COLUMN worker INTEGER;
+        """,
+    ),
+)
+
 SCHEMA_VERSION = len(MIGRATIONS)

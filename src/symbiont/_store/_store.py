@@ -319,8 +319,8 @@ class Store:
     ) -> None:
         db.executemany(
             "INSERT INTO evaluations (run_id, revision, round, lane, repeat, purpose, score, "
-            "metrics, seconds, outcome, feedback, failure, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "metrics, seconds, outcome, feedback, failure, node, worker, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -335,6 +335,8 @@ class Store:
                     e["outcome"],
                     e.get("feedback"),
                     None if e.get("failure") is None else _dumps(e["failure"]),
+                    e.get("node"),
+                    e.get("worker"),
                     now,
                 )
                 for e in evaluations
