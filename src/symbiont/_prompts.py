@@ -9,8 +9,9 @@ Layers report failures as facts (:class:`~symbiont._failures.Failure`); this mod
 them into sentences. It sits at the bottom of the layers, next to ``_failures``, and takes plain
 values (strings, a Failure, a PromptContext made of them), so any layer may use it while
 imports keep pointing down.
-Reports produced by other tools or checks (rustc's diagnostics, a check's exception message, a
-policy finding's reason) are quoted as given, in ``Failure.details``.
+Reports produced by other tools or checks (rustc's diagnostics, a check's exception message) are
+quoted as given, in ``Failure.details``; the reason the policy gives for each forbidden construct
+is written here too (the section at the end).
 """
 
 from __future__ import annotations
@@ -563,3 +564,110 @@ def completion_prompt(
         lines += ["// Rejected attempt:", *_commented(rejected, indent="    ")]
         lines += ["// It was rejected because:", *_commented(feedback(failure), limit=20)]
     return "\n".join(lines) + "\n"
+
+
+# -- why the policy refuses a construct: the reason in a forbidden construct's feedback line
+
+EXPORT_WHY = (
+    "it exports or overrides a linker symbol of the library. Remove it: symbiont exports the "
+    "declared functions itself"
+)
+HOOK_WHY = (
+    "it overrides a runtime hook of the host process. Remove it: the host's allocator, panic "
+    "handling and entry point stay as they are"
+)
+SECTION_WHY = (
+    "it places code or data in a link section of the library, which the loader may act on "
+    "(`.init_array` runs code when the library is loaded, before any check). Remove it: "
+    "constants and functions need no section of their own"
+)
+FILE_WHY = (
+    "it makes the compiler read a file of the build machine. Write the module inline "
+    "(`mod name { ... }`) or put its items at the top level"
+)
+ASM_WHY = (
+    "it puts raw machine code into the library, which can run when the library is loaded, "
+    "before any check. Write the function in Rust"
+)
+PATH_REASONS = {
+    "std::process": "`std::process` exits the host Python process or starts programs",
+    "std::thread": "`std::thread` spawns or blocks threads inside the host process",
+    "std::fs": "`std::fs` reads or writes files",
+    "std::net": "`std::net` opens network connections",
+    "std::env": "`std::env` reads the host's environment and command line",
+    "std::os": "`std::os` reaches operating-system interfaces",
+    "std::io::stdin": "standard input belongs to the host process",
+    "std::io::Stdin": "standard input belongs to the host process",
+    # `Path::read_dir`, `exists` and `metadata` query the file system without naming `std::fs`,
+    # and a panic message would carry what they find back to the LLM.
+    "std::path": "`std::path` queries the host's file system (`read_dir`, `exists`, `metadata`)",
+    "std::backtrace": "`std::backtrace` shows the host process's files and memory layout",
+    "std::alloc::handle_alloc_error": "`handle_alloc_error` aborts the host Python process",
+}
+GLUE_WHY = "it names symbiont's internal glue, which candidate code must not use. Remove it"
+UNSAFE_WHY = (
+    "the code runs inside the Python process, where undefined behaviour crashes or corrupts it. "
+    "Write safe Rust: slices, indexing, iterators and `std` collections cover what these "
+    "functions need"
+)
+LIFETIMES_WHY = (
+    "a type that ties one lifetime to another (`&'a &'b T`, `Type<'a, &'b T>`, `'b: 'a`) is "
+    "the shape of a known compiler soundness bug that lets safe code keep references to freed "
+    "memory, which crashes the host. Use one lifetime for related references, or owned values"
+)
+STATE_WHY = (
+    "global state outlives a call and is shared by every caller and revision. Use a `const` for "
+    "constant data, and keep state in local variables and parameters"
+)
+NAKED_WHY = (
+    "a naked function is raw machine code the compiler does not check, and can be placed "
+    "where the loader runs it. Remove it and write an ordinary Rust function"
+)
+TARGET_FEATURE_WHY = (
+    "it lets the compiler use instructions this machine's CPU may not have, and the host "
+    "process dies when one runs. Remove it: write portable Rust and let the optimiser "
+    "vectorise it"
+)
+VISUALIZER_WHY = (
+    "it makes the compiler read a file of the build machine into the library. Remove it"
+)
+CRATE_ATTRIBUTE_WHY = (
+    "the code is included into a crate that symbiont generates, so crate-level attributes "
+    "cannot be set. Remove it"
+)
+EXTERN_BLOCK_WHY = "it links foreign functions, and only Rust and `std` are available. Remove it"
+EXTERN_CRATE_WHY = "`std` is already in scope and no other crate is available. Remove it"
+MACRO_RULES_WHY = "macro definitions are not accepted here. Write a helper function instead"
+
+
+def hook_why(hook: str) -> str:
+    return (
+        f"`{hook}` changes the host's panic handling, which symbiont uses to catch "
+        "and report panics. Remove it: a panic in your code is reported back to you"
+    )
+
+
+def catcher_why(catcher: str) -> str:
+    return (
+        f"`{catcher}` would swallow the unwinding symbiont uses to stop a call at its "
+        "deadline. Remove it: a panic in your code is reported back to you"
+    )
+
+
+def path_why(rule: str) -> str:
+    reason = PATH_REASONS.get(rule, f"this runtime's policy denies `{rule}`")
+    return f"{reason}. Compute the result from the arguments alone and remove this use"
+
+
+def macro_why(name: str, *, build_machine: bool) -> str:
+    if build_machine:
+        return (
+            "it reads files or environment variables of the build machine at compile time. "
+            "Write the data into the code or compute it"
+        )
+    return f"this runtime's policy denies `{name}!`. Remove it"
+
+
+def refusal(line: int, what: str, why: str) -> str:
+    """One forbidden construct's feedback line."""
+    return f"line {line}: {what} is not allowed: {why}."

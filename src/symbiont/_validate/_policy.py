@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from symbiont import _prompts as words
 from symbiont._decl import _syntax as syn
 from symbiont._validate._types import DEFAULT_DENIED_MACROS
 
@@ -33,23 +34,10 @@ RustPath = tuple[str, ...]  # segments: ("std", "process", "exit")
 
 # Lint attributes are harmless but illegal where the candidate is `include!`d; they are dropped.
 _LINT_ATTRIBUTES = frozenset({"allow", "warn", "deny", "forbid", "expect"})
-_EXPORT_WHY = (
-    "it exports or overrides a linker symbol of the library. Remove it: symbiont exports the "
-    "declared functions itself"
-)
-_HOOK_WHY = (
-    "it overrides a runtime hook of the host process. Remove it: the host's allocator, panic "
-    "handling and entry point stay as they are"
-)
-_SECTION_WHY = (
-    "it places code or data in a link section of the library, which the loader may act on "
-    "(`.init_array` runs code when the library is loaded, before any check). Remove it: "
-    "constants and functions need no section of their own"
-)
-_FILE_WHY = (
-    "it makes the compiler read a file of the build machine. Write the module inline "
-    "(`mod name { ... }`) or put its items at the top level"
-)
+_EXPORT_WHY = words.EXPORT_WHY
+_HOOK_WHY = words.HOOK_WHY
+_SECTION_WHY = words.SECTION_WHY
+_FILE_WHY = words.FILE_WHY
 # Attributes refused wherever they appear (also inside `cfg_attr(...)` and `unsafe(...)`), each
 # with its reason.
 _ATTRIBUTES = {
@@ -64,30 +52,18 @@ _ATTRIBUTES = {
     "panic_handler": _HOOK_WHY,
     "alloc_error_handler": _HOOK_WHY,
     "start": _HOOK_WHY,
-    "naked": (
-        "a naked function is raw machine code the compiler does not check, and can be placed "
-        "where the loader runs it. Remove it and write an ordinary Rust function"
-    ),
+    "naked": words.NAKED_WHY,
     "path": _FILE_WHY,
     # The entry point is called from the glue's `unsafe` code, so no check that the CPU has the
     # feature stands between `#[target_feature(enable = "tbm")]` and a SIGILL of the host.
-    "target_feature": (
-        "it lets the compiler use instructions this machine's CPU may not have, and the host "
-        "process dies when one runs. Remove it: write portable Rust and let the optimiser "
-        "vectorise it"
-    ),
-    "debugger_visualizer": (
-        "it makes the compiler read a file of the build machine into the library. Remove it"
-    ),
+    "target_feature": words.TARGET_FEATURE_WHY,
+    "debugger_visualizer": words.VISUALIZER_WHY,
 }
 # Macros that put raw machine code into the library, refused under any name or path they are
 # reached by (`std::arch::`, `core::arch::`, a `use` alias or glob): code placed in
 # `.init_array` by `global_asm!` runs when the library is loaded, before any guard or check.
 _ASM_MACROS = frozenset({"global_asm", "naked_asm", "asm"})
-_ASM_WHY = (
-    "it puts raw machine code into the library, which can run when the library is loaded, "
-    "before any check. Write the function in Rust"
-)
+_ASM_WHY = words.ASM_WHY
 # Denied whatever the policy says: symbiont's panic capture relies on the host's hooks.
 _HOOKS = (
     "std::panic::set_hook",
@@ -98,26 +74,11 @@ _HOOKS = (
 )
 # Also denied whatever the policy says: deadlines stop a call by unwinding through its code.
 _CATCHERS = ("std::panic::catch_unwind",)
-_PATH_REASONS = {
-    "std::process": "`std::process` exits the host Python process or starts programs",
-    "std::thread": "`std::thread` spawns or blocks threads inside the host process",
-    "std::fs": "`std::fs` reads or writes files",
-    "std::net": "`std::net` opens network connections",
-    "std::env": "`std::env` reads the host's environment and command line",
-    "std::os": "`std::os` reaches operating-system interfaces",
-    "std::io::stdin": "standard input belongs to the host process",
-    "std::io::Stdin": "standard input belongs to the host process",
-    # `Path::read_dir`, `exists` and `metadata` query the file system without naming `std::fs`,
-    # and a panic message would carry what they find back to the LLM.
-    "std::path": "`std::path` queries the host's file system (`read_dir`, `exists`, `metadata`)",
-    "std::backtrace": "`std::backtrace` shows the host process's files and memory layout",
-    "std::alloc::handle_alloc_error": "`handle_alloc_error` aborts the host Python process",
-}
 _CRATES = frozenset({"std", "core", "alloc"})
 # symbiont's own glue in the generated crate: hidden from candidate code by the crate layout,
 # and refused here as well, with a reason the model can act on.
 _GLUE_PREFIXES = ("__symbiont", "__sb_", "symbiont_rt")
-_GLUE_WHY = "it names symbiont's internal glue, which candidate code must not use. Remove it"
+_GLUE_WHY = words.GLUE_WHY
 _SEGMENTS = frozenset({"identifier", "type_identifier", "self", "crate", "super"})
 _COMMENTS = frozenset({"line_comment", "block_comment"})
 _LITERALS = frozenset({"string_literal", "raw_string_literal", "char_literal"})
@@ -143,26 +104,15 @@ _UNSAFE_FORMS = {  # parent node type -> (construct, how the message names it)
     "attribute": ("#[unsafe(...)]", "the `#[unsafe(...)]` attribute form"),
     "token_tree": ("unsafe", "`unsafe` inside a macro call"),
 }
-_UNSAFE_WHY = (
-    "the code runs inside the Python process, where undefined behaviour crashes or corrupts it. "
-    "Write safe Rust: slices, indexing, iterators and `std` collections cover what these "
-    "functions need"
-)
+_UNSAFE_WHY = words.UNSAFE_WHY
 # Lifetimes that a signature or type ties together implicitly (`&'a &'b T` implies `'b: 'a`) are
 # what the best-known soundness bug of the compiler needs (rust-lang/rust#25860 and its
 # relatives #84591, #100051): a generic function coerced to a function pointer loses those
 # implied bounds, and safe code then returns a reference to freed memory. Honest numeric code
 # needs one lifetime at a time; the shapes below are refused so that the known exploits are.
 _FREE_LIFETIMES_EXCLUDED = frozenset({"'static", "'_"})
-_LIFETIMES_WHY = (
-    "a type that ties one lifetime to another (`&'a &'b T`, `Type<'a, &'b T>`, `'b: 'a`) is "
-    "the shape of a known compiler soundness bug that lets safe code keep references to freed "
-    "memory, which crashes the host. Use one lifetime for related references, or owned values"
-)
-_STATE_WHY = (
-    "global state outlives a call and is shared by every caller and revision. Use a `const` for "
-    "constant data, and keep state in local variables and parameters"
-)
+_LIFETIMES_WHY = words.LIFETIMES_WHY
+_STATE_WHY = words.STATE_WHY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,7 +130,7 @@ class Finding:
 def _finding(at: ts.Node | tuple[int, int], construct: str, what: str, why: str) -> Finding:
     """``at`` is a node or a 0-based (row, column) point."""
     row, column = at if isinstance(at, tuple) else at.start_point
-    message = f"line {row + 1}: {what} is not allowed: {why}."
+    message = words.refusal(row + 1, what, why)
     return Finding(line=row + 1, column=column + 1, construct=construct, message=message)
 
 
@@ -210,8 +160,7 @@ def crate_attributes(root: ts.Node, code: str) -> tuple[str, list[Finding]]:
                         node,
                         f"#![{name}]",
                         f"the crate attribute `#![{name}]`",
-                        "the code is included into a crate that symbiont generates, so "
-                        "crate-level attributes cannot be set. Remove it",
+                        words.CRATE_ATTRIBUTE_WHY,
                     )
                 )
                 continue
@@ -355,13 +304,13 @@ class _Scan:
     def _item(self, node: ts.Node) -> None:
         kind = node.type
         if kind == "foreign_mod_item":
-            why = "it links foreign functions, and only Rust and `std` are available. Remove it"
+            why = words.EXTERN_BLOCK_WHY
             # Placed at `extern`, so that `unsafe extern` reports its `unsafe` first.
             at = next((c for c in node.children if c.type == "extern_modifier"), node)
             what = 'an extern block (`extern "C" { ... }`)'
             self.findings.append(_finding(at, "extern block", what, why))
         elif kind == "extern_crate_declaration":
-            why = "`std` is already in scope and no other crate is available. Remove it"
+            why = words.EXTERN_CRATE_WHY
             self.findings.append(_finding(node, "extern crate", "`extern crate`", why))
         elif kind == "static_item":
             mut = any(c.type == "mutable_specifier" for c in node.children)
@@ -415,7 +364,7 @@ class _Scan:
             self.findings.append(_finding(node, "tied lifetimes", what, _LIFETIMES_WHY))
 
     def _macro_rules(self, node: ts.Node) -> None:
-        why = "macro definitions are not accepted here. Write a helper function instead"
+        why = words.MACRO_RULES_WHY
         self.findings.append(_finding(node, "macro_rules!", "a `macro_rules!` definition", why))
 
     def _bind(self, uses: tuple[_Use, ...]) -> None:
@@ -458,16 +407,10 @@ class _Scan:
         joined = "::".join(path)
         for hook in _HOOKS:
             if _matches(joined, hook):
-                return (
-                    f"`{hook}` changes the host's panic handling, which symbiont uses to catch "
-                    "and report panics. Remove it: a panic in your code is reported back to you"
-                )
+                return words.hook_why(hook)
         for catcher in _CATCHERS:
             if _matches(joined, catcher):
-                return (
-                    f"`{catcher}` would swallow the unwinding symbiont uses to stop a call at its "
-                    "deadline. Remove it: a panic in your code is reported back to you"
-                )
+                return words.catcher_why(catcher)
         matching = [
             (len(rule), allowed, rule) for rule, allowed in self.rules if _matches(joined, rule)
         ]
@@ -476,8 +419,7 @@ class _Scan:
         _, allowed, rule = max(matching)
         if allowed:
             return None
-        reason = _PATH_REASONS.get(rule, f"this runtime's policy denies `{rule}`")
-        return f"{reason}. Compute the result from the arguments alone and remove this use"
+        return words.path_why(rule)
 
     def _glue(self, node: ts.Node | tuple[int, int], path: RustPath) -> bool:
         if any(seg.startswith(_GLUE_PREFIXES) for seg in path):
@@ -591,12 +533,7 @@ class _Scan:
         if name in _ASM_MACROS:
             return f"{name}!", f"the `{name}!` macro", _ASM_WHY
         if name in self.denied_macros:
-            why = (
-                "it reads files or environment variables of the build machine at compile "
-                "time. Write the data into the code or compute it"
-                if name in DEFAULT_DENIED_MACROS
-                else f"this runtime's policy denies `{name}!`. Remove it"
-            )
+            why = words.macro_why(name, build_machine=name in DEFAULT_DENIED_MACROS)
             return f"{name}!", f"the `{name}!` macro", why
         if name == "thread_local":
             return "thread_local!", "`thread_local!`", _STATE_WHY
