@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-LONG = ("memory", "local_model", "ray_eval")
+LONG = ("memory", "local_model", "ray_eval", "peers")
 """Run only when named: minutes of builds, or the local model."""
 
 
