@@ -33,7 +33,7 @@ from symbiont._decl import _syntax as syn
 
 # Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
 # symbiont._load: cached libraries built by another glue version are then never reused.
-GLUE_ABI = 5
+GLUE_ABI = 6
 ENTRY_PREFIX = "__symbiont_entry_"
 MAP_PREFIX = "__symbiont_map_"
 INIT_SYMBOL = "__symbiont_init"
@@ -171,6 +171,7 @@ def _entry(index: int, f: FunctionDecl) -> str:
         ") -> rt::Obj {",
         "    let k = (*slot).keeper;",
         "    let timeout_ns = (*slot).timeout_ns;",
+        "    let flags = (*slot).flags;",
         "    let mut pin = rt::Pin::new(k);",
         f"    if nargs != {n} {{ return rt::arity(&mut pin, {index}, nargs); }}",
     ]
@@ -243,8 +244,13 @@ def _entry(index: int, f: FunctionDecl) -> str:
             "{ return std::ptr::null_mut(); }"
         )
     call = f"crate::{f.name}({', '.join(call_args)})"
+    caught = f"std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {call}))"
     lines.append("    let armed = rt::arm(timeout_ns);")
-    lines.append(f"    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {call}));")
+    # A dispatcher made to release the GIL (rt.nogil, release_gil=True) runs only the call
+    # itself without it: conversions before, write-back, releases and boxing after, all hold it.
+    lines.append("    let r = if flags & rt::SLOT_RELEASE_GIL != 0 {")
+    lines.append(f"        rt::released(&mut pin, &[{', '.join(spans)}], || {caught})")
+    lines.append(f"    }} else {{ {caught} }};")
     lines.append("    let stopped = rt::disarm(armed);")
     if write_backs:
         lines.append("    if r.is_ok() {")
