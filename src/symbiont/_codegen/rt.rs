@@ -27,7 +27,7 @@
 // `PyUnicode_AsUTF8AndSize` (it may build a UnicodeEncodeError, so `&str` always pins);
 // acquiring and releasing a buffer (exporters, `bf_releasebuffer`, 3.12's `__release_buffer__`,
 // the last reference to an exporter dropped by the release); building a list or tuple result;
-// releasing the GIL (`run_map`).
+// releasing the GIL (`run_map`, and `released` for a dispatcher with `SLOT_RELEASE_GIL`).
 //
 // Proven-safe unpinned fast paths. An exact `int` is converted with
 // `PyLong_AsLongLongAndOverflow`, which sets no error for an exact int (out-of-range values,
@@ -45,11 +45,19 @@
 // and boxes a result under the pin whenever the pin is held. Early returns drop the views
 // before the pin because the pin is declared first. `run_map` lends its buffers before
 // releasing the GIL and takes them back after reacquiring it, with the pin held throughout; its
-// views drop before its pin.
+// views drop before its pin. `released` does the same for one call of a dispatcher made to
+// release the GIL: only the candidate's call runs without it, and conversions, `borrows`,
+// write-back, view releases, boxing and panic reporting keep the GIL, in the order above.
+//
+// Ctrl-C. The trampoline's SIGINT handler raises `Api::interrupt` (counted in `pending`); the
+// guard of the thread the interrupt is for (`interrupt_claim`: the main thread, or a thread
+// marked `interruptible` by a main-thread call that released the GIL) unwinds with `CtrlC`, and
+// the entry, with the GIL held and the pin taken, lowers it and runs Python's pending handler.
 //
 // Entry points reviewed against this: generated entries (`_crate.py` `_entry`): arity, scalar,
 // str, slice and `&mut` conversions, the bool recheck, `borrows`, the call, write-back and
-// `finish`; map entries (`_map_entry`): pinned from the first buffer on, `run_map`; Cell
+// `finish`, with `released` around the call when the slot says so; map entries
+// (`_map_entry`): pinned from the first buffer on, `run_map`; Cell
 // write-back (`cell_back`, pinned); returns (`finish`). The free-threaded build has no GIL and
 // is refused at import.
 //
