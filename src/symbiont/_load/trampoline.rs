@@ -813,6 +813,17 @@ unsafe extern "C" fn after_fork_child() {
 
 static INTERRUPT: AtomicU32 = AtomicU32::new(0);
 static MAIN: AtomicPtr<Record> = AtomicPtr::new(null_mut());
+// When a guard of another thread first met the raised interrupt (ns on `clock_ns`, 0: not yet).
+// While it is raised every guard of every thread takes the slow path; an interrupt no call
+// claimed for a while (the main thread was running Python, which raises KeyboardInterrupt
+// itself) is dropped then, so calls in other threads get their speed back.
+static UNCLAIMED_SINCE: AtomicU64 = AtomicU64::new(0);
+const UNCLAIMED_NS: u64 = 200_000_000;
+
+fn clock_ns() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    (BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64).max(1)
+}
 
 const SIGINT: c_int = 2;
 const SA_SIGINFO: c_int = 4;
@@ -837,6 +848,7 @@ static mut PREVIOUS: SigAction = SigAction { handler: 0, mask: [0; 16], flags: 0
 
 /// Async-signal-safe: atomics only, then the previous handler.
 unsafe extern "C" fn on_sigint(sig: c_int, info: *mut c_void, ctx: *mut c_void) {
+    UNCLAIMED_SINCE.store(0, Ordering::SeqCst);
     if !MAIN.load(Ordering::SeqCst).is_null()
         && INTERRUPT.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     {
@@ -897,13 +909,23 @@ unsafe extern "C" fn interrupt_claim() -> bool {
     }
     // A guard of the main thread runs inside a native call of it; a stale interrupt was dropped
     // when that call was dispatched.
-    (*r).interruptible.load(Ordering::SeqCst) != 0 || r == MAIN.load(Ordering::SeqCst)
+    if (*r).interruptible.load(Ordering::SeqCst) != 0 || r == MAIN.load(Ordering::SeqCst) {
+        return true;
+    }
+    let now = clock_ns();
+    if let Err(since) = UNCLAIMED_SINCE.compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst) {
+        if now.saturating_sub(since) > UNCLAIMED_NS {
+            interrupt_done();
+        }
+    }
+    false
 }
 
 unsafe extern "C" fn interrupt_done() {
     if INTERRUPT.compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
         PENDING.fetch_sub(1, Ordering::SeqCst);
     }
+    UNCLAIMED_SINCE.store(0, Ordering::SeqCst);
 }
 
 #[no_mangle]
