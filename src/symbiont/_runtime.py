@@ -228,7 +228,7 @@ class Runtime:
     def nogil(self) -> Functions:
         """Dispatchers like ``fns`` (following activations, same deadline) whose calls release
         the GIL while the native code runs, so other Python threads run meanwhile and two
-        threads' calls overlap. Cost: ~0.2 us more per call (the revision is pinned, the
+        threads' calls overlap. Cost: 0.2-0.3 us more per call (the revision is pinned, the
         buffers are lent to the call and the GIL is released and taken back), and a buffer an
         in-flight call holds is refused to every other call (ValueError naming the argument)
         until it returns. Worth it for calls of a millisecond or more; keep ``fns`` for short
