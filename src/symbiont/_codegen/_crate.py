@@ -164,14 +164,33 @@ def _entry(index: int, f: FunctionDecl) -> str:
     """One exported METH_FASTCALL entry point. Its `self` is the dispatcher's slot, which holds
     the library's Python keeper object `k` and the call's deadline."""
     n = len(f.params)
+    signature = "    slot: *mut rt::SlotHead, args: *const rt::Obj, nargs: isize,"
+    # The body is generic over releasing the GIL, so the GIL-holding path compiles as if the
+    # other did not exist and pays one test of the slot's flags (rt.nogil takes the other).
     lines = [
         "#[no_mangle]",
         f'pub unsafe extern "C" fn {ENTRY_PREFIX}{index}(',
-        "    slot: *mut rt::SlotHead, args: *const rt::Obj, nargs: isize,",
+        signature,
+        ") -> rt::Obj {",
+        "    if (*slot).flags & rt::SLOT_RELEASE_GIL != 0 {",
+        f"        return __symbiont_released_{index}(slot, args, nargs);",
+        "    }",
+        f"    __symbiont_body_{index}::<false>(slot, args, nargs)",
+        "}",
+        "",
+        "#[inline(never)]",
+        f"unsafe fn __symbiont_released_{index}(",
+        signature,
+        ") -> rt::Obj {",
+        f"    __symbiont_body_{index}::<true>(slot, args, nargs)",
+        "}",
+        "",
+        "#[inline(always)]",
+        f"unsafe fn __symbiont_body_{index}<const RELEASE_GIL: bool>(",
+        signature,
         ") -> rt::Obj {",
         "    let k = (*slot).keeper;",
         "    let timeout_ns = (*slot).timeout_ns;",
-        "    let flags = (*slot).flags;",
         "    let mut pin = rt::Pin::new(k);",
         f"    if nargs != {n} {{ return rt::arity(&mut pin, {index}, nargs); }}",
     ]
@@ -248,7 +267,7 @@ def _entry(index: int, f: FunctionDecl) -> str:
     lines.append("    let armed = rt::arm(timeout_ns);")
     # A dispatcher made to release the GIL (rt.nogil, release_gil=True) runs only the call
     # itself without it: conversions before, write-back, releases and boxing after, all hold it.
-    lines.append("    let r = if flags & rt::SLOT_RELEASE_GIL != 0 {")
+    lines.append("    let r = if RELEASE_GIL {")
     lines.append(f"        rt::released(&mut pin, &[{', '.join(spans)}], || {caught})")
     lines.append(f"    }} else {{ {caught} }};")
     lines.append("    let stopped = rt::disarm(armed);")
