@@ -161,12 +161,25 @@ unsafe extern "C" fn slot_dealloc(o: Obj) {
 }
 
 unsafe extern "C" fn dispatch(slot: Obj, args: *const Obj, nargs: Ssize, kwnames: Obj) -> Obj {
-    let s = slot as *mut Slot;
     // A Ctrl-C that is still raised when a call starts arrived while no native call of the main
     // thread ran (Python raises KeyboardInterrupt for it itself): it must not stop this call.
+    // Both paths end in a tail call, so the common one needs no stack frame.
     if INTERRUPT.load(Ordering::Relaxed) != 0 {
-        drop_stale_interrupt();
+        return dispatch_after_interrupt(slot, args, nargs, kwnames);
     }
+    dispatch_now(slot, args, nargs, kwnames)
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn dispatch_after_interrupt(slot: Obj, args: *const Obj, nargs: Ssize, kwnames: Obj) -> Obj {
+    drop_stale_interrupt();
+    dispatch_now(slot, args, nargs, kwnames)
+}
+
+#[inline(always)]
+unsafe fn dispatch_now(slot: Obj, args: *const Obj, nargs: Ssize, kwnames: Obj) -> Obj {
+    let s = slot as *mut Slot;
     match (*s).entry {
         // No reference count round trip here: the entry pins its keeper itself before anything
         // that may run Python code (see the invariant at the top of codegen/rt.rs).
