@@ -6,7 +6,8 @@ Every repetition times each callable in a tight loop (callable and argument in f
 GC off) and an empty loop of the same length, whose time is subtracted; the table shows the
 median over repetitions, interleaved round-robin so machine noise hits all rows alike.
 `operator.neg(12345)` (a METH_O builtin that allocates its int result) is the floor.
-Targets: dispatcher <= 1.3x operator.neg; a 1-element numpy `&mut [f64]` call <= 4x.
+Targets: dispatcher <= 1.3x operator.neg; a 1-element numpy `&mut [f64]` call <= 4x. The
+`rt.nogil` rows show what releasing the GIL adds to a call (no target: it is for long calls).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def main() -> None:
         "rt.fns.f(12345)  [dispatcher]": (rt.fns.f, 12345),
         "rt.revision(0).fns.f(12345)  [handle]": (handle.f, 12345),
         "rt.fns.g(np.zeros(1))  [&mut [f64], 1 elem]": (rt.fns.g, one),
+        "rt.nogil.f(12345)  [releases the GIL]": (rt.nogil.f, 12345),
+        "rt.nogil.g(np.zeros(1))  [releases the GIL]": (rt.nogil.g, one),
         "python def f(x): return x + 1": ((lambda x: x + 1), 12345),
     }
     for fn, arg in rows.values():  # warm up the specialising interpreter

@@ -33,7 +33,7 @@ from symbiont._decl import _syntax as syn
 
 # Bump when the generated glue or rt.rs changes in a way that alters the binary interface with
 # symbiont._load: cached libraries built by another glue version are then never reused.
-GLUE_ABI = 5
+GLUE_ABI = 6
 ENTRY_PREFIX = "__symbiont_entry_"
 MAP_PREFIX = "__symbiont_map_"
 INIT_SYMBOL = "__symbiont_init"
@@ -164,10 +164,30 @@ def _entry(index: int, f: FunctionDecl) -> str:
     """One exported METH_FASTCALL entry point. Its `self` is the dispatcher's slot, which holds
     the library's Python keeper object `k` and the call's deadline."""
     n = len(f.params)
+    signature = "    slot: *mut rt::SlotHead, args: *const rt::Obj, nargs: isize,"
+    # The body is generic over releasing the GIL, so the GIL-holding path compiles as if the
+    # other did not exist and pays one test of the slot's flags (rt.nogil takes the other).
     lines = [
         "#[no_mangle]",
         f'pub unsafe extern "C" fn {ENTRY_PREFIX}{index}(',
-        "    slot: *mut rt::SlotHead, args: *const rt::Obj, nargs: isize,",
+        signature,
+        ") -> rt::Obj {",
+        "    if (*slot).flags & rt::SLOT_RELEASE_GIL != 0 {",
+        f"        return __symbiont_released_{index}(slot, args, nargs);",
+        "    }",
+        f"    __symbiont_body_{index}::<false>(slot, args, nargs)",
+        "}",
+        "",
+        "#[inline(never)]",
+        f"unsafe fn __symbiont_released_{index}(",
+        signature,
+        ") -> rt::Obj {",
+        f"    __symbiont_body_{index}::<true>(slot, args, nargs)",
+        "}",
+        "",
+        "#[inline(always)]",
+        f"unsafe fn __symbiont_body_{index}<const RELEASE_GIL: bool>(",
+        signature,
         ") -> rt::Obj {",
         "    let k = (*slot).keeper;",
         "    let timeout_ns = (*slot).timeout_ns;",
@@ -245,8 +265,13 @@ def _entry(index: int, f: FunctionDecl) -> str:
             "{ return std::ptr::null_mut(); }"
         )
     call = f"crate::{f.name}({', '.join(call_args)})"
+    caught = f"std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {call}))"
     lines.append("    let armed = rt::arm(timeout_ns);")
-    lines.append(f"    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {call}));")
+    # A dispatcher made to release the GIL (rt.nogil, release_gil=True) runs only the call
+    # itself without it: conversions before, write-back, releases and boxing after, all hold it.
+    lines.append("    let r = if RELEASE_GIL {")
+    lines.append(f"        rt::released(&mut pin, &[{', '.join(spans)}], || {caught})")
+    lines.append(f"    }} else {{ {caught} }};")
     lines.append("    let stopped = rt::disarm(armed);")
     if write_backs:
         lines.append("    if r.is_ok() {")

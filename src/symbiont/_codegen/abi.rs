@@ -23,7 +23,12 @@ pub struct SlotHead {
     pub entry: *mut std::ffi::c_void,
     pub keeper: Obj,
     pub timeout_ns: u64,
+    /// `SLOT_RELEASE_GIL`: the entry releases the GIL around the candidate's code.
+    pub flags: u64,
 }
+
+/// A dispatcher flag: calls through it release the GIL while the candidate's code runs.
+pub const SLOT_RELEASE_GIL: u64 = 1;
 
 /// Per-thread record owned by the trampoline, never freed.
 #[repr(C)]
@@ -36,6 +41,9 @@ pub struct Record {
     pub timeout_ns: std::sync::atomic::AtomicU64,
     /// Lowest stack address guarded code may reach on this thread (0: unknown).
     pub stack_low: std::sync::atomic::AtomicUsize,
+    /// Non-zero while this thread runs a call of the main thread that released the GIL (the
+    /// main thread's own call, or an `rt.map` worker of it): Ctrl-C may stop it.
+    pub interruptible: std::sync::atomic::AtomicU32,
 }
 
 /// The flag value that stops the call armed with `seq` (never 0: an armed seq is odd).
@@ -64,6 +72,17 @@ pub struct Api {
     /// Whether `[start, start + len)` conflicts with a lent range (either side mutable); the GIL
     /// is held.
     pub conflicts: unsafe extern "C" fn(start: usize, len: usize, mutable: bool) -> bool,
+    /// Non-zero while a Ctrl-C (SIGINT) waits to stop the main thread's native call; it also
+    /// counts in `pending`, so guards look only when it is raised.
+    pub interrupt: *const std::sync::atomic::AtomicU32,
+    /// Whether the calling thread runs the call the raised `interrupt` is for (it drops an
+    /// interrupt that arrived while no native call of the main thread ran). Never unwinds.
+    pub interrupt_claim: unsafe extern "C" fn() -> bool,
+    /// Lowers `interrupt` once the stopped call has unwound.
+    pub interrupt_done: unsafe extern "C" fn(),
+    /// The main thread's record once Ctrl-C is caught (null before): a call that releases the
+    /// GIL on it marks itself and its workers `interruptible`.
+    pub main: *const std::sync::atomic::AtomicPtr<Record>,
 }
 
-pub const API_VERSION: u32 = 2;
+pub const API_VERSION: u32 = 3;

@@ -27,7 +27,7 @@
 // `PyUnicode_AsUTF8AndSize` (it may build a UnicodeEncodeError, so `&str` always pins);
 // acquiring and releasing a buffer (exporters, `bf_releasebuffer`, 3.12's `__release_buffer__`,
 // the last reference to an exporter dropped by the release); building a list or tuple result;
-// releasing the GIL (`run_map`).
+// releasing the GIL (`run_map`, and `released` for a dispatcher with `SLOT_RELEASE_GIL`).
 //
 // Proven-safe unpinned fast paths. An exact `int` is converted with
 // `PyLong_AsLongLongAndOverflow`, which sets no error for an exact int (out-of-range values,
@@ -45,11 +45,19 @@
 // and boxes a result under the pin whenever the pin is held. Early returns drop the views
 // before the pin because the pin is declared first. `run_map` lends its buffers before
 // releasing the GIL and takes them back after reacquiring it, with the pin held throughout; its
-// views drop before its pin.
+// views drop before its pin. `released` does the same for one call of a dispatcher made to
+// release the GIL: only the candidate's call runs without it, and conversions, `borrows`,
+// write-back, view releases, boxing and panic reporting keep the GIL, in the order above.
+//
+// Ctrl-C. The trampoline's SIGINT handler raises `Api::interrupt` (counted in `pending`); the
+// guard of the thread the interrupt is for (`interrupt_claim`: the main thread, or a thread
+// marked `interruptible` by a main-thread call that released the GIL) unwinds with `CtrlC`, and
+// the entry, with the GIL held and the pin taken, lowers it and runs Python's pending handler.
 //
 // Entry points reviewed against this: generated entries (`_crate.py` `_entry`): arity, scalar,
 // str, slice and `&mut` conversions, the bool recheck, `borrows`, the call, write-back and
-// `finish`; map entries (`_map_entry`): pinned from the first buffer on, `run_map`; Cell
+// `finish`, with `released` around the call when the slot says so; map entries
+// (`_map_entry`): pinned from the first buffer on, `run_map`; Cell
 // write-back (`cell_back`, pinned); returns (`finish`). The free-threaded build has no GIL and
 // is refused at import.
 //
@@ -156,6 +164,9 @@ extern "C" {
     fn PyList_SetItem(l: Obj, i: Ssize, v: Obj) -> c_int;
     fn PyEval_SaveThread() -> *mut c_void;
     fn PyEval_RestoreThread(state: *mut c_void);
+    fn PyErr_CheckSignals() -> c_int;
+    fn PyErr_SetNone(t: Obj);
+    static mut PyExc_KeyboardInterrupt: Obj;
     static mut PyLong_Type: Opaque;
     static mut PyFloat_Type: Opaque;
     static mut PyUnicode_Type: Opaque;
@@ -204,8 +215,11 @@ fn record() -> *mut Record {
 #[inline(always)]
 #[track_caller]
 pub fn tick() {
-    if unsafe { (*PENDING.load(Ordering::Relaxed)).load(Ordering::Relaxed) } != 0 && flagged() {
-        interrupted();
+    if unsafe { (*PENDING.load(Ordering::Relaxed)).load(Ordering::Relaxed) } != 0 {
+        let why = flagged();
+        if why != 0 {
+            interrupted(why);
+        }
     }
 }
 
@@ -215,21 +229,40 @@ pub fn tick() {
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn interrupted() {
+fn interrupted(why: u8) {
     if !std::thread::panicking() {
+        if why == STOP_CTRL_C {
+            std::panic::panic_any(CtrlC)
+        }
         std::panic::panic_any(Interrupted)
     }
 }
 
-/// Whether this thread's armed call was flagged by the watchdog. Never unwinds.
+/// Unwinds out of candidate code when Ctrl-C stops the main thread's call.
+pub struct CtrlC;
+
+const STOP_DEADLINE: u8 = 1;
+const STOP_CTRL_C: u8 = 2;
+
+/// Why this thread's call must stop: its armed call was flagged by the watchdog
+/// (`STOP_DEADLINE`), or Ctrl-C is for it (`STOP_CTRL_C`); 0 to go on. Never unwinds.
 extern "C" fn probe() -> u8 {
     let r = RECORD.with(|r| r.get());
-    if r.is_null() {
-        return 0;
+    if !r.is_null() {
+        // Only an armed call (odd seq) can be stopped, and only by a flag raised for that call.
+        let seq = unsafe { (*r).seq.load(Ordering::SeqCst) };
+        if seq % 2 == 1 && unsafe { (*r).flag.load(Ordering::SeqCst) } == flag_for(seq) {
+            return STOP_DEADLINE;
+        }
     }
-    // Only an armed call (odd seq) can be stopped, and only by a flag raised for that very call.
-    let seq = unsafe { (*r).seq.load(Ordering::SeqCst) };
-    u8::from(seq % 2 == 1 && unsafe { (*r).flag.load(Ordering::SeqCst) } == flag_for(seq))
+    let api = API.load(Ordering::Relaxed);
+    if !api.is_null()
+        && unsafe { (*(*api).interrupt).load(Ordering::Relaxed) } != 0
+        && unsafe { ((*api).interrupt_claim)() }
+    {
+        return STOP_CTRL_C;
+    }
+    0
 }
 
 // An ordinary call inside a hot loop, even on a never-taken branch, makes the compiler keep the
@@ -315,17 +348,17 @@ extern "C" {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(target_feature = "avx")))]
 #[inline(always)]
-fn flagged() -> bool {
+fn flagged() -> u8 {
     let r: u64;
     // Only rax (the result) and the flags change: the trampoline restores everything else.
     unsafe { std::arch::asm!("call {f}", f = sym __symbiont_probe_saving, out("rax") r) };
-    r & 0xff != 0
+    (r & 0xff) as u8
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(target_feature = "avx"))))]
 #[inline(always)]
-fn flagged() -> bool {
-    probe() != 0
+fn flagged() -> u8 {
+    probe()
 }
 
 /// Entries of functions that may recurse: the tick, plus a stack-depth check.
@@ -1145,7 +1178,94 @@ unsafe fn failed(
         release(payload);
         return unexpected(PyObject_CallMethod(k, c"_timeout".as_ptr(), c"nK".as_ptr(), fi, ns));
     }
+    if payload.is::<CtrlC>() {
+        release(payload);
+        return ctrl_c(pin);
+    }
     panicked(pin, fi, payload)
+}
+
+/// Ctrl-C stopped the call: Python's own handler is pending (ours chained to it), so running
+/// the pending handlers raises KeyboardInterrupt (or whatever a handler installed since raises).
+#[cold]
+#[inline(never)]
+unsafe fn ctrl_c(pin: &mut Pin) -> Obj {
+    pin.hold(); // the handlers are Python code
+    let api = API.load(Ordering::Relaxed);
+    if !api.is_null() {
+        ((*api).interrupt_done)();
+    }
+    if PyErr_CheckSignals() == 0 {
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+    }
+    null_mut()
+}
+
+/// Marks the main thread's record `interruptible` while its call runs with the GIL released,
+/// so a Ctrl-C raised meanwhile is kept for it (see `drop_stale_interrupt` in the trampoline).
+struct MainCall(*mut Record);
+
+impl MainCall {
+    /// `worker`: a thread started for a call of the main thread (it is never the main one).
+    unsafe fn enter(worker: bool) -> MainCall {
+        let api = API.load(Ordering::Relaxed);
+        if api.is_null() {
+            return MainCall(null_mut());
+        }
+        let r = record();
+        if r.is_null() || (!worker && r != (*(*api).main).load(Ordering::SeqCst)) {
+            return MainCall(null_mut());
+        }
+        (*r).interruptible.store(1, Ordering::SeqCst);
+        MainCall(r)
+    }
+    fn of_main(&self) -> bool {
+        !self.0.is_null()
+    }
+}
+
+impl Drop for MainCall {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            unsafe { (*self.0).interruptible.store(0, Ordering::SeqCst) };
+        }
+    }
+}
+
+/// Lends the call's buffers (GIL held) before it releases the GIL: another thread's call on
+/// this memory is refused until `unlend_all`.
+unsafe fn lend_all(spans: &[Span]) -> Vec<usize> {
+    let api = API.load(Ordering::Relaxed);
+    if api.is_null() {
+        return Vec::new();
+    }
+    spans.iter().filter(|s| s.1 .1 > 0).map(|&(_, (a, n), m)| ((*api).lend)(a, n, m)).collect()
+}
+
+unsafe fn unlend_all(tickets: Vec<usize>) {
+    let api = API.load(Ordering::Relaxed);
+    if !api.is_null() {
+        for t in tickets {
+            ((*api).unlend)(t);
+        }
+    }
+}
+
+/// Runs a call of a dispatcher with `SLOT_RELEASE_GIL` with the GIL released: pinned first (the
+/// revision stays mapped whatever other threads do), its buffers lent (checked by `borrows`
+/// already, with the GIL held), and every Python-object step left to the caller, after the GIL
+/// is back. `call` catches every panic itself.
+#[inline(never)]
+pub unsafe fn released<R>(pin: &mut Pin, spans: &[Span], call: impl FnOnce() -> R) -> R {
+    pin.hold();
+    let tickets = lend_all(spans);
+    let main = MainCall::enter(false);
+    let state = PyEval_SaveThread();
+    let r = call();
+    drop(main);
+    PyEval_RestoreThread(state);
+    unlend_all(tickets);
+    r
 }
 
 // ---------------------------------------------------------------- vectorised calls
@@ -1182,9 +1302,13 @@ pub unsafe fn lane<'a, T: Elem + Copy>(
 enum Stop {
     Panic(Caught),
     Timeout,
+    CtrlC,
 }
 
-fn run_chunk<R, F: Fn(usize) -> R>(out: &mut [R], start: usize, f: &F, timeout_ns: u64) -> Option<Stop> {
+fn run_chunk<R, F: Fn(usize) -> R>(
+    out: &mut [R], start: usize, f: &F, timeout_ns: u64, main_worker: bool,
+) -> Option<Stop> {
+    let _main = if main_worker { unsafe { MainCall::enter(true) } } else { MainCall(null_mut()) };
     let armed = unsafe { arm(timeout_ns) };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for (j, o) in out.iter_mut().enumerate() {
@@ -1197,6 +1321,10 @@ fn run_chunk<R, F: Fn(usize) -> R>(out: &mut [R], start: usize, f: &F, timeout_n
         Err(payload) if stopped && payload.is::<Interrupted>() => {
             release(payload);
             Some(Stop::Timeout)
+        }
+        Err(payload) if payload.is::<CtrlC>() => {
+            release(payload);
+            Some(Stop::CtrlC)
         }
         Err(payload) => Some(Stop::Panic(caught(payload))),
     }
@@ -1293,40 +1421,47 @@ pub unsafe fn run_map<R: Send, F: Fn(usize) -> R + Sync>(
         return null_mut();
     }
     // Lent while the GIL is released: another thread's call on this memory is refused.
-    let api = API.load(Ordering::Relaxed);
-    let tickets: Vec<usize> = if api.is_null() {
-        Vec::new()
-    } else {
-        spans.iter().filter(|s| s.1 .1 > 0).map(|&(_, (a, n), m)| ((*api).lend)(a, n, m)).collect()
-    };
+    let tickets = lend_all(spans);
     let n = out.len();
     let threads = threads.clamp(1, 256).min(n.max(1));
     let chunk = n.div_ceil(threads).max(1);
+    // A call of the main thread: Ctrl-C stops it, its workers included.
+    let main = MainCall::enter(false);
+    let of_main = main.of_main();
     let state = PyEval_SaveThread();
     let stops: Vec<Option<Stop>> = if threads == 1 {
-        vec![run_chunk(out, 0, &f, timeout_ns)]
+        vec![run_chunk(out, 0, &f, timeout_ns, false)]
     } else {
         let f = &f;
         let jobs: Vec<Job> = out
             .chunks_mut(chunk)
             .enumerate()
             .map(|(c, part)| Job {
-                work: Box::new(move || run_chunk(part, c * chunk, f, timeout_ns)),
+                work: Box::new(move || run_chunk(part, c * chunk, f, timeout_ns, of_main && c > 0)),
                 stop: None,
             })
             .collect();
         run_jobs(jobs)
     };
+    drop(main);
     PyEval_RestoreThread(state);
-    for t in tickets {
-        ((*api).unlend)(t);
-    }
+    unlend_all(tickets);
     let mut timed_out = false;
+    let mut ctrl_c_seen = false;
+    let mut panic = None;
     for stop in stops.into_iter().flatten() {
         match stop {
             Stop::Timeout => timed_out = true,
-            Stop::Panic(c) => return raise_panic(k, fi, &c),
+            Stop::CtrlC => ctrl_c_seen = true,
+            Stop::Panic(c) => panic = panic.or(Some(c)),
         }
+    }
+    // Ctrl-C first: the user asked to stop, whatever else the workers met on the way.
+    if ctrl_c_seen {
+        return ctrl_c(pin);
+    }
+    if let Some(c) = panic {
+        return raise_panic(k, fi, &c);
     }
     if timed_out {
         return unexpected(PyObject_CallMethod(k, c"_timeout".as_ptr(), c"nK".as_ptr(), fi, timeout_ns));

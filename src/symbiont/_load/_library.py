@@ -243,8 +243,8 @@ class Library:
         f = self.functions[fi]
         what = "out=" if pi < 0 else f"argument {pi + 1} '{f.params[pi].name}'"
         raise ValueError(
-            f"{f.name}(): {what} shares memory with an array that a vectorised call (rt.map) in "
-            "another thread is using with the GIL released; Rust forbids two live references "
+            f"{f.name}(): {what} shares memory with an array that a call in another thread "
+            "(rt.map, rt.nogil) is using with the GIL released; Rust forbids two live references "
             "to memory when one of them writes it: wait for that call to finish, or pass a copy"
         )
 

@@ -97,19 +97,42 @@ def _doc(f: FunctionDecl) -> str:
 
 
 def make_callables(
-    tramp: ModuleType, decls: Declarations, module: str, timeout: float | None = None
+    tramp: ModuleType,
+    decls: Declarations,
+    module: str,
+    timeout: float | None = None,
+    *,
+    release_gil: bool = False,
 ) -> dict[str, Callable[..., Any]]:
     """New builtins (no target yet) with a per-call deadline of ``timeout`` seconds; they take
-    keyword arguments by the declared parameter names."""
+    keyword arguments by the declared parameter names. With ``release_gil`` their calls run the
+    candidate's code with the GIL released."""
     callables = {
         f.name: tramp.new(f.name, _doc(f), module, tuple(p.name for p in f.params))
         for f in decls.functions
     }
     ns = timeout_ns(timeout)
-    if ns:
-        for fn in callables.values():
+    for fn in callables.values():
+        if ns:
             tramp.set_timeout(fn, ns)
+        if release_gil:
+            tramp.set_release_gil(fn, True)
     return callables
+
+
+def catch_sigint(tramp: ModuleType) -> None:
+    """Lets Ctrl-C stop a native call of the main thread (trampoline.rs, "Ctrl-C"), while
+    Python's handler for it is the default one; a handler of the user's is left alone. Called
+    from the main thread whenever a runtime is made or activates a revision, so the handler is
+    back after code that swapped SIGINT's handler for a while (asyncio.run) restored the
+    default."""
+    import signal
+
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        tramp.catch_sigint()
 
 
 def timeout_ns(timeout: float | None) -> int:
@@ -207,8 +230,10 @@ class RevisionTable:
         self.fns = Functions(self._dispatchers, "stable dispatchers")
         self._maps = _MapSet(tramp, decls, module, timeout)
         self.map = self._maps.maps
-        # Dispatchers with other deadlines (Runtime.with_timeout): they follow activations too.
-        self._timed: dict[float, Functions] = {}
+        # Dispatchers with other deadlines or releasing the GIL (Runtime.with_timeout,
+        # Runtime.nogil): they follow activations too.
+        self._timed: dict[tuple[float | None, bool], Functions] = {}
+        catch_sigint(tramp)
 
     @property
     def active(self) -> int | None:
@@ -326,31 +351,47 @@ class RevisionTable:
             self._maps.point(self._tramp, lib)
             for fns in self._timed.values():
                 point(self._tramp, {n: fns[n] for n in fns}, lib)
-            return rev
+        catch_sigint(self._tramp)
+        return rev
 
-    def timed(self, timeout: float) -> Functions:
-        """Dispatchers that follow activations, with their own per-call deadline."""
+    def timed(self, timeout: float | None, release_gil: bool = False) -> Functions:
+        """Dispatchers that follow activations, with their own per-call deadline (None: no
+        deadline), releasing the GIL around their calls or not."""
         with self._lock:
-            fns = self._timed.get(timeout)
+            fns = self._timed.get((timeout, release_gil))
             if fns is None:
-                callables = make_callables(self._tramp, self.decls, self._module, timeout)
+                callables = make_callables(
+                    self._tramp, self.decls, self._module, timeout, release_gil=release_gil
+                )
                 if self._active is not None:
                     point(self._tramp, callables, self._libraries[self._active])
-                fns = self._timed[timeout] = Functions(callables, f"deadline {timeout:g} s")
+                label = "no deadline" if timeout is None else f"deadline {timeout:g} s"
+                label += ", GIL released" if release_gil else ""
+                fns = self._timed[timeout, release_gil] = Functions(callables, label)
             return fns
 
-    def handle(self, number: int, timeout: float | None = None) -> RevisionHandle:
+    def handle(
+        self, number: int, timeout: float | None = None, release_gil: bool = False
+    ) -> RevisionHandle:
         rev = self.get(number)
         deadline = self.timeout if timeout is None else timeout
-        fns, maps = self.pinned(self.library(number), f"pinned to revision {number}", deadline)
+        label = f"pinned to revision {number}" + (", GIL released" if release_gil else "")
+        fns, maps = self.pinned(self.library(number), label, deadline, release_gil=release_gil)
         return RevisionHandle(rev, fns, maps)
 
     def pinned(
-        self, library: Library, label: str, timeout: float | None = None
+        self,
+        library: Library,
+        label: str,
+        timeout: float | None = None,
+        *,
+        release_gil: bool = False,
     ) -> tuple[Functions, Any]:
         """Functions (and their vectorised forms) bound to a library that is not (or not yet)
         registered."""
-        callables = make_callables(self._tramp, self.decls, self._module, timeout)
+        callables = make_callables(
+            self._tramp, self.decls, self._module, timeout, release_gil=release_gil
+        )
         point(self._tramp, callables, library)
         maps = _MapSet(self._tramp, self.decls, self._module, timeout)
         maps.point(self._tramp, library)

@@ -19,9 +19,9 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_uint, c_void, CString};
+use std::ffi::{c_char, c_int, c_long, c_uint, c_void, CString};
 use std::ptr::{addr_of, addr_of_mut, null, null_mut};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,8 @@ extern "C" {
     fn PyTuple_GetItem(t: Obj, i: Ssize) -> Obj;
     fn PyUnicode_Compare(a: Obj, b: Obj) -> c_int;
     fn PyErr_Clear();
+    fn PyObject_IsTrue(o: Obj) -> c_int;
+    fn PyBool_FromLong(v: c_long) -> Obj;
     fn Py_IncRef(o: Obj);
     fn Py_DecRef(o: Obj);
     static mut _Py_NoneStruct: PyObject;
@@ -114,6 +116,7 @@ struct Slot {
     entry: Option<FastFn>,
     keeper: Obj,
     timeout_ns: u64,
+    flags: u64,
     def: PyMethodDef,
     name: *mut c_char,
     doc: *mut c_char,
@@ -128,6 +131,7 @@ const _: () = {
     assert!(offset_of!(Slot, entry) == offset_of!(SlotHead, entry));
     assert!(offset_of!(Slot, keeper) == offset_of!(SlotHead, keeper));
     assert!(offset_of!(Slot, timeout_ns) == offset_of!(SlotHead, timeout_ns));
+    assert!(offset_of!(Slot, flags) == offset_of!(SlotHead, flags));
     assert!(size_of::<Option<FastFn>>() == size_of::<*mut c_void>());
 };
 
@@ -157,6 +161,24 @@ unsafe extern "C" fn slot_dealloc(o: Obj) {
 }
 
 unsafe extern "C" fn dispatch(slot: Obj, args: *const Obj, nargs: Ssize, kwnames: Obj) -> Obj {
+    // A Ctrl-C that is still raised when a call starts arrived while no native call of the main
+    // thread ran (Python raises KeyboardInterrupt for it itself): it must not stop this call.
+    // Both paths end in a tail call, so the common one needs no stack frame.
+    if INTERRUPT.load(Ordering::Relaxed) != 0 {
+        return dispatch_after_interrupt(slot, args, nargs, kwnames);
+    }
+    dispatch_now(slot, args, nargs, kwnames)
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn dispatch_after_interrupt(slot: Obj, args: *const Obj, nargs: Ssize, kwnames: Obj) -> Obj {
+    drop_stale_interrupt();
+    dispatch_now(slot, args, nargs, kwnames)
+}
+
+#[inline(always)]
+unsafe fn dispatch_now(slot: Obj, args: *const Obj, nargs: Ssize, kwnames: Obj) -> Obj {
     let s = slot as *mut Slot;
     match (*s).entry {
         // No reference count round trip here: the entry pins its keeper itself before anything
@@ -300,6 +322,7 @@ unsafe extern "C" fn tr_new(_m: Obj, args: *const Obj, nargs: Ssize) -> Obj {
     (*s).entry = None;
     (*s).keeper = null_mut();
     (*s).timeout_ns = 0;
+    (*s).flags = 0;
     (*s).name = name.into_raw();
     (*s).doc = doc.into_raw();
     (*s).params_text = listed.into_raw();
@@ -400,12 +423,46 @@ unsafe extern "C" fn tr_timeout(_m: Obj, f: Obj) -> Obj {
     PyLong_FromUnsignedLongLong((*s).timeout_ns)
 }
 
+/// set_release_gil(fn, on: bool) -> None
+unsafe extern "C" fn tr_set_release_gil(_m: Obj, args: *const Obj, nargs: Ssize) -> Obj {
+    if nargs != 2 {
+        PyErr_SetString(PyExc_TypeError, c"set_release_gil(fn, on)".as_ptr());
+        return null_mut();
+    }
+    let s = slot_of(*args);
+    if s.is_null() {
+        return null_mut();
+    }
+    let on = PyObject_IsTrue(*args.add(1));
+    if on < 0 {
+        return null_mut();
+    }
+    if on == 1 {
+        (*s).flags |= SLOT_RELEASE_GIL;
+    } else {
+        (*s).flags &= !SLOT_RELEASE_GIL;
+    }
+    none()
+}
+
+/// releases_gil(fn) -> bool
+unsafe extern "C" fn tr_releases_gil(_m: Obj, f: Obj) -> Obj {
+    let s = slot_of(f);
+    if s.is_null() {
+        return null_mut();
+    }
+    PyBool_FromLong(c_long::from((*s).flags & SLOT_RELEASE_GIL != 0))
+}
+
 /// api() -> int address of the `Api` table handed to every revision library at init.
 unsafe extern "C" fn tr_api(_m: Obj, _a: Obj) -> Obj {
     PyLong_FromVoidPtr(addr_of!(API.0) as *mut c_void)
 }
 
-static mut METHODS: [PyMethodDef; 8] = [
+static mut METHODS: [PyMethodDef; 11] = [
+    PyMethodDef { ml_name: c"set_release_gil".as_ptr(), ml_meth: tr_set_release_gil as *const c_void, ml_flags: METH_FASTCALL, ml_doc: null() },
+    PyMethodDef { ml_name: c"releases_gil".as_ptr(), ml_meth: tr_releases_gil as *const c_void, ml_flags: METH_O, ml_doc: null() },
+    PyMethodDef { ml_name: c"catch_sigint".as_ptr(), ml_meth: tr_catch_sigint as *const c_void, ml_flags: METH_NOARGS, ml_doc: null() },
     PyMethodDef { ml_name: c"set_timeout".as_ptr(), ml_meth: tr_set_timeout as *const c_void, ml_flags: METH_FASTCALL, ml_doc: null() },
     PyMethodDef { ml_name: c"timeout".as_ptr(), ml_meth: tr_timeout as *const c_void, ml_flags: METH_O, ml_doc: null() },
     PyMethodDef { ml_name: c"api".as_ptr(), ml_meth: tr_api as *const c_void, ml_flags: METH_NOARGS, ml_doc: null() },
@@ -474,6 +531,10 @@ static API: Shared = Shared(Api {
     lend,
     unlend,
     conflicts,
+    interrupt: &INTERRUPT,
+    interrupt_claim,
+    interrupt_done,
+    main: &MAIN,
 });
 
 // ---------------------------------------------------------------- lent memory
@@ -520,6 +581,8 @@ impl Drop for Mine {
                 if rec.flag.swap(0, Ordering::SeqCst) != 0 {
                     PENDING.fetch_sub(1, Ordering::SeqCst);
                 }
+                rec.interruptible.store(0, Ordering::SeqCst);
+                let _ = MAIN.compare_exchange(r, null_mut(), Ordering::SeqCst, Ordering::SeqCst);
             }
             FREE.lock().unwrap_or_else(|e| e.into_inner()).push(r as usize);
         }
@@ -566,6 +629,7 @@ unsafe extern "C" fn record() -> *mut Record {
                 Some(addr) => {
                     let rec = addr as *mut Record;
                     (*rec).stack_low.store(stack_low(), Ordering::SeqCst);
+                    (*rec).interruptible.store(0, Ordering::SeqCst);
                     rec
                 }
                 None => {
@@ -574,6 +638,7 @@ unsafe extern "C" fn record() -> *mut Record {
                         seq: AtomicU64::new(0),
                         timeout_ns: AtomicU64::new(0),
                         stack_low: AtomicUsize::new(stack_low()),
+                        interruptible: AtomicU32::new(0),
                     }));
                     RECORDS.lock().unwrap_or_else(|e| e.into_inner()).push(rec as usize);
                     rec
@@ -738,6 +803,142 @@ unsafe extern "C" fn after_fork_child() {
     // Calls that lent memory ran on threads the child does not have.
     LENT.lock().unwrap_or_else(|e| e.into_inner()).clear();
     LENT_COUNT.store(0, Ordering::SeqCst);
+    // Only the forking thread exists here: it is the main thread of the child if anything.
+    if MAIN.load(Ordering::SeqCst) as usize != mine {
+        MAIN.store(null_mut(), Ordering::SeqCst);
+    }
+    if INTERRUPT.swap(0, Ordering::SeqCst) != 0 {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+// ---------------------------------------------------------------- Ctrl-C
+// Python's own SIGINT handler only trips a flag that the eval loop checks, so a native call
+// would run to its end before KeyboardInterrupt. `catch_sigint` (called from Python while the
+// Python-level handler is `signal.default_int_handler`, on the main thread) installs a C
+// handler in front of Python's: it raises INTERRUPT (counted in PENDING, so the guards of every
+// loop look) and then calls Python's handler, which trips Python's flag as before. The guard of
+// the main thread's native call (or of a worker of the main thread's `rt.map` or GIL-releasing
+// call, marked `interruptible`) claims it and unwinds; the entry then runs Python's pending
+// handler with the GIL held, which raises KeyboardInterrupt. Any later `signal.signal(SIGINT,
+// ...)` replaces this C handler (CPython installs its own with sigaction each time), so a user's
+// handler is never bypassed; symbiont installs it again only while the default is back.
+
+static INTERRUPT: AtomicU32 = AtomicU32::new(0);
+static MAIN: AtomicPtr<Record> = AtomicPtr::new(null_mut());
+// When a guard of another thread first met the raised interrupt (ns on `clock_ns`, 0: not yet).
+// While it is raised every guard of every thread takes the slow path; an interrupt no call
+// claimed for a while (the main thread was running Python, which raises KeyboardInterrupt
+// itself) is dropped then, so calls in other threads get their speed back.
+static UNCLAIMED_SINCE: AtomicU64 = AtomicU64::new(0);
+const UNCLAIMED_NS: u64 = 200_000_000;
+
+fn clock_ns() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    (BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64).max(1)
+}
+
+const SIGINT: c_int = 2;
+const SA_SIGINFO: c_int = 4;
+const SIG_IGN: usize = 1;
+
+/// glibc's `struct sigaction` (x86_64 and aarch64 Linux).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SigAction {
+    handler: usize,
+    mask: [u64; 16],
+    flags: c_int,
+    restorer: usize,
+}
+
+extern "C" {
+    fn sigaction(sig: c_int, act: *const SigAction, old: *mut SigAction) -> c_int;
+}
+
+// The handler that was installed before ours (Python's), called after ours.
+static mut PREVIOUS: SigAction = SigAction { handler: 0, mask: [0; 16], flags: 0, restorer: 0 };
+
+/// Async-signal-safe: atomics only, then the previous handler.
+unsafe extern "C" fn on_sigint(sig: c_int, info: *mut c_void, ctx: *mut c_void) {
+    UNCLAIMED_SINCE.store(0, Ordering::SeqCst);
+    if !MAIN.load(Ordering::SeqCst).is_null()
+        && INTERRUPT.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    {
+        PENDING.fetch_add(1, Ordering::SeqCst);
+    }
+    let prev = *addr_of!(PREVIOUS);
+    if prev.handler > SIG_IGN {
+        if prev.flags & SA_SIGINFO != 0 {
+            let f: unsafe extern "C" fn(c_int, *mut c_void, *mut c_void) = std::mem::transmute(prev.handler);
+            f(sig, info, ctx);
+        } else {
+            let f: unsafe extern "C" fn(c_int) = std::mem::transmute(prev.handler);
+            f(sig);
+        }
+    }
+}
+
+/// catch_sigint() -> bool: installs the handler above (the caller checked that this is the main
+/// thread and that Python's handler is the default one); False if it already is installed.
+unsafe extern "C" fn tr_catch_sigint(_m: Obj, _a: Obj) -> Obj {
+    let mut current = SigAction { handler: 0, mask: [0; 16], flags: 0, restorer: 0 };
+    if sigaction(SIGINT, null(), &mut current) != 0 || current.handler == on_sigint as usize {
+        return PyBool_FromLong(0);
+    }
+    if current.handler <= SIG_IGN {
+        return PyBool_FromLong(0); // nobody turns SIGINT into KeyboardInterrupt: leave it be
+    }
+    let r = record();
+    if r.is_null() {
+        return PyBool_FromLong(0);
+    }
+    *addr_of_mut!(PREVIOUS) = current;
+    MAIN.store(r, Ordering::SeqCst);
+    let ours = SigAction {
+        handler: on_sigint as usize,
+        mask: current.mask,
+        flags: current.flags | SA_SIGINFO,
+        restorer: 0,
+    };
+    PyBool_FromLong(c_long::from(sigaction(SIGINT, &ours, null_mut()) == 0))
+}
+
+#[cold]
+#[inline(never)]
+fn drop_stale_interrupt() {
+    // With the GIL held no GIL-holding call of the main thread runs; one that released it
+    // marked the main thread's record, and keeps the interrupt.
+    let main = MAIN.load(Ordering::SeqCst);
+    if main.is_null() || unsafe { (*main).interruptible.load(Ordering::SeqCst) } == 0 {
+        unsafe { interrupt_done() };
+    }
+}
+
+unsafe extern "C" fn interrupt_claim() -> bool {
+    let r = MINE.try_with(|m| m.0.get()).unwrap_or(null_mut());
+    if r.is_null() || INTERRUPT.load(Ordering::SeqCst) == 0 {
+        return false;
+    }
+    // A guard of the main thread runs inside a native call of it; a stale interrupt was dropped
+    // when that call was dispatched.
+    if (*r).interruptible.load(Ordering::SeqCst) != 0 || r == MAIN.load(Ordering::SeqCst) {
+        return true;
+    }
+    let now = clock_ns();
+    if let Err(since) = UNCLAIMED_SINCE.compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst) {
+        if now.saturating_sub(since) > UNCLAIMED_NS {
+            interrupt_done();
+        }
+    }
+    false
+}
+
+unsafe extern "C" fn interrupt_done() {
+    if INTERRUPT.compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
+    }
+    UNCLAIMED_SINCE.store(0, Ordering::SeqCst);
 }
 
 #[no_mangle]
