@@ -80,9 +80,15 @@ def test_the_evaluator_scores_the_exact_formula_and_refuses_a_table(
 def test_the_example_refuses_a_table_and_a_panic_then_reaches_the_target(
     example: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    pytest.importorskip("matplotlib")  # the plot extra draws the picture
     fence = "```rust\n{}\n```".format
     agent = ScriptedAgent([fence(TABLE), fence(PANICS), fence(BOWL), fence(EXACT)])
-    assert example["main"](agent, attempts=2, store=str(tmp_path / "runs.db")) == 0
+    picture = tmp_path / "surface.png"
+    status = example["main"](
+        agent, attempts=2, store=str(tmp_path / "runs.db"), plot_path=str(picture)
+    )
+    assert status == 0
+    assert picture.read_bytes().startswith(b"\x89PNG")
     assert "17 numeric literals (at most 16)" in agent.requests[1].messages[-1].content
     round_2 = agent.requests[2].messages[1].content  # a new round after two failures
     assert "index out of bounds" in round_2
