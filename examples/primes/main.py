@@ -21,6 +21,8 @@ import symbiont as sb
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the evaluator lives beside this file
 import counting as task
 
+DECLARATION = task.DEFAULT  # the default, with its doc comment
+
 TASK = "Make `count_primes_below` as fast as possible; it must stay exact for every n."
 
 
@@ -56,7 +58,7 @@ def main(
     seed: int = 0,
     call_timeout: float = 10.0,
 ) -> int:
-    rt = sb.Runtime(task.DEFAULT, check_timeout=call_timeout)
+    rt = sb.Runtime(DECLARATION, check_timeout=call_timeout)
     agent = agent or sb.agent_from_env()
     try:
         run = rt.search(

@@ -20,6 +20,8 @@ import symbiont as sb
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the evaluator lives beside this file
 import sorting as task
 
+DECLARATION = task.DEFAULT  # the default, with its doc comment
+
 TASK = (
     "Make `sort` as fast as possible on 10,000 f64 values (uniform, normal, already sorted, "
     "reversed, few distinct values, nearly sorted). std's sort, sort_unstable, sort_by, "
@@ -38,7 +40,7 @@ def main(
     store: str | None = None,
     call_timeout: float = 10.0,
 ) -> int:
-    rt = sb.Runtime(task.DEFAULT, check_timeout=call_timeout)
+    rt = sb.Runtime(DECLARATION, check_timeout=call_timeout)
     agent = agent or sb.agent_from_env()
     try:
         run = rt.search(
