@@ -66,7 +66,7 @@ def plot(rt: sb.Runtime, path: str) -> None:
         ax.set_title(title)
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=70)
     print(f"plot written to {path}")
 
 
