@@ -16,7 +16,7 @@ EXPECTED = [
     "ResumeError", "Revision", "RevisionError", "RevisionHandle", "Runtime", "Score",
     "SearchRun", "StageTimings", "StoreError", "SymbiontError", "TimeoutError", "Timing",
     "ToolCallRecord", "ToolchainError", "Trace", "TransientAgentError", "Usage",
-    "agent_from_env", "default_prompt", "evolvable", "measure", "progress", "tools",
+    "agent_from_env", "code_of", "default_prompt", "evolvable", "measure", "progress", "tools",
 ]  # fmt: skip
 
 

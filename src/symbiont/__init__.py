@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from symbiont._compile import BuildLimits
     from symbiont._decl import Declarations, evolvable
     from symbiont._evolve import AttemptTrace, EvolveInfo, StageTimings, Trace
-    from symbiont._load import Cell, Functions, Revision, RevisionHandle
+    from symbiont._load import Cell, Functions, Revision, RevisionHandle, code_of
     from symbiont._options import Options
     from symbiont._prompts import PromptContext, default_prompt
     from symbiont._runtime import Runtime
@@ -132,6 +132,7 @@ _LAZY = {
     "agent_from_env": "symbiont._agents",
     "default_prompt": "symbiont._prompts",
     "evolvable": "symbiont._decl",
+    "code_of": "symbiont._load",
     "measure": "symbiont._search",
 }
 # Loaded on first use of that name only: llama.cpp helpers, and the renderer (rich).
@@ -193,6 +194,7 @@ __all__ = [
     "TransientAgentError",
     "Usage",
     "agent_from_env",
+    "code_of",
     "default_prompt",
     "evolvable",
     "measure",

@@ -283,3 +283,29 @@ def test_asearch_and_an_evaluator_taking_the_vectorised_functions(db: Path) -> N
     assert run.best is not None and run.best.score == 12.0  # 2 * (0 + 1 + 2 + 3)
     with pytest.raises(sb.ConfigError, match="unknown search option"):
         asyncio.run(rt.asearch(agent, "G.", evaluate=evaluate, rounds=3))
+
+
+def test_an_evaluator_reads_the_candidates_code_and_refuses_a_construct(
+    rt: sb.Runtime, db: Path
+) -> None:
+    seen: list[str] = []
+
+    def evaluate(fns: sb.Functions) -> float:
+        text = sb.code_of(fns)
+        seen.append(text)
+        if "7" in text:
+            raise sb.Reject("no sevens")
+        return float(fns.value())
+
+    agent = ScriptedAgent([code(7), code(5)])
+    run = rt.search(
+        agent, "Make value large.", evaluate=evaluate, budget=sb.Budget(rounds=1),
+        attempts_per_lane=2, store=db, name="scan",
+    )  # fmt: skip
+    assert run.best is not None and run.best.score == 5.0
+    assert "{ 7 }" in seen[1] and "{ 5 }" in seen[2]  # seen[0]: the seed
+    assert "no sevens" in agent.requests[1].messages[-1].content
+    # A pinned revision has its code; the dispatchers following activations have none.
+    assert sb.code_of(rt.revision(run.best.revision).fns) == rt.code(run.best.revision)
+    with pytest.raises(sb.ConfigError, match=r"use rt.code\(\)"):
+        sb.code_of(rt.fns)

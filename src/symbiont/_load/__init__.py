@@ -11,6 +11,7 @@ from symbiont._load._revisions import (
     Revision,
     RevisionHandle,
     RevisionTable,
+    code_of,
     timeout_ns,
 )
 from symbiont._load._trampoline import trampoline, trampoline_from, trampoline_path
@@ -27,6 +28,7 @@ __all__ = [
     "RevisionTable",
     "Types",
     "Vectorised",
+    "code_of",
     "loaded_count",
     "reap",
     "reap_after_collection",

@@ -15,7 +15,7 @@ from typing import Any
 from symbiont import _config
 from symbiont._codegen import vectorisable
 from symbiont._decl import Declarations, FunctionDecl
-from symbiont._errors import RevisionError
+from symbiont._errors import ConfigError, RevisionError
 from symbiont._load._boundary import python_type
 from symbiont._load._library import Library
 
@@ -48,10 +48,15 @@ class Functions:
     Each attribute is a real builtin function; iterate for the names, index by name.
     """
 
-    def __init__(self, callables: dict[str, Callable[..., Any]], label: str) -> None:
+    def __init__(
+        self, callables: dict[str, Callable[..., Any]], label: str, code: str | None = None
+    ) -> None:
         self.__dict__.update(callables)
         object.__setattr__(self, "_Functions__names", tuple(callables))
         object.__setattr__(self, "_Functions__label", label)
+        # The code these functions are bound to, when that never changes (a candidate under
+        # check, a pinned revision): an evaluator may read it with code_of(fns).
+        object.__setattr__(self, "_Functions__code", code)
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"no declared function {name!r}; declared: {', '.join(self.__names)}")
@@ -94,6 +99,22 @@ def _doc(f: FunctionDecl) -> str:
         lines += [f"    {p.name}: {p.type.rust} -- {python_type(p.type)}" for p in f.params]
     lines += ["", f"Returns: {f.ret.rust} -- {python_type(f.ret, returned=True)}"]
     return head + "\n".join(lines)
+
+
+def code_of(fns: Functions) -> str:
+    """The Rust code behind ``fns`` when it is bound to one candidate or revision: what an
+    evaluator is given (to refuse constructs the policy cannot see, such as a method call)
+    and ``rt.revision(n).fns``. The dispatchers that follow activations have none:
+    ``rt.code()`` is theirs."""
+    if not isinstance(fns, Functions):
+        raise ConfigError(f"code_of() takes the functions given to an evaluator, got {fns!r}")
+    code: str | None = fns._Functions__code
+    if code is None:
+        raise ConfigError(
+            f"{fns!r} follow activations, so no one code is theirs: use rt.code() for the "
+            "active revision or rt.revision(n).fns for one revision"
+        )
+    return code
 
 
 def make_callables(
@@ -376,7 +397,9 @@ class RevisionTable:
         rev = self.get(number)
         deadline = self.timeout if timeout is None else timeout
         label = f"pinned to revision {number}" + (", GIL released" if release_gil else "")
-        fns, maps = self.pinned(self.library(number), label, deadline, release_gil=release_gil)
+        fns, maps = self.pinned(
+            self.library(number), label, deadline, release_gil=release_gil, code=rev.code
+        )
         return RevisionHandle(rev, fns, maps)
 
     def pinned(
@@ -386,13 +409,15 @@ class RevisionTable:
         timeout: float | None = None,
         *,
         release_gil: bool = False,
+        code: str | None = None,
     ) -> tuple[Functions, Any]:
         """Functions (and their vectorised forms) bound to a library that is not (or not yet)
-        registered."""
+        registered; ``code_of`` them is ``code`` (default: the layout the library was built
+        from, the same tokens as the candidate's)."""
         callables = make_callables(
             self._tramp, self.decls, self._module, timeout, release_gil=release_gil
         )
         point(self._tramp, callables, library)
         maps = _MapSet(self._tramp, self.decls, self._module, timeout)
         maps.point(self._tramp, library)
-        return Functions(callables, label), maps.maps
+        return Functions(callables, label, library.code if code is None else code), maps.maps
