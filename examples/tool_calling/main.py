@@ -2,8 +2,8 @@
 
 `transform(n: i64) -> i64` has to reproduce a rule the prompt never states. The model may call
 the Python function `probe(n)`, which returns the rule's value at n, as often as it likes while
-it writes (the agent runs the calls and sends the results back); the check accepts the code
-when it agrees with the rule on -10..=10. Every tool call is recorded in the run's trace.
+it writes (the agent runs the calls and sends the results back; each call is printed); the
+check accepts the code when it agrees with the rule on -10..=10.
 
 Tool calls need an OpenAI-compatible endpoint with tool support (BASE_URL, MODEL, API_KEY); the
 embedded local model has none, so without BASE_URL the example says so and stops.
@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tool_calling_task import check, probe
+from tool_calling_task import check
+from tool_calling_task import probe as hidden_rule
 
 import symbiont as sb
 
@@ -40,7 +41,14 @@ NO_TOOLS = (
 
 
 def probing_agent(base: sb.OpenAIAgent, api_key: str | None) -> sb.OpenAIAgent:
-    """The endpoint's agent again, with the probe tool."""
+    """The endpoint's agent again, with the probe tool (which prints each call it answers)."""
+
+    def probe(n: int) -> int:
+        """Returns the value the hidden rule gives for n: what transform(n) must return."""
+        value = hidden_rule(n)
+        print(f"the model called probe({n}) -> {value}")
+        return value
+
     return sb.OpenAIAgent(
         base_url=base.base_url, api_key=api_key, model=base.model, timeout=base.timeout,
         header_timeout=base.header_timeout, idle_timeout=base.idle_timeout,
@@ -85,10 +93,10 @@ def main(
         return 1
     tries = 1 + next(i for i, h in enumerate(run.history) if h.revision == run.best.revision)
     print(f"revision {run.best.revision} reproduces the hidden rule on -10..=10 "
-          f"after {tries} request(s)")  # fmt: skip
+          f"after {tries} attempt(s)")  # fmt: skip
     print(rt.code())
-    print("transform(100) =", rt.fns.transform(100), "| probe(100) =", probe(100))
-    print(f"run {run.name} is in {run.store}: `symbiont log {run.name}` shows the tool calls")
+    print("transform(100) =", rt.fns.transform(100), "| probe(100) =", hidden_rule(100))
+    print(f"run {run.name} is in {run.store}: `symbiont log {run.name}` shows the attempts")
     return 0
 
 

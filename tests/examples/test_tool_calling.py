@@ -66,7 +66,9 @@ def test_the_model_probes_then_writes_the_rule(
     assert "negative" in corrections[1] and "line 2" in corrections[1]
     assert [m["content"] for m in requests[4]["messages"] if m["role"] == "tool"][-1] == "1"
     out = capsys.readouterr().out
-    assert "reproduces the hidden rule on -10..=10 after 3 request(s)" in out
+    assert "the model called probe(0) -> 7\nthe model called probe(1) -> 10\n" in out
+    assert "the model called probe(-2) -> 1\n" in out
+    assert "reproduces the hidden rule on -10..=10 after 3 attempt(s)" in out
     assert "transform(100) = 307 | probe(100) = 307" in out
 
 
