@@ -81,7 +81,7 @@ def main(
             raise
         print(f"stopped: {exc}", file=sys.stderr)
         return 2
-    fronts = fronts_per_round(scored)
+    fronts = fronts_per_round(scored, run.rounds)
     for r, pts in fronts.items():
         cells = ", ".join(f"rev {p['revision']}: {p['levels']:g} levels, MSE {p['mse']:.4f}"
                           for p in pts)  # fmt: skip
@@ -97,10 +97,9 @@ def main(
     return 0
 
 
-def fronts_per_round(scored: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    """The front of everything scored up to and including each round."""
-    rounds = sorted({s["round"] for s in scored})
-    return {r: front(s for s in scored if s["round"] <= r) for r in rounds}
+def fronts_per_round(scored: list[dict[str, Any]], rounds: int) -> dict[int, list[dict[str, Any]]]:
+    """The front of everything scored up to and including each round (0: the seed)."""
+    return {r: front(s for s in scored if s["round"] <= r) for r in range(rounds + 1)}
 
 
 def draw(fronts: dict[int, list[dict[str, Any]]], path: str) -> None:
