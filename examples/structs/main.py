@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -79,7 +80,7 @@ def main(
         return 1
     print(f"revision {run.best.revision} follows the rules for {STATES} balls x {STEPS} steps")
     print(rt.code())
-    ball = rt.types.GameState(x=1.0, y=9.5, vx=-2.0, vy=1.0, width=10.0, height=10.0,
+    ball: Any = rt.types.GameState(x=1.0, y=9.5, vx=-2.0, vy=1.0, width=10.0, height=10.0,
                               restitution=0.5, bounces=0)  # fmt: skip
     rt.fns.step(ball)  # a record: its fields are written back
     print(f"a ball at (1, 9.5) moving (-2, 1) in a 10 x 10 box, one step later: {ball}")
