@@ -23,6 +23,7 @@ from symbiont.testing import ScriptedAgent
 EXAMPLE = runpy.run_path(str(examples_dir() / "fractal" / "main.py"))
 task: Any = EXAMPLE["task"]
 
+CHROMIUM = "/usr/bin/chromium"
 SIGNATURE = "fn shade(x: f64, y: f64, t: f64) -> u32"
 # Red rising with height, green with x: independent of t, so a frame can be predicted.
 FIRE = f"""{SIGNATURE} {{
@@ -151,11 +152,13 @@ def test_page_keeps_animating_while_evolving_and_swaps_between_frames(
     page_server: tuple[str, list[Any]],
 ) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no {CHROMIUM}: apt-get install chromium")
     url, script = page_server
     script += [fenced(FIRE), fenced(PANICS)]
     fire = fire_pixels(96, 60)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+        browser = p.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page()
         page.goto(url)
         page.wait_for_function("Number(document.getElementById('frame').textContent) > 3")
