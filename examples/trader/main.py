@@ -117,6 +117,7 @@ def main(
     rows = [
         (f"revision {best} (train)", rt.revision(best).fns.decide, train),
         (f"revision {best} (held out)", rt.revision(best).fns.decide, held_out),
+        ("ensemble (train)", task.ensemble(rt, top), train),
         ("ensemble (held out)", task.ensemble(rt, top), held_out),
     ]
     for label, decide, frame in rows:

@@ -149,7 +149,13 @@ def test_scripted_search_rejects_bad_candidates_then_reports_in_and_out_of_sampl
     out = capsys.readouterr().out
     assert "best revision 1, ensemble of revisions 1, 2, 0" in out
     assert "let fast: f64" in out
-    for label in ("revision 1 (train)", "revision 1 (held out)", "ensemble (held out)"):
+    labels = (
+        "revision 1 (train)",
+        "revision 1 (held out)",
+        "ensemble (train)",
+        "ensemble (held out)",
+    )
+    for label in labels:
         assert label in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
