@@ -119,7 +119,7 @@ def backtest(rt: sb.Runtime, decide: Decide, frame: Any, *, cash: float = 1_000_
     account = rt.types.Account
     action = rt.types.Action
 
-    class Evolved(Strategy):  # type: ignore[misc]
+    class Evolved(Strategy):
         def init(self) -> None:
             pass
 
