@@ -39,6 +39,7 @@ def _load_task() -> Any:
 
 
 task = _load_task()
+DECLARATION = task.DECLARATION  # every example's main.py names what it evolves
 
 
 def snapshot(animator: Any, path: str) -> None:
