@@ -106,7 +106,11 @@ def test_cli_lists_examples_and_rejects_unknown_ones() -> None:
     listing = subprocess.run(
         [sys.executable, "-m", "symbiont", "example"], capture_output=True, text=True, check=True
     )
-    assert "counter" in listing.stdout and "fizzbuzz" in listing.stdout
+    lines = {line.split()[0]: line for line in listing.stdout.splitlines() if line.strip()}
+    for name in list_examples():
+        # One line per example: its name and what it shows (the first line of its docstring).
+        assert name in lines and len(lines[name].split()) > 3, listing.stdout
+    assert "the smallest complete symbiont run" in lines["counter"]
     bad = subprocess.run(
         [sys.executable, "-m", "symbiont", "example", "nope"],
         capture_output=True,

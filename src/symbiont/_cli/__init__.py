@@ -37,6 +37,18 @@ def list_examples() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "main.py").is_file())
 
 
+def example_summary(name: str) -> str:
+    """The first line of the example's docstring (what it shows), read without running it."""
+    import ast
+
+    script = examples_dir() / name / "main.py"
+    try:
+        doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8")))
+    except (OSError, SyntaxError, ValueError):
+        doc = None
+    return doc.strip().splitlines()[0] if doc else ""
+
+
 def _configure_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO
     try:
@@ -57,7 +69,13 @@ def _configure_logging(verbose: int) -> None:
 def _cmd_example(args: argparse.Namespace) -> int:
     names = list_examples()
     if not args.name:
-        print("examples:", ", ".join(names) or "(none found)")
+        if not names:
+            print("no examples found")
+            return 0
+        width = max(map(len, names))
+        for name in names:
+            print(f"{name:<{width}}  {example_summary(name)}")
+        print("\nrun one: symbiont example NAME [-- ARGS]")
         return 0
     if args.name not in names:
         print(f"unknown example {args.name!r}; available: {', '.join(names)}", file=sys.stderr)
