@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,62 @@ def grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     ys = np.linspace(-1.0, 1.0, height, dtype=np.float64)
     gx, gy = np.meshgrid(xs, ys)
     return np.ascontiguousarray(gx), np.ascontiguousarray(gy)
+
+
+def python_shade(x: float, y: float, t: float) -> int:
+    """The default shader in plain Python (the benchmark's reference for interpreted code)."""
+    cr, ci = 0.7885 * math.cos(0.3 * t), 0.7885 * math.sin(0.3 * t)
+    zr, zi, n = x, y, 0
+    while n < 64 and zr * zr + zi * zi < 4.0:
+        zr, zi = zr * zr - zi * zi + cr, 2.0 * zr * zi + ci
+        n += 1
+    v = min(n * 4, 255)
+    return (v << 16) | (min(n * 2, 255) << 8) | (255 - v)
+
+
+def numpy_frame(gx: np.ndarray, gy: np.ndarray, t: float) -> np.ndarray:
+    """The default shader as numpy array expressions (escape time over the whole frame)."""
+    cr, ci = 0.7885 * math.cos(0.3 * t), 0.7885 * math.sin(0.3 * t)
+    zr, zi = gx.copy(), gy.copy()
+    n = np.zeros(gx.shape, dtype=np.uint32)
+    for _ in range(64):
+        live = zr * zr + zi * zi < 4.0
+        if not live.any():
+            break
+        zr, zi = np.where(live, zr * zr - zi * zi + cr, zr), np.where(live, 2 * zr * zi + ci, zi)
+        n += live
+    v = np.minimum(n * 4, 255)
+    return (v << 16) | (np.minimum(n * 2, 255) << 8) | (255 - v)
+
+
+def benchmark_cases(*, runs: int, quick: bool) -> list[tuple[str, str, None, float, float, float]]:
+    """Rows for benchmarks/examples.py: one frame of the default shader through ``rt.map``
+    (one thread, then every core) against plain Python and numpy computing the same pixels."""
+    width, height = (160, 100) if quick else (320, 200)
+    gx, gy = grid(width, height)
+    rt = sb.Runtime(DECLARATION)
+    t = 1.0
+    native = rt.map.shade(gx, gy, t, threads=1)
+    expected = numpy_frame(gx, gy, t)
+    assert np.array_equal(native, expected), "the numpy reference disagrees with the shader"
+    assert python_shade(float(gx[3, 5]), float(gy[3, 5]), t) == int(native[3, 5])
+
+    def ms(fn: Any, *args: Any, repeats: int = runs) -> float:
+        return float(sb.measure(fn, *args, repeats=repeats, warmup=1).median * 1e3)
+
+    def python_frame() -> None:
+        for x, y in zip(gx.ravel().tolist(), gy.ravel().tolist(), strict=True):
+            python_shade(x, y, t)
+
+    python_ms = ms(python_frame, repeats=max(1, min(runs, 3)))
+    numpy_ms = ms(numpy_frame, gx, gy, t)
+    size = f"frame {width}x{height}"
+    return [
+        ("fractal", f"{size}, rt.map 1 thread", None,
+         ms(lambda: rt.map.shade(gx, gy, t, threads=1)), python_ms, numpy_ms),
+        ("fractal", f"{size}, rt.map every core", None,
+         ms(lambda: rt.map.shade(gx, gy, t, threads=0)), python_ms, numpy_ms),
+    ]  # fmt: skip
 
 
 def to_rgba(pixels: np.ndarray) -> bytes:
