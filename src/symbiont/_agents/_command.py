@@ -337,6 +337,14 @@ async def _exchange(process: asyncio.subprocess.Process, stdin: bytes) -> tuple[
         while chunk := await pipe.read(1 << 16):
             into += chunk
             if cap is not None and len(into) > cap:
+                # Stop the program, then read on (discarding) to the end of the pipe: asyncio
+                # wakes `process.wait()` only once every pipe is closed, and a full pipe nobody
+                # reads never reaches its end.
+                _signal_group(process.pid, signal.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_DRAIN_SECONDS):
+                        while await pipe.read(1 << 16):
+                            pass
                 raise _TooMuchOutput
             if cap is None and len(into) > 2 * _STDERR_KEPT_BYTES:
                 del into[:-_STDERR_KEPT_BYTES]  # only the tail is ever shown
@@ -375,8 +383,11 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.kill()
     # Reap it, so no zombie stays behind; shielded so a second cancellation cannot skip it.
+    # Bounded: asyncio reports the exit only once the pipes are closed, and an escaped daemon
+    # may hold one open (the child watcher reaps the process itself either way).
     with contextlib.suppress(Exception):
-        await asyncio.shield(process.wait())
+        async with asyncio.timeout(_DRAIN_SECONDS * 2):
+            await asyncio.shield(process.wait())
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
