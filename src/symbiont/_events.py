@@ -22,7 +22,8 @@ class Event:
     ``evolve_batch``.
 
     Kinds and their ``data``:
-    - ``run_started``: ``name``, ``resumed``, ``budget`` (``evolve``: ``name`` only);
+    - ``run_started``: ``name``, ``resumed``, ``budget`` (``evolve``: ``what`` and ``name``,
+      ``evolve`` or ``evolve_batch``);
     - ``round_started``: ``lanes`` (how many run this round);
     - ``stage`` (per lane): ``stage`` in ``llm | validate | build | check | evaluate``
       (``check``: the ``check`` of ``evolve``; ``evaluate``: a search's evaluator),

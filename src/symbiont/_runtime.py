@@ -437,7 +437,7 @@ class Runtime:
     ) -> EvolveInfo:
         self._check_agent(agent)
         emit = _emitter(on_event)
-        emit("run_started", name="evolve")
+        emit("run_started", what="evolve", name="evolve")
         try:
             info = await self._lane(agent, prompt, check=check, seed=seed, functions=functions,
                                     emit=emit)  # fmt: skip
@@ -465,7 +465,7 @@ class Runtime:
             raise ConfigError("evolve_batch() takes a list of prompts, not one str")
         if functions is not None:
             self._check_functions(functions)  # once, before any lane starts
-        emit("run_started", name="evolve_batch")
+        emit("run_started", what="evolve_batch", name="evolve_batch")
         results = await asyncio.gather(
             *(self._lane(agent, p, check=check, seed=seed, functions=functions, emit=emit)
               for p in prompts),
