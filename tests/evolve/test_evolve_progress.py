@@ -183,3 +183,12 @@ def test_a_terminal_gets_the_live_panel_with_tokens() -> None:
     assert "build ended: compile_error" in text
     assert "check ended: passed" in text
     assert "evolve ended (registered)" in text
+
+
+def test_a_scripted_agent_can_write_token_by_token(rt: sb.Runtime) -> None:
+    events: list[sb.Event] = []
+    agent = ScriptedAgent([GOOD], token_delay=0.001)
+    info = rt.evolve(agent, "Add ten.", activate=False, on_event=events.append)
+    counts = [e.data["tokens"] for e in events if e.kind == "tokens"]
+    assert counts[0] == 1 and counts == sorted(set(counts))
+    assert counts[-1] == info.usage.completion_tokens > 1
