@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -36,14 +36,17 @@ from symbiont._errors import (
 )
 from symbiont._events import Event, OnEvent
 from symbiont._evolve import (
+    Emit,
     EvolveInfo,
     Lane,
     Registered,
     Rejected,
     StageTimings,
+    emitter,
     in_background,
     run_async,
     run_sync,
+    staged,
 )
 from symbiont._failures import Failure, FailureKind
 from symbiont._isolation import (
@@ -436,7 +439,7 @@ class Runtime:
         on_event: OnEvent | None = None,
     ) -> EvolveInfo:
         self._check_agent(agent)
-        emit = _emitter(on_event)
+        emit = emitter(on_event)
         emit("run_started", what="evolve", name="evolve")
         try:
             info = await self._lane(agent, prompt, check=check, seed=seed, functions=functions,
@@ -460,7 +463,7 @@ class Runtime:
         on_event: OnEvent | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         self._check_agent(agent)
-        emit = _emitter(on_event)
+        emit = emitter(on_event)
         if isinstance(prompts, str):
             raise ConfigError("evolve_batch() takes a list of prompts, not one str")
         if functions is not None:
@@ -489,7 +492,7 @@ class Runtime:
         check: Check | None,
         seed: int | None,
         functions: Sequence[str] | None = None,
-        emit: _Emit | None = None,
+        emit: Emit | None = None,
     ) -> EvolveInfo:
         from symbiont._validate import complete_from_parent, subset
 
@@ -517,7 +520,7 @@ class Runtime:
                     candidate = merged
                 if emit is None:
                     return await runtime._try(candidate, lane=lane, check=check, parent=parent)
-                return await _staged(emit, lane, check is not None, lambda built: runtime._try(
+                return await staged(emit, lane, check is not None, lambda built: runtime._try(
                     candidate, lane=lane, check=check, parent=parent, on_built=built))  # fmt: skip
 
         return await Lane(
@@ -959,53 +962,6 @@ class _SearchHost:
 
     def active_code(self) -> str:
         return self._rt.code()
-
-
-class _Emit:
-    """Builds and sends the progress events of ``evolve`` and ``evolve_batch``."""
-
-    def __init__(self, callback: OnEvent) -> None:
-        self.callback = callback
-
-    def __call__(self, kind: str, *, lane: int | None = None, **data: Any) -> None:
-        self.lane_event(Event(kind=kind, lane=lane, data=data, time=time.time()))  # type: ignore[arg-type]
-
-    def lane_event(self, event: Event) -> None:
-        try:
-            self.callback(event)
-        except Exception:
-            log.exception("the on_event callback raised; the evolution goes on")
-
-
-def _emitter(on_event: OnEvent | None) -> _Emit:
-    if on_event is not None and not callable(on_event):
-        raise ConfigError("on_event must be a callable (Event) -> None")
-    return _Emit(on_event if on_event is not None else (lambda event: None))
-
-
-async def _staged(
-    emit: _Emit,
-    lane: int,
-    checked: bool,
-    trying: Callable[[Callable[[], None]], Awaitable[Registered | Rejected]],
-) -> Registered | Rejected:
-    """``trying(on_built)`` with the build and check stages reported around it."""
-    stage = "build"
-
-    def built() -> None:
-        nonlocal stage
-        emit("stage", lane=lane, stage="build", state="ended", outcome="ok")
-        stage = "check"
-        emit("stage", lane=lane, stage="check", state="started")
-
-    emit("stage", lane=lane, stage="build", state="started")
-    outcome = await trying(built)
-    if isinstance(outcome, Rejected):
-        emit("stage", lane=lane, stage=stage, state="ended", outcome=outcome.failure.kind)
-    elif stage == "check":
-        emit("stage", lane=lane, stage="check", state="ended",
-             outcome="passed" if checked else "loaded")  # fmt: skip
-    return outcome
 
 
 def _remote_result(answer: Evaluation | Failure | Raised, seconds: float) -> RemoteResult:

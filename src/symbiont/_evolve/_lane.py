@@ -16,6 +16,7 @@ before validation; edits that do not apply are an ``edit_failed`` failure like a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -202,8 +203,9 @@ class Lane:
     ``functions`` names the declared functions the model writes when ``decls`` holds only
     those. ``on_attempt`` receives each attempt's trace as soon as it is recorded (the search
     commits it to its store before the lane goes on). ``on_event`` receives the lane's
-    progress :class:`~symbiont.Event` s: the ``llm`` and ``validate`` stages and ``tokens`` as
-    the model writes (on the event loop's thread, whatever thread the agent writes from).
+    progress events (:class:`~symbiont.Event`): the ``llm`` and ``validate`` stages and
+    ``tokens`` as the model writes (on the event loop's thread, whatever thread the agent
+    writes from).
     """
 
     def __init__(
@@ -296,9 +298,12 @@ class Lane:
             if threading.get_ident() == home:
                 self._emit("tokens", tokens=tokens, per_second=per_second)
             else:
-                loop.call_soon_threadsafe(
-                    lambda: self._emit("tokens", tokens=tokens, per_second=per_second)
-                )
+                # A display must never stop a model from writing: a loop that closed meanwhile
+                # (the process is ending) just misses the count.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(
+                        lambda: self._emit("tokens", tokens=tokens, per_second=per_second)
+                    )
 
         return report
 
