@@ -14,7 +14,7 @@ SRC = Path(symbiont.__file__).parent
 # `symbiont.tools` (ready-made tools built on a Runtime). The run store knows nothing but rows
 # (the CLI reads it without loading any layer above); the search drives lanes and the store.
 LEVELS: list[set[str]] = [
-    {"_errors", "_failures", "_prompts", "_config"},
+    {"_errors", "_failures", "_prompts", "_config", "_events"},
     {"_store"},
     {"_decl"},
     {"_codegen"},

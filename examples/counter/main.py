@@ -55,10 +55,13 @@ def main(agent: sb.Agent | None = None, *, rounds: int = 3, attempts: int = 10) 
     print(f"revision 0: step(counter) -> counter = {counter.value}")
 
     agent = agent or sb.agent_from_env()
+    # The model writes for minutes: show its tokens and each stage as they happen (standard
+    # error: a live panel on a terminal, plain lines when piped).
+    progress = sb.progress()
     # A small model may need more than one lane: each round starts a fresh conversation.
     for round_ in range(1, rounds + 1):
         try:
-            info = rt.evolve(agent, PROMPT, check=check)
+            info = rt.evolve(agent, PROMPT, check=check, on_event=progress)
             break
         except sb.EvolveError as exc:
             reason = exc.last_failure.summary if exc.last_failure else exc

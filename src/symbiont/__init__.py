@@ -104,7 +104,7 @@ _LAZY = {
     "Cell": "symbiont._load",
     "CommandAgent": "symbiont._agents",
     "Declarations": "symbiont._decl",
-    "Event": "symbiont._search",
+    "Event": "symbiont._events",
     "EvolveInfo": "symbiont._evolve",
     "Functions": "symbiont._load",
     "HillClimb": "symbiont._search",

@@ -34,15 +34,19 @@ from symbiont._errors import (
     RevisionError,
     ToolchainError,
 )
+from symbiont._events import Event, OnEvent
 from symbiont._evolve import (
+    Emit,
     EvolveInfo,
     Lane,
     Registered,
     Rejected,
     StageTimings,
+    emitter,
     in_background,
     run_async,
     run_sync,
+    staged,
 )
 from symbiont._failures import Failure, FailureKind
 from symbiont._isolation import (
@@ -77,7 +81,6 @@ if TYPE_CHECKING:
     from symbiont._prompts import PromptContext
     from symbiont._search import (
         Budget,
-        Event,
         Prices,
         RemoteCheck,
         RemoteResult,
@@ -341,12 +344,16 @@ class Runtime:
         activate: bool = True,
         seed: int | None = None,
         functions: Sequence[str] | None = None,
+        on_event: OnEvent | None = None,
     ) -> EvolveInfo:
         """Runs one lane until a candidate registers; activates it unless ``activate=False``.
 
         With ``functions``, the model writes only those declared functions (and helpers); the
         others are kept from the active revision and shown to it as context.
         Raises :class:`EvolveError` (carrying the trace) when the lane ends without one.
+        ``on_event(event)`` is told the progress (:class:`symbiont.Event`: ``run_started``,
+        then per attempt the ``llm`` stage with ``tokens`` as the model writes, ``validate``,
+        ``build`` and ``check``, then ``run_ended``); ``sb.progress()`` draws it.
         Called from inside a running event loop (Jupyter, an async app) it works, but blocks
         that loop until the lane ends (minutes with a slow model) and logs a warning saying
         so: use ``await rt.aevolve(...)`` there, the async twin.
@@ -354,7 +361,13 @@ class Runtime:
         _warn_if_blocking_a_loop("evolve", "aevolve")
         return run_sync(
             self._evolve(
-                agent, prompt, check=check, activate=activate, seed=seed, functions=functions
+                agent,
+                prompt,
+                check=check,
+                activate=activate,
+                seed=seed,
+                functions=functions,
+                on_event=on_event,
             )
         )
 
@@ -367,11 +380,18 @@ class Runtime:
         activate: bool = True,
         seed: int | None = None,
         functions: Sequence[str] | None = None,
+        on_event: OnEvent | None = None,
     ) -> EvolveInfo:
         """Async twin of :meth:`evolve`."""
         return await run_async(
             self._evolve(
-                agent, prompt, check=check, activate=activate, seed=seed, functions=functions
+                agent,
+                prompt,
+                check=check,
+                activate=activate,
+                seed=seed,
+                functions=functions,
+                on_event=on_event,
             )
         )
 
@@ -383,16 +403,19 @@ class Runtime:
         check: Check | None = None,
         seed: int | None = None,
         functions: Sequence[str] | None = None,
+        on_event: OnEvent | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         """Runs one lane per prompt concurrently, each with its own budget.
 
         Every success is registered, none is activated; a failed lane is returned as its
         :class:`EvolveError` in place, without affecting the others. ``functions`` as for
-        :meth:`evolve`. Inside a running event loop it blocks that loop (with a warning): use
+        :meth:`evolve`, and ``on_event`` too (each lane's events carry its ``lane``). Inside a
+        running event loop it blocks that loop (with a warning): use
         ``await rt.aevolve_batch(...)`` there.
         """
         _warn_if_blocking_a_loop("evolve_batch", "aevolve_batch")
-        return run_sync(self._batch(agent, prompts, check=check, seed=seed, functions=functions))
+        return run_sync(self._batch(agent, prompts, check=check, seed=seed, functions=functions,
+                                    on_event=on_event))  # fmt: skip
 
     async def aevolve_batch(
         self,
@@ -402,11 +425,11 @@ class Runtime:
         check: Check | None = None,
         seed: int | None = None,
         functions: Sequence[str] | None = None,
+        on_event: OnEvent | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         """Async twin of :meth:`evolve_batch`."""
-        return await run_async(
-            self._batch(agent, prompts, check=check, seed=seed, functions=functions)
-        )
+        return await run_async(self._batch(agent, prompts, check=check, seed=seed,
+                                           functions=functions, on_event=on_event))  # fmt: skip
 
     def _check_agent(self, agent: Agent) -> None:
         if not callable(getattr(agent, "complete", None)) or not hasattr(agent, "name"):
@@ -428,11 +451,20 @@ class Runtime:
         activate: bool,
         seed: int | None,
         functions: Sequence[str] | None = None,
+        on_event: OnEvent | None = None,
     ) -> EvolveInfo:
         self._check_agent(agent)
-        info = await self._lane(agent, prompt, check=check, seed=seed, functions=functions)
+        emit = emitter(on_event)
+        emit("run_started", what="evolve", name="evolve")
+        try:
+            info = await self._lane(agent, prompt, check=check, seed=seed, functions=functions,
+                                    emit=emit)  # fmt: skip
+        except BaseException:
+            emit("run_ended", stop_reason="failed", best=None)
+            raise
         if activate:
             self.activate(info.revision)
+        emit("run_ended", stop_reason="registered", best=info.score, revision=info.revision)
         return info
 
     async def _batch(
@@ -443,16 +475,22 @@ class Runtime:
         check: Check | None,
         seed: int | None,
         functions: Sequence[str] | None = None,
+        on_event: OnEvent | None = None,
     ) -> list[EvolveInfo | EvolveError]:
         self._check_agent(agent)
+        emit = emitter(on_event)
         if isinstance(prompts, str):
             raise ConfigError("evolve_batch() takes a list of prompts, not one str")
         if functions is not None:
             self._check_functions(functions)  # once, before any lane starts
+        emit("run_started", what="evolve_batch", name="evolve_batch")
         results = await asyncio.gather(
-            *(self._lane(agent, p, check=check, seed=seed, functions=functions) for p in prompts),
+            *(self._lane(agent, p, check=check, seed=seed, functions=functions, emit=emit)
+              for p in prompts),
             return_exceptions=True,
-        )
+        )  # fmt: skip
+        registered = sum(isinstance(r, EvolveInfo) for r in results)
+        emit("run_ended", stop_reason="registered" if registered else "failed", best=None)
         out: list[EvolveInfo | EvolveError] = []
         for r in results:
             if isinstance(r, (EvolveInfo, EvolveError)):
@@ -469,6 +507,7 @@ class Runtime:
         check: Check | None,
         seed: int | None,
         functions: Sequence[str] | None = None,
+        emit: Emit | None = None,
     ) -> EvolveInfo:
         from symbiont._validate import complete_from_parent, subset
 
@@ -494,7 +533,10 @@ class Runtime:
                     if not isinstance(merged, Candidate):
                         return Rejected(failure=merged.failure(), timings=StageTimings())
                     candidate = merged
-                return await runtime._try(candidate, lane=lane, check=check, parent=parent)
+                if emit is None:
+                    return await runtime._try(candidate, lane=lane, check=check, parent=parent)
+                return await staged(emit, lane, check is not None, lambda built: runtime._try(
+                    candidate, lane=lane, check=check, parent=parent, on_built=built))  # fmt: skip
 
         return await Lane(
             lane=lane,
@@ -510,6 +552,7 @@ class Runtime:
             seed=seed,
             edits=self.options.edits,
             functions=functions,
+            on_event=None if emit is None else emit.lane_event,
         ).run()
 
     # ------------------------------------------------------------------ search (issue 11)
@@ -703,8 +746,9 @@ class Runtime:
         check: Check | None,
         parent: int | None = None,
         remote: RemoteCheck | None = None,
+        on_built: Callable[[], None] | None = None,
     ) -> Registered | Rejected:
-        trial = await self._trial(candidate, check=check, remote=remote)
+        trial = await self._trial(candidate, check=check, remote=remote, on_built=on_built)
         if isinstance(trial, Rejected):
             return trial
         rev, new = self._table.register(
@@ -715,7 +759,12 @@ class Runtime:
         return Registered(revision=rev.number, new=new, score=trial.score, timings=trial.timings)
 
     async def _trial(
-        self, candidate: Candidate, *, check: Check | None, remote: RemoteCheck | None = None
+        self,
+        candidate: Candidate,
+        *,
+        check: Check | None,
+        remote: RemoteCheck | None = None,
+        on_built: Callable[[], None] | None = None,
     ) -> _Passed | Rejected:
         """Builds, loads and checks ``candidate`` (``remote``: a search's evaluator, run by the
         isolation workers); registering it is the caller's decision."""
@@ -725,6 +774,8 @@ class Runtime:
         t1 = time.perf_counter()
         if isinstance(built, Failure):
             return Rejected(failure=built, timings=StageTimings(build=t1 - t0))
+        if on_built is not None:
+            on_built()
         timings = StageTimings(build=t1 - t0)
         score: float | None = None
         # -- isolation: the library is loaded (and checked) in a worker first, and into this

@@ -10,6 +10,7 @@ reproduce a reply.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 
@@ -125,3 +126,15 @@ def test_a_grammar_outside_top_k_falls_back_without_aborting() -> None:
     lines = out.stdout.splitlines()
     assert len(lines) == 3 and all(line.split()[1].startswith("QXZJ") for line in lines), lines
     assert "empty grammar stack" not in out.stderr
+
+
+def test_the_decoding_loop_reports_tokens_as_it_writes() -> None:
+    decls = sb.evolvable(DECLARATION)
+    seen: list[tuple[int, float]] = []
+    req = dataclasses.replace(request(decls), on_tokens=lambda n, rate: seen.append((n, rate)))
+    reply = asyncio.run(sb.LocalAgent(seed=5, max_tokens=24).complete(req))
+    counts = [n for n, _ in seen]
+    assert counts[0] == 1, "the first token is reported as soon as it is sampled"
+    assert counts == sorted(set(counts))
+    assert counts[-1] == reply.usage.completion_tokens
+    assert all(rate >= 0 for _, rate in seen)

@@ -46,14 +46,17 @@ def test_events_describe_the_run(rt: sb.Runtime, db: Path) -> None:
     assert kinds[0] == "run_started" and kinds[-1] == "run_ended"
     assert kinds.count("round_started") == kinds.count("round_ended") == 2
     stages = [(e.data["stage"], e.data["state"]) for e in events if e.kind == "stage"]
-    assert stages[:6] == [
+    assert stages[:8] == [
         ("llm", "started"),
         ("llm", "ended"),
+        ("validate", "started"),
+        ("validate", "ended"),
         ("build", "started"),
         ("build", "ended"),
         ("evaluate", "started"),
         ("evaluate", "ended"),
     ]
+    assert any(e.kind == "tokens" and e.data["tokens"] > 0 for e in events)
     ended = [e for e in events if e.kind == "round_ended"][-1]
     assert ended.data["best"] == 20.0 and ended.data["totals"]["attempts"] == 2
     assert ended.data["budget"] == {"name": "rounds", "used": 2.0, "limit": 2.0}

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from symbiont import _prompts
 from symbiont._agents._grammar import build_grammar
-from symbiont._agents._protocol import Reply, Request, Usage
+from symbiont._agents._protocol import Reply, Request, TokenMeter, Usage
 from symbiont._compile import default_cache_dir
 from symbiont._decl import Declarations
 from symbiont._errors import AgentError, ConfigError, ContextOverflowError
@@ -330,7 +330,7 @@ class _Decoder:
         lc.llama_sampler_apply(self._grammar, ctypes.byref(one))
         return bool(self._one[0].logit != float("-inf"))
 
-    def run(self, prompt: list[int], max_tokens: int) -> Decoded:
+    def run(self, prompt: list[int], max_tokens: int, meter: TokenMeter | None = None) -> Decoded:
         llm, lc = self._llm, self._lc
         # Reuse the cached prefix of the previous request (the same prompt again is common:
         # every attempt of a lane starts alike); at least one token is evaluated so that its
@@ -377,6 +377,8 @@ class _Decoder:
             lc.llama_sampler_accept(self._penalties, token)
             lc.llama_sampler_accept(self._chain, token)
             tokens.append(token)
+            if meter is not None:
+                meter.add()
             if len(tokens) < max_tokens:
                 llm.eval([token])
         done = time.perf_counter()
@@ -522,6 +524,8 @@ class LocalAgent:
                     raise ContextOverflowError(str(exc)) from exc
                 raise AgentError(f"llama.cpp failed: {exc}") from exc
         usage = out.get("usage") or {}
+        # llama-cpp-python's chat path returns the reply whole: its count is reported once.
+        TokenMeter(request.on_tokens).done(int(usage.get("completion_tokens", 0)))
         return Reply(
             text=text,
             usage=Usage(
@@ -545,7 +549,9 @@ class LocalAgent:
             grammar = build_grammar(decls, helpers=False)
         decoder = _Decoder(llm, sampling, seed, grammar, grammar_first=self._grammar_first)
         try:
-            out = decoder.run(tokens, max_tokens)
+            meter = TokenMeter(request.on_tokens)
+            out = decoder.run(tokens, max_tokens, meter)
+            meter.done()
         finally:
             decoder.close()
         self.fallbacks += out.fallbacks

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 from symbiont import _config
-from symbiont._agents._protocol import Reply, Request, ToolCallRecord, Usage
+from symbiont._agents._protocol import Reply, Request, TokenMeter, ToolCallRecord, Usage
 from symbiont._agents._tools import (
     DEFAULT_MAX_RESULT_CHARS,
     DEFAULT_MAX_TOOL_TURNS,
@@ -226,9 +226,10 @@ class OpenAIAgent:
             kwargs["extra_body"] = dict(self.extra_body)
 
         started = time.monotonic()
+        meter = TokenMeter(request.on_tokens)
         records: tuple[ToolCallRecord, ...] = ()
         if not self._toolbox:
-            turn = await self._turn(client, kwargs)
+            turn = await self._turn(client, kwargs, meter)
             usage = turn.usage
         else:
             tools = self._toolbox.definitions()
@@ -238,10 +239,11 @@ class OpenAIAgent:
                 # tool_choice="none" asks for the answer.
                 choice = "auto" if allowed else "none"
                 body = {**kwargs, "messages": messages, "tools": tools, "tool_choice": choice}
-                return await self._turn(client, body)
+                return await self._turn(client, body, meter)
 
             loop = await run_tool_loop(send, list(kwargs["messages"]), self._toolbox)
             turn, usage, records = loop.final, loop.usage, loop.records
+        meter.done(usage.completion_tokens)
         reply = Reply(
             text=turn.text,
             usage=usage,
@@ -259,12 +261,14 @@ class OpenAIAgent:
         )
         return reply
 
-    async def _turn(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
+    async def _turn(
+        self, client: openai.AsyncOpenAI, kwargs: dict[str, Any], meter: TokenMeter
+    ) -> Turn:
         """One request, its failures translated into the agent error policy, with the key
         masked in every message of the error and of the exceptions it chains (a server may
         echo a request back in any error body)."""
         try:
-            return await self._translated(client, kwargs)
+            return await self._translated(client, kwargs, meter)
         except AgentError as exc:
             seen: set[int] = set()
             link: BaseException | None = exc
@@ -274,11 +278,13 @@ class OpenAIAgent:
                 link = link.__cause__ or link.__context__
             raise
 
-    async def _translated(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
+    async def _translated(
+        self, client: openai.AsyncOpenAI, kwargs: dict[str, Any], meter: TokenMeter
+    ) -> Turn:
         import openai
 
         try:
-            return await self._send(client, kwargs)
+            return await self._send(client, kwargs, meter)
         except _PhaseTimeout as exc:
             raise TransientAgentError(self._timed_out(exc.phase)) from None
         except openai.APITimeoutError as exc:
@@ -307,7 +313,9 @@ class OpenAIAgent:
                 f"request to {self._endpoint} failed: {self._shown(str(exc))}"
             ) from _scrubbed(exc, self._api_key)
 
-    async def _send(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Turn:
+    async def _send(
+        self, client: openai.AsyncOpenAI, kwargs: dict[str, Any], meter: TokenMeter
+    ) -> Turn:
         """One request, its phases under their deadlines; raises :class:`_PhaseTimeout`."""
         phase = "headers"
         try:
@@ -324,7 +332,7 @@ class OpenAIAgent:
                         )
                     phase = "idle"
                     try:
-                        return await self._read_stream(stream)
+                        return await self._read_stream(stream, meter)
                     finally:
                         with contextlib.suppress(Exception):
                             await stream.close()
@@ -335,7 +343,7 @@ class OpenAIAgent:
         except TimeoutError:
             raise _PhaseTimeout("total") from None
 
-    async def _read_stream(self, stream: Any) -> Turn:
+    async def _read_stream(self, stream: Any, meter: TokenMeter) -> Turn:
         content_type = stream.response.headers.get("content-type", "")
         if "text/event-stream" not in content_type:
             # A server that ignores "stream": one body, read under the idle deadline.
@@ -348,7 +356,8 @@ class OpenAIAgent:
                 chunk = await anext(stream, None)
             if chunk is None:
                 break
-            collected.add(chunk)
+            if collected.add(chunk):
+                meter.add()  # a server streams about one token per content chunk
             if collected.chars > MAX_REPLY_CHARS:
                 raise TransientAgentError(
                     f"{self._endpoint} streamed more than {MAX_REPLY_CHARS} characters "
@@ -509,8 +518,10 @@ class _Collected:
     model: str | None = None
     usage: Usage = field(default_factory=Usage)
 
-    def add(self, chunk: Any) -> None:
+    def add(self, chunk: Any) -> bool:
+        """Joins ``chunk`` in; whether it carried written text or tool-call arguments."""
         self.chunks += 1
+        wrote = False
         model = getattr(chunk, "model", None)
         if isinstance(model, str) and model:
             self.model = model
@@ -532,6 +543,7 @@ class _Collected:
             if isinstance(delta.content, str):
                 self.parts.append(delta.content)
                 self.chars += len(delta.content)
+                wrote = wrote or bool(delta.content)
             for call in delta.tool_calls or ():
                 if call.index not in self.tool_calls:
                     self.chars += 100  # an endless stream of empty calls fills memory too
@@ -547,6 +559,8 @@ class _Collected:
                     if call.function.arguments:
                         slot["arguments"] += call.function.arguments
                         self.chars += len(call.function.arguments)
+                        wrote = True
+        return wrote
 
     def turn(self) -> Turn:
         calls = tuple(

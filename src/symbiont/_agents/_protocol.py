@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -53,6 +55,8 @@ class Request:
     bodies), ``rejected`` (the code of the last failed attempt) and ``failure`` (why it
     failed). ``declarations`` lets an agent constrain its output (the local model builds a
     grammar from it); ``seed`` asks for reproducible sampling where the backend supports it.
+    ``on_tokens(tokens, per_second)``, when set, is told as the reply is written how many
+    tokens it has so far (an agent that streams reports through a :class:`TokenMeter`).
     """
 
     messages: tuple[Message, ...]
@@ -63,6 +67,46 @@ class Request:
     current: str | None = None
     rejected: str | None = None
     failure: Failure | None = None
+    on_tokens: TokenCallback | None = field(default=None, compare=False, repr=False)
+
+
+TokenCallback = Callable[[int, float], None]
+
+
+class TokenMeter:
+    """Counts the tokens of one reply as they arrive and reports them to a request's
+    ``on_tokens``, at most every ``interval`` seconds (a fast model writes hundreds a second;
+    a display needs a few), plus once more at :meth:`done` with the final count."""
+
+    def __init__(self, callback: TokenCallback | None, interval: float = 0.1) -> None:
+        self.callback = callback
+        self.interval = interval
+        self.tokens = 0
+        self._first: float | None = None
+        self._last_report = 0.0
+        self._reported = -1
+
+    def add(self, tokens: int = 1) -> None:
+        now = time.monotonic()
+        if self._first is None:
+            self._first = now
+        self.tokens += tokens
+        if self.callback is not None and now - self._last_report >= self.interval:
+            self._report(now)
+
+    def done(self, tokens: int | None = None) -> None:
+        """The reply is complete; ``tokens``: the count the server reported, if any."""
+        if tokens is not None and tokens > self.tokens:
+            self.tokens = tokens
+        if self.callback is not None and self.tokens and self.tokens != self._reported:
+            self._report(time.monotonic())
+
+    def _report(self, now: float) -> None:
+        assert self.callback is not None
+        self._last_report = now
+        self._reported = self.tokens
+        seconds = now - (self._first if self._first is not None else now)
+        self.callback(self.tokens, self.tokens / seconds if seconds > 0 else 0.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

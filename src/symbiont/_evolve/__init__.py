@@ -6,11 +6,13 @@ nothing of how candidates are built or loaded.
 
 from symbiont._evolve._background import background_loop, in_background, run_async, run_sync
 from symbiont._evolve._lane import CandidateSink, Lane, Limits, Registered, Rejected, run_lane
+from symbiont._evolve._progress import Emit, emitter, staged
 from symbiont._evolve._trace import AttemptTrace, EvolveInfo, StageTimings, Trace
 
 __all__ = [
     "AttemptTrace",
     "CandidateSink",
+    "Emit",
     "EvolveInfo",
     "Lane",
     "Limits",
@@ -19,8 +21,10 @@ __all__ = [
     "StageTimings",
     "Trace",
     "background_loop",
+    "emitter",
     "in_background",
     "run_async",
     "run_lane",
     "run_sync",
+    "staged",
 ]

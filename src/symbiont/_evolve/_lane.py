@@ -16,8 +16,10 @@ before validation; edits that do not apply are an ``edit_failed`` failure like a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from symbiont._agents import Agent, Message, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
 from symbiont._errors import AgentError, ContextOverflowError, EvolveError, TransientAgentError
+from symbiont._events import Event, OnEvent
 from symbiont._evolve._trace import (
     AttemptTrace,
     Decision,
@@ -199,7 +202,10 @@ class Lane:
     prompt built from ``task``.
     ``functions`` names the declared functions the model writes when ``decls`` holds only
     those. ``on_attempt`` receives each attempt's trace as soon as it is recorded (the search
-    commits it to its store before the lane goes on).
+    commits it to its store before the lane goes on). ``on_event`` receives the lane's
+    progress events (:class:`~symbiont.Event`): the ``llm`` and ``validate`` stages and
+    ``tokens`` as the model writes (on the event loop's thread, whatever thread the agent
+    writes from).
     """
 
     def __init__(
@@ -220,6 +226,7 @@ class Lane:
         prompt: str | None = None,
         functions: Sequence[str] | None = None,
         on_attempt: Callable[[AttemptTrace], None] | None = None,
+        on_event: OnEvent | None = None,
     ) -> None:
         self.number = lane
         self.agent = agent
@@ -232,6 +239,7 @@ class Lane:
         self.task = task
         self.current = current
         self.on_attempt = on_attempt
+        self.on_event = on_event
         # What edits apply to: the current code exactly as the prompt shows it.
         self.edit_base = current if edits and current else None
         if prompt is None:
@@ -261,6 +269,44 @@ class Lane:
         last = self.last_failure.summary if self.last_failure else "none"
         raise self._end(f"no revision after {self.attempts} attempts; last failure: {last}")
 
+    # ------------------------------------------------------------------ events
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self.on_event is None:
+            return
+        event = Event(kind=kind, lane=self.number, data=data, time=time.time())  # type: ignore[arg-type]
+        try:
+            self.on_event(event)
+        except Exception:
+            log.exception("the on_event callback raised; the lane goes on")
+
+    def _stage(self, stage: str, outcome: str | None = None) -> None:
+        if outcome is None:
+            self._emit("stage", stage=stage, state="started")
+        else:
+            self._emit("stage", stage=stage, state="ended", outcome=outcome)
+
+    def _token_reporter(self) -> Callable[[int, float], None] | None:
+        """The request's ``on_tokens``: a tokens event, moved to the loop's thread when the
+        agent writes from another (the local model decodes in a worker thread)."""
+        if self.on_event is None:
+            return None
+        loop = asyncio.get_running_loop()
+        home = threading.get_ident()
+
+        def report(tokens: int, per_second: float) -> None:
+            if threading.get_ident() == home:
+                self._emit("tokens", tokens=tokens, per_second=per_second)
+            else:
+                # A display must never stop a model from writing: a loop that closed meanwhile
+                # (the process is ending) just misses the count.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(
+                        lambda: self._emit("tokens", tokens=tokens, per_second=per_second)
+                    )
+
+        return report
+
     # ------------------------------------------------------------------ ask
 
     async def _ask(self, attempt: _Attempt) -> bool:
@@ -275,10 +321,11 @@ class Lane:
             current=self.current,
             rejected=None if restarted else self.last_code,
             failure=None if restarted else self.last_failure,
+            on_tokens=self._token_reporter(),
         )
         t0 = time.perf_counter()
         try:
-            reply = await _request(self.agent, request, self.limits, self.gate, attempt.retries)
+            reply = await self._request(request, attempt)
         except ContextOverflowError as exc:
             llm = StageTimings(llm=time.perf_counter() - t0)
             final = self.context_resets >= self.limits.context_resets
@@ -314,6 +361,16 @@ class Lane:
         attempt.llm_seconds = time.perf_counter() - t0
         return True
 
+    async def _request(self, request: Request, attempt: _Attempt) -> Reply:
+        self._stage("llm")
+        outcome = "failed"
+        try:
+            reply = await _request(self.agent, request, self.limits, self.gate, attempt.retries)
+            outcome = "ok"
+            return reply
+        finally:
+            self._stage("llm", outcome)
+
     # ------------------------------------------------------------------ judge
 
     async def _judge(self, attempt: _Attempt) -> EvolveInfo | None:
@@ -321,7 +378,9 @@ class Lane:
         it registered, else None after setting up the next attempt."""
         assert attempt.reply is not None
         t1 = time.perf_counter()
+        self._stage("validate")
         checked = _validate(attempt.reply.text, self.decls, self.policy, self.edit_base)
+        self._stage("validate", "ok" if isinstance(checked, Candidate) else checked.kind)
         timings = StageTimings(llm=attempt.llm_seconds, validate=time.perf_counter() - t1)
         if isinstance(checked, Candidate):
             normalised: str | None = checked.normalised

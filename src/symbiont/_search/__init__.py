@@ -5,6 +5,7 @@ Talks to the runtime through the :class:`Host` protocol and to lanes through ``_
 words of a round's prompt come from ``_prompts`` (:func:`symbiont._prompts.default_prompt`).
 """
 
+from symbiont._events import Event
 from symbiont._search._evaluate import EvaluatorBug, RemoteCheck, RemoteResult
 from symbiont._search._interrupt import run_interruptible
 from symbiont._search._loop import Host, Prices, Settings, search
@@ -19,7 +20,7 @@ from symbiont._search._strategy import (
     Strategy,
 )
 from symbiont._search._timing import Timing, measure
-from symbiont._search._types import Best, Budget, Event, HistoryEntry, Reject, Score, SearchRun
+from symbiont._search._types import Best, Budget, HistoryEntry, Reject, Score, SearchRun
 
 __all__ = [
     "Archive",

@@ -25,6 +25,7 @@ from symbiont._agents import Agent, Reply, Request, Usage
 from symbiont._decl import Declarations
 from symbiont._decl._syntax import normalise_source
 from symbiont._errors import AgentError, ConfigError, EvolveError, ResumeError
+from symbiont._events import Event
 from symbiont._evolve import AttemptTrace, Lane, Limits, Registered, Rejected, StageTimings
 from symbiont._failures import Failure, from_facts, to_facts
 from symbiont._prompts import (
@@ -48,7 +49,6 @@ from symbiont._search._strategy import Archive, Entry, LaneSpec, Pareto, Strateg
 from symbiont._search._types import (
     Best,
     Budget,
-    Event,
     HistoryEntry,
     SearchRun,
 )
@@ -268,7 +268,7 @@ _AFTER_VALIDATION = frozenset(
 
 
 class _Metered:
-    """The agent with the request budgets in front of it and the llm stage reported.
+    """The agent with the request budgets in front of it (the lane reports the llm stage).
 
     ``replay`` holds the committed attempts of this lane from an earlier session (a lane the
     process died in): while the lane sends exactly the conversation recorded, the recorded
@@ -320,22 +320,10 @@ class _Metered:
             self.run.stop = self.run.stop or reason
             raise _BudgetReached(reason)
         self.run.counters.in_flight += 1
-        self.run.emit("stage", round=self.round, lane=self.lane, stage="llm", state="started")
-        outcome = "failed"
         try:
-            reply = await self.inner.complete(request)
-            outcome = "ok"
-            return reply
+            return await self.inner.complete(request)
         finally:
             self.run.counters.in_flight -= 1
-            self.run.emit(
-                "stage",
-                round=self.round,
-                lane=self.lane,
-                stage="llm",
-                state="ended",
-                outcome=outcome,
-            )
 
 
 def _check(
@@ -988,6 +976,7 @@ async def _lane(
             edits=host.edits,
             functions=s.functions,
             on_attempt=on_attempt,
+            on_event=lambda e: run.emit(e.kind, round=round, lane=index, **e.data),
         ).run()
         result = produced[-1]
     except EvolveError as exc:

@@ -132,36 +132,5 @@ class SearchRun:
     cost: float
 
 
-EventKind = Literal[
-    "run_started", "round_started", "stage", "attempt", "revision", "round_ended", "run_ended"
-]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """A progress event, given to the ``on_event`` callback of ``search``.
-
-    Kinds and their ``data``:
-    - ``run_started``: ``name``, ``resumed``, ``budget``;
-    - ``round_started``: ``lanes`` (how many run this round);
-    - ``stage`` (per lane): ``stage`` in ``llm | build | evaluate``, ``state`` in
-      ``started | ended``, and for ended ones ``outcome``;
-    - ``attempt``: ``outcome``, ``tokens`` (this request), plus the run totals ``tokens``,
-      ``cost``, ``attempts`` under ``totals``;
-    - ``revision``: ``revision``, ``score``, ``metrics`` (a new scored revision);
-    - ``round_ended``: ``best`` (score or None), ``best_revision``, ``totals``, ``elapsed``,
-      ``budget`` (the limit nearest to ending the run, as ``{"name", "used", "limit"}``);
-    - ``run_ended``: ``stop_reason`` (a budget's name, ``interrupted``, or ``agent`` when a
-      fatal agent error stopped the run), ``best``.
-    The callback runs on symbiont's event loop thread: keep it short, never block.
-    """
-
-    kind: EventKind
-    round: int | None = None
-    lane: int | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
-    time: float = 0.0
-
-
 def finite(value: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

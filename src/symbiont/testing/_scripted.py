@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
-from symbiont._agents._protocol import Reply, Request, Usage
+from symbiont._agents._protocol import Reply, Request, TokenMeter, Usage
 from symbiont._agents._tools import (
     DEFAULT_MAX_RESULT_CHARS,
     DEFAULT_MAX_TOOL_TURNS,
@@ -53,6 +54,10 @@ class ScriptedAgent:
       The reply's ``tool_calls`` records them; :attr:`tool_messages` holds the conversations
       sent back after each tool turn (OpenAI message dicts, tool results included).
 
+    The reply's completion tokens are reported to the request's ``on_tokens`` (the progress
+    events a display draws); with ``token_delay`` the reply is written one word-token at a
+    time that many seconds apart, as a model that streams would.
+
     Every request is recorded in :attr:`requests`, in call order, including the one that finds
     the script exhausted (which raises :class:`~symbiont.AgentError`). Items are taken under a
     lock, so concurrent lanes each get their own item.
@@ -70,8 +75,10 @@ class ScriptedAgent:
         max_tool_turns: int = DEFAULT_MAX_TOOL_TURNS,
         tool_timeout: float = DEFAULT_TOOL_TIMEOUT,
         max_tool_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
+        token_delay: float = 0.0,
     ) -> None:
         self.name = name
+        self.token_delay = token_delay
         self.usage = usage
         self._toolbox = ToolBox(
             tools, timeout=tool_timeout, max_result_chars=max_tool_result_chars,
@@ -139,6 +146,16 @@ class ScriptedAgent:
         return await self._answer(request, self._take(request))
 
     async def _answer(self, request: Request, item: ScriptedItem) -> Reply:
+        reply = await self._scripted(request, item)
+        meter = TokenMeter(request.on_tokens)
+        if self.token_delay > 0:
+            for _ in range(reply.usage.completion_tokens):
+                await asyncio.sleep(self.token_delay)
+                meter.add()
+        meter.done(reply.usage.completion_tokens)
+        return reply
+
+    async def _scripted(self, request: Request, item: ScriptedItem) -> Reply:
         if isinstance(item, BaseException):
             raise item
         if isinstance(item, str):
