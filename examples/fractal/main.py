@@ -40,6 +40,8 @@ def _load_task() -> Any:
 
 task = _load_task()
 DECLARATION = task.DECLARATION  # every example's main.py names what it evolves
+# The page's requests are typed by the user; this one stands for them (tests, model checks).
+PROMPT = "Make it look like fire."
 
 
 def snapshot(animator: Any, path: str) -> None:

@@ -24,6 +24,7 @@ import counting as task
 DECLARATION = task.DEFAULT  # the default, with its doc comment
 
 TASK = "Make `count_primes_below` as fast as possible; it must stay exact for every n."
+PROMPT = TASK  # every example's main.py names its task as PROMPT
 
 
 def compare_lanes(rt: sb.Runtime, run: sb.SearchRun, limit: int) -> tuple[str, int]:

@@ -31,6 +31,7 @@ TASK = (
     "Find the formula of the surface sampled below and implement `surface(x, y)` with it. "
     "A lookup table is refused (at most 16 numeric literals): derive the closed form."
 )
+PROMPT = TASK  # every example's main.py names its task as PROMPT
 
 TARGET = 1e-10
 

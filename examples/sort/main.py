@@ -27,6 +27,7 @@ TASK = (
     "reversed, few distinct values, nearly sorted). std's sort, sort_unstable, sort_by, "
     "select_nth_unstable and their kin are refused: write the algorithm yourself."
 )
+PROMPT = TASK  # every example's main.py names its task as PROMPT
 
 
 def main(

@@ -35,6 +35,7 @@ def _load_task() -> Any:
 
 task = _load_task()
 DECLARATION = task.DECLARATION  # every example's main.py names what it evolves
+PROMPT = task.TASK
 
 HEADER = f"{'':24} {'return':>9} {'buy&hold':>9} {'max DD':>8} {'Sharpe':>6} {'trades':>6}"
 

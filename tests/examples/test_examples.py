@@ -131,3 +131,15 @@ def test_a_rejected_key_ends_the_rounds_at_once(
         assert server.request_count == 1  # not one request per round
     captured = capsys.readouterr()
     assert "Incorrect API key provided" in captured.out + captured.err
+
+
+def test_every_example_names_its_declaration_and_prompt() -> None:
+    # The model tests build the grammar and a prompt from these for every example.
+    import runpy
+
+    from symbiont._cli import examples_dir
+
+    for name in list_examples():
+        namespace = runpy.run_path(str(examples_dir() / name / "main.py"))
+        assert isinstance(namespace.get("DECLARATION"), str), name
+        assert isinstance(namespace.get("PROMPT"), str) and namespace["PROMPT"], name
