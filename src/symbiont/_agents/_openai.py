@@ -57,10 +57,11 @@ DEFAULT_HEADER_TIMEOUT = 30.0
 DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds a started stream may stay silent (a reasoning model thinks before its first token)."""
 
-MAX_REPLY_CHARS = 4_000_000
-"""Characters of text and tool-call arguments one streamed reply may hold (about a million
-tokens, far above any model's output limit): a server that streams without end is cut off
-here instead of filling the memory until the total deadline."""
+MAX_REPLY_CHARS = 16_000_000
+"""Characters of text and tool-call arguments one streamed reply may hold (millions of tokens,
+far above any model's output limit; a few megabytes of prose still arrive whole and become
+"no code" feedback): a server that streams without end is cut off here instead of filling the
+memory until the total deadline."""
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 """The values of ``reasoning_effort`` the OpenAI API documents."""
