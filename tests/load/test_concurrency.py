@@ -5,10 +5,6 @@ Scenarios that could crash the interpreter (unmapping, signals) run in a child i
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from child import scenario
 
 import symbiont as sb
 
@@ -45,25 +42,6 @@ fn bump(n: &mut u64, label: &str) -> String { *n += 1; format!("{label}{n}") }
 fn forever(x: u64) -> u64 { let mut v = x; loop { v = v.wrapping_mul(3); if v == 7 { return v } } }
 fn boom(x: u64) -> u64 { if x > 1 { panic!("x = {x} is too big") } x }
 """
-
-
-def scenario(script: str, timeout: float = 120) -> str:
-    """Runs ``script`` in a child interpreter; its stdout, once it exited cleanly."""
-    try:
-        child = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(script)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=os.environ.copy(),
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the scenario did not finish within {timeout} s: {exc.stdout!r}")
-    assert child.returncode == 0, (
-        f"the child died (exit {child.returncode}): {child.stdout[-800:]}\n{child.stderr[-1500:]}"
-    )
-    return child.stdout
 
 
 @pytest.fixture(scope="module")

@@ -6,32 +6,8 @@ instead of killing the test run. The children share the session's build cache.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
-
-
-def scenario(script: str, timeout: float = 120) -> str:
-    """Runs ``script`` in a child interpreter; its stdout, once it exited cleanly."""
-    try:
-        child = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(script)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=os.environ.copy(),
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the scenario did not finish within {timeout} s: {exc.stdout!r}")
-    assert child.returncode == 0, (
-        f"the child died (exit {child.returncode}): {child.stdout[-800:]}\n{child.stderr[-1500:]}"
-    )
-    return child.stdout
-
+from child import scenario
 
 # A finalizer that switches the active revision and unloads the one a call is running in: it
 # runs when the garbage collector does, which any GC-tracked allocation may trigger.

@@ -4,32 +4,7 @@ signal instead of killing the test run."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
-import pytest
-
-
-def scenario(script: str, timeout: float = 180) -> str:
-    """Runs ``script`` in a child interpreter; its stdout, once it exited cleanly."""
-    try:
-        child = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(script)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=os.environ.copy(),
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the scenario did not finish within {timeout} s: {exc.stdout!r}")
-    assert child.returncode == 0, (
-        f"the child died (exit {child.returncode}): {child.stdout[-800:]}\n{child.stderr[-1500:]}"
-    )
-    return child.stdout
-
+from child import scenario
 
 # The structured array a call reads is made by `__array__` and owned by an object whose
 # finalizer switches revisions and unloads the one running: the call's buffer view holds the
