@@ -146,3 +146,54 @@ def test_symbiont_resume_reruns_the_stored_command_line(tmp_path: Path) -> None:
     assert con.execute("SELECT status, rounds FROM runs").fetchall() == [("finished", 5)]
     assert con.execute("SELECT count(*) FROM revisions").fetchone() == (6,)
     con.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["/bin/sh", "-c", "touch {pwned}"],
+        ["/usr/bin/touch", "{pwned}"],
+        ["python3", "-c", "open('{pwned}', 'w')"],
+        ["python3", "-X", "dev", "-c", "open('{pwned}', 'w')"],
+        ["python3", "--weird", "x"],
+        ["python3", "-m", "os; import os"],
+    ],
+)
+def test_resume_never_runs_a_program_written_into_the_store(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # The store is a plain file: whoever edits it must not get a program run by `resume`.
+    pwned = tmp_path / "pwned"
+    con = sqlite3.connect(store)
+    con.execute(
+        "UPDATE runs SET argv = ?, cwd = ?",
+        (json.dumps([a.format(pwned=pwned) for a in argv]), str(tmp_path)),
+    )
+    con.commit()
+    con.close()
+    rc, _, err = cli(capsys, "resume", "demo", "--store", str(store))
+    assert rc == 2 and "will not re-run" in err
+    assert not pwned.exists()
+
+
+def test_resume_runs_this_interpreter_not_the_stored_one(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stored argv[0] pointing at another program is replaced by this interpreter.
+    script = tmp_path / "again.py"
+    script.write_text(
+        "import os, sys, pathlib\n"
+        "out = os.environ['SYMBIONT_RESUME'] + ' ' + sys.executable\n"
+        "pathlib.Path(sys.argv[1]).write_text(out)\n"
+    )
+    out_file = tmp_path / "out"
+    con = sqlite3.connect(store)
+    con.execute(
+        "UPDATE runs SET argv = ?, cwd = ?",
+        (json.dumps(["/bin/false", "-u", "again.py", str(out_file)]), str(tmp_path)),
+    )
+    con.commit()
+    con.close()
+    rc, _, err = cli(capsys, "resume", "demo", "--store", str(store))
+    assert rc == 0, err
+    assert out_file.read_text() == f"demo {sys.executable}"

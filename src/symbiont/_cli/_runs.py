@@ -333,13 +333,53 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 2
     # The stored command line is data, re-run as it was: resume is switched on through the
     # environment (search() reads SYMBIONT_RESUME for the run of that name).
-    env = {**os.environ, "SYMBIONT_RESUME": run.name}
-    print(f"resuming {run.name}: {' '.join(run.argv)} (in {run.cwd})", file=sys.stderr)
     try:
-        return subprocess.run(run.argv, cwd=run.cwd, env=env, check=False).returncode
-    except FileNotFoundError as exc:
-        print(f"cannot re-run {run.argv[0]!r}: {exc}", file=sys.stderr)
+        command = _resume_command(run)
+    except StoreError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
+    env = {**os.environ, "SYMBIONT_RESUME": run.name}
+    print(f"resuming {run.name}: {' '.join(command)} (in {run.cwd})", file=sys.stderr)
+    try:
+        return subprocess.run(command, cwd=run.cwd, env=env, check=False).returncode
+    except OSError as exc:
+        print(f"cannot re-run {run.name!r} in {run.cwd}: {exc}", file=sys.stderr)
+        return 2
+
+
+# Interpreter options a stored command line may carry; `-c` (a program as text) never.
+_PY_FLAGS = frozenset(
+    ["-u", "-O", "-OO", "-B", "-E", "-s", "-S", "-I", "-P", "-q", "-b", "-bb", "-d", "-v"]
+)
+_PY_FLAGS_WITH_VALUE = frozenset(("-X", "-W"))
+
+
+def _resume_command(run: RunRow) -> list[str]:
+    """The command that resumes ``run``: this interpreter running the stored script or module
+    with its stored arguments. The store is a plain file anyone may edit or share, so its
+    program (``argv[0]``) is never executed, and only a Python command line of the shape
+    ``python [options] script|-m module [args]`` is accepted."""
+    stored = list(run.argv)
+    rest = stored[1:]
+    out = [sys.executable]
+    refuse = (
+        f"run {run.name!r} has a stored command line symbiont will not re-run "
+        f"({' '.join(stored)!r}): resume re-runs only a Python script or module; "
+        "run your script again with SYMBIONT_RESUME set to the run's name instead"
+    )
+    while rest and rest[0].startswith("-"):
+        flag = rest.pop(0)
+        if flag in _PY_FLAGS:
+            out.append(flag)
+        elif flag in _PY_FLAGS_WITH_VALUE and rest:
+            out += [flag, rest.pop(0)]
+        elif flag == "-m" and rest and rest[0].replace(".", "").replace("_", "").isalnum():
+            return [*out, flag, *rest]
+        else:
+            raise StoreError(refuse)
+    if not rest or not (Path(run.cwd) / rest[0]).is_file():
+        raise StoreError(refuse)
+    return [*out, *rest]
 
 
 def add_commands(sub: Any) -> None:
