@@ -309,3 +309,32 @@ def test_an_evaluator_reads_the_candidates_code_and_refuses_a_construct(
     assert sb.code_of(rt.revision(run.best.revision).fns) == rt.code(run.best.revision)
     with pytest.raises(sb.ConfigError, match=r"use rt.code\(\)"):
         sb.code_of(rt.fns)
+
+
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        (sb.Score(None), "Score.value = None: it must be a number"),  # type: ignore[arg-type]
+        (sb.Score(1.0, {"m": "fast"}), "metric 'm' = 'fast': it must be a number"),  # type: ignore[dict-item]
+        (10**400, "the score = 1000"),
+        (sb.Score(1.0, feedback=b"bytes"), "Score.feedback of type bytes"),  # type: ignore[arg-type]
+    ],
+)
+def test_an_evaluator_result_that_is_not_a_score_is_named(
+    rt: sb.Runtime, db: Path, result: object, error: str
+) -> None:
+    agent = ScriptedAgent([code(5)])
+    with pytest.raises(sb.ConfigError, match=error.replace("(", r"\(")):
+        rt.search(agent, "Pick.", evaluate=lambda fns: result, store=db, name="bad")
+
+
+def test_metric_keys_of_any_type_are_stored_as_text(rt: sb.Runtime, db: Path) -> None:
+    # A tuple key crashed the store's JSON, mixed int/str keys crashed sorting for the prompt.
+    def evaluate(fns: sb.Functions) -> sb.Score:
+        return sb.Score(float(fns.value()), {(1, 2): 3.0, 7: 1.0, "a": 2.0})  # type: ignore[dict-item]
+
+    agent = by_prompt(lambda p: code(round_of(p) + 1))
+    run = rt.search(agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=2), store=db)
+    assert run.best is not None
+    assert run.best.metrics == {"score": 3.0, "(1, 2)": 3.0, "7": 1.0, "a": 2.0}
+    assert "(1, 2)=3, 7=1, a=2" in agent.requests[1].messages[1].content

@@ -117,22 +117,42 @@ async def _in_thread(fn: Evaluate, args: tuple[Any, ...], timeout: float | None)
         ) from None
 
 
+def _number(value: Any, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"evaluate returned {what} = {value!r:.80}: it must be a number") from exc
+
+
+def _metrics(found: Mapping[Any, Any]) -> dict[str, float]:
+    # Keys become str as they are stored (JSON) and sorted in prompts: one type, never a crash
+    # in the store or the prompt for a tuple or int key.
+    return {str(k): _number(v, f"metric {str(k)!r}") for k, v in found.items()}
+
+
 def parse(result: Any, objective: str) -> tuple[float, dict[str, float], str | None]:
     """What an evaluator returned as (objective value, metrics, feedback)."""
     if isinstance(result, Score):
-        metrics = {k: float(v) for k, v in result.metrics.items()}
-        metrics.setdefault(objective, float(result.value))
-        return float(result.value), metrics, result.feedback
-    if isinstance(result, Mapping):
-        if objective not in result:
+        metrics = _metrics(result.metrics)
+        value = _number(result.value, "Score.value")
+        metrics.setdefault(objective, value)
+        if result.feedback is not None and not isinstance(result.feedback, str):
             raise ConfigError(
-                f"evaluate returned metrics {sorted(result)} without the objective "
+                f"evaluate returned Score.feedback of type {type(result.feedback).__name__}: "
+                "it must be a str or None"
+            )
+        return value, metrics, result.feedback
+    if isinstance(result, Mapping):
+        metrics = _metrics(result)
+        if objective not in metrics:
+            raise ConfigError(
+                f"evaluate returned metrics {sorted(metrics)} without the objective "
                 f"{objective!r}: name one with search(objective=...)"
             )
-        metrics = {str(k): float(v) for k, v in result.items()}
         return metrics[objective], metrics, None
     if isinstance(result, (int, float)) and not isinstance(result, bool):
-        return float(result), {objective: float(result)}, None
+        value = _number(result, "the score")
+        return value, {objective: value}, None
     raise ConfigError(
         "evaluate must return a number, a dict of metrics or symbiont.Score, "
         f"got {type(result).__name__}"
