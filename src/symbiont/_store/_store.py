@@ -139,9 +139,22 @@ class Store:
 
     def _migrate(self) -> None:
         with self._tx() as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "migrations" not in tables:
+                # Another program's database: migrating would write symbiont's tables into it.
+                raise StoreError(
+                    f"{self.path} is not a symbiont store (it holds other tables: "
+                    f"{', '.join(sorted(tables)[:5])}): pass the path of a run store"
+                )
             db.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL)"
             )
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:  # never stamp a newer file down to this version
+                raise StoreError(
+                    f"{self.path} was written by a newer symbiont (schema {version}): upgrade "
+                    "symbiont to read it"
+                )
             done = {r[0] for r in db.execute("SELECT name FROM migrations")}
             known = {name for name, _ in MIGRATIONS}
             if done - known:
