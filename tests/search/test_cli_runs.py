@@ -14,7 +14,7 @@ from search_helpers import by_prompt, code, round_of, value
 
 import symbiont as sb
 from symbiont._cli import main
-from symbiont.testing import OpenAITestServer
+from symbiont.testing import OpenAITestServer, ScriptedAgent
 
 HERE = Path(__file__).parent
 
@@ -197,3 +197,27 @@ def test_resume_runs_this_interpreter_not_the_stored_one(
     rc, _, err = cli(capsys, "resume", "demo", "--store", str(store))
     assert rc == 0, err
     assert out_file.read_text() == f"demo {sys.executable}"
+
+
+def test_listings_print_an_llms_escape_sequences_escaped(
+    rt: sb.Runtime, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A candidate's panic message is the LLM's text: raw, it cleared the screen, set the
+    # terminal title or reversed the line in `symbiont log`.
+    hostile = (
+        '```rust\nfn value() -> u32 { panic!("\\x1b[2J\\x1b]0;owned\\x07\\u{202e}gone") }\n```'
+    )
+    rt.search(
+        ScriptedAgent([hostile, code(3)]),
+        "Grow.",
+        evaluate=value,
+        budget=sb.Budget(rounds=1),
+        store=db,
+        name="evil\x1b[31m\nname",
+    )
+    capsys.readouterr()
+    for command in (["runs"], ["show", "evil\x1b[31m\nname"], ["log", "evil\x1b[31m\nname"]):
+        rc, out, err = cli(capsys, *command, "--store", str(db))
+        assert rc == 0, err
+        assert not {"\x1b", "\x07", "\u202e"} & set(out), out
+    assert "\\x1b[2J\\x1b]0;owned\\x07\\u202egone" in out

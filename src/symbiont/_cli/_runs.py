@@ -10,6 +10,7 @@ import argparse
 import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -40,8 +41,17 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+# Control characters (ANSI escapes, newlines) and bidi overrides in a name, a panic message
+# or a feedback line would drive the terminal or reorder what it shows: they print escaped.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe(value: Any) -> str:
+    return _UNSAFE.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    cells = [[_safe(c) for c in headers]] + [[_safe(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
@@ -141,8 +151,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         return 0
     s = run.settings
-    print(f"run {run.name} ({run.status}{', ' + run.stop_reason if run.stop_reason else ''})")
-    print(f"task: {run.task.strip().splitlines()[0] if run.task.strip() else ''}")
+    stop = f", {run.stop_reason}" if run.stop_reason else ""
+    print(_safe(f"run {run.name} ({run.status}{stop})"))
+    print(_safe(f"task: {run.task.strip().splitlines()[0] if run.task.strip() else ''}"))
     print(
         f"strategy: {s.get('strategy', {}).get('name')}  budget: "
         + ", ".join(f"{k}={v}" for k, v in s.get("budget", {}).items() if v is not None)
@@ -212,7 +223,11 @@ def cmd_best(args: argparse.Namespace) -> int:
         )
         return 0
     metrics = ", ".join(f"{k}={_num(v)}" for k, v in sorted(rev["metrics"].items()))
-    print(f"revision {rev['number']} score={_num(rev['score'])} ({metrics}) round {rev['round']}")
+    print(
+        _safe(
+            f"revision {rev['number']} score={_num(rev['score'])} ({metrics}) round {rev['round']}"
+        )
+    )
     if args.code:
         print(rev["code"].rstrip())
     return 0
@@ -339,7 +354,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     env = {**os.environ, "SYMBIONT_RESUME": run.name}
-    print(f"resuming {run.name}: {' '.join(command)} (in {run.cwd})", file=sys.stderr)
+    print(_safe(f"resuming {run.name}: {' '.join(command)} (in {run.cwd})"), file=sys.stderr)
     try:
         return subprocess.run(command, cwd=run.cwd, env=env, check=False).returncode
     except OSError as exc:
