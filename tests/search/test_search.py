@@ -261,6 +261,16 @@ def test_bad_options_are_named(rt: sb.Runtime, db: Path) -> None:
         rt.search(ScriptedAgent([code(2)]), "G.", evaluate=lambda f: {"x": 1.0}, store=db)
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [{"target": float("nan")}, {"target": float("inf")}, {"rounds": True}, {"seconds": True}],
+)
+def test_a_budget_that_can_never_be_reached_is_refused(limits: dict[str, object]) -> None:
+    # Budget(target=nan) was accepted and silently never met; True passed as 1.
+    with pytest.raises(sb.ConfigError, match=r"Budget\.(target|rounds|seconds) must be"):
+        sb.Budget(**limits)  # type: ignore[arg-type]
+
+
 def test_asearch_and_an_evaluator_taking_the_vectorised_functions(db: Path) -> None:
     import asyncio
 
