@@ -348,3 +348,18 @@ def test_metric_keys_of_any_type_are_stored_as_text(rt: sb.Runtime, db: Path) ->
     assert run.best is not None
     assert run.best.metrics == {"score": 3.0, "(1, 2)": 3.0, "7": 1.0, "a": 2.0}
     assert "(1, 2)=3, 7=1, a=2" in agent.requests[1].messages[1].content
+
+
+def test_a_run_named_by_digits_is_not_another_runs_id(rt: sb.Runtime, db: Path) -> None:
+    # A search named "1" found run id 1 ("first") and refused, or with resume=True continued
+    # that other run.
+    rt.search(by_prompt(lambda p: code(2)), "G.", evaluate=value, store=db, name="first",
+              budget=sb.Budget(rounds=1))  # fmt: skip
+    with pytest.raises(sb.ResumeError, match="no run named '1'"):
+        rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, name="1", resume=True)
+    rt.search(by_prompt(lambda p: code(3)), "G.", evaluate=value, store=db, name="1",
+              budget=sb.Budget(rounds=1))  # fmt: skip
+    assert rows(db, "SELECT id, name, best_score FROM runs ORDER BY id") == [
+        (1, "first", 2.0),
+        (2, "1", 3.0),
+    ]

@@ -241,3 +241,13 @@ def test_the_cli_names_a_damaged_store(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_bytes(raw)
     assert main(["runs", "--store", str(path)]) == 1
     assert "run store is damaged (database disk image is malformed)" in capsys.readouterr().err
+
+
+def test_a_second_run_of_the_same_name_is_a_clear_error(tmp_path: Path) -> None:
+    # Two processes starting the same new name both saw no such run; the second one's insert
+    # was a raw sqlite3.IntegrityError.
+    first, second = Store(tmp_path / "runs.db"), Store(tmp_path / "runs.db")
+    make_run(first, "same")
+    with pytest.raises(sb.StoreError, match="a run named 'same' already exists"):
+        make_run(second, "same")
+    assert len(first.query("SELECT * FROM runs")) == 1

@@ -375,7 +375,7 @@ def _model_of(agent: Agent) -> str | None:
 def _default_name(store: Store) -> str:
     base = time.strftime("run-%Y%m%d-%H%M%S")
     name, n = base, 1
-    while store.run(name) is not None:
+    while store.run(name, by_id=False) is not None:
         n += 1
         name = f"{base}-{n}"
     return name
@@ -417,7 +417,7 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
     eval_hash = source_hash(s.evaluate)
     name = s.name or _default_name(store)
     resume = s.resume or os.environ.get("SYMBIONT_RESUME") == name
-    existing = store.run(name)
+    existing = store.run(name, by_id=False)
     if existing is not None and not resume:
         raise ResumeError(
             f"a run named {name!r} already exists in {store.path}: pass resume=True to "

@@ -215,6 +215,13 @@ class Store:
     ) -> RunRow:
         now = time.time()
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone():
+                # Checked inside the write transaction: two processes starting the same new
+                # name at once get this error, not a raw UNIQUE constraint failure.
+                raise StoreError(
+                    f"a run named {name!r} already exists in {self.path} (another process "
+                    "may have just started it): choose another name, or resume it"
+                )
             db.execute(
                 "INSERT INTO runs (name, task, declarations, settings, argv, cwd, "
                 "declarations_hash, evaluator_hash, status, created, updated) "
@@ -232,15 +239,16 @@ class Store:
                     now,
                 ),
             )
-        run = self.run(name)
+        run = self.run(name, by_id=False)
         assert run is not None
         return run
 
-    def run(self, key: str | int) -> RunRow | None:
-        """The run named ``key`` (or with that id, for an int or a string of digits)."""
+    def run(self, key: str | int, *, by_id: bool = True) -> RunRow | None:
+        """The run named ``key`` (or with that id, for an int or a string of digits, unless
+        ``by_id=False``: a search named "2" must not find, and write into, run number 2)."""
         with self._lock:
             row = self._db.execute("SELECT * FROM runs WHERE name = ?", (str(key),)).fetchone()
-            if row is None and (isinstance(key, int) or str(key).isdigit()):
+            if row is None and by_id and (isinstance(key, int) or str(key).isdigit()):
                 row = self._db.execute("SELECT * FROM runs WHERE id = ?", (int(key),)).fetchone()
         return None if row is None else _run_row(row)
 
