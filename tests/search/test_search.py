@@ -363,3 +363,35 @@ def test_a_run_named_by_digits_is_not_another_runs_id(rt: sb.Runtime, db: Path) 
         (1, "first", 2.0),
         (2, "1", 3.0),
     ]
+
+
+def test_a_run_being_written_cannot_be_resumed_by_a_second_search(
+    rt: sb.Runtime, db: Path, tmp_path: Path
+) -> None:
+    # Two searches on one run interleaved their rounds: attempts of both in the same round,
+    # pointing at each other's revision numbers.
+    import subprocess
+    import sys
+
+    rt.search(by_prompt(lambda p: code(2)), "G.", evaluate=value, store=db, name="k",
+              budget=sb.Budget(rounds=1))  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from symbiont._store import Store\n"
+         "with Store(sys.argv[1]).claim(1, 'k'):\n"
+         "    print('held', flush=True); time.sleep(600)\n", str(db)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(sb.StoreError, match="being written by another search"):
+            rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, name="k", resume=True,
+                      budget=sb.Budget(rounds=2))  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    # A killed writer leaves no lock behind: the run resumes at once.
+    run = rt.search(by_prompt(lambda p: code(5)), "G.", evaluate=value, store=db, name="k",
+                    resume=True, budget=sb.Budget(rounds=2))  # fmt: skip
+    assert run.best is not None and run.best.score == 5.0
+    assert rows(db, "SELECT status, rounds FROM runs") == [("finished", 2)]

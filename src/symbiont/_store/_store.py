@@ -199,6 +199,32 @@ class Store:
         with self._lock:
             return list(self._db.execute(sql, params))
 
+    @contextmanager
+    def claim(self, run_id: int, name: str) -> Iterator[None]:
+        """Holds run ``run_id`` for one search: a second search (another process, or another
+        task of this one) writing the same run would interleave revisions and attempts, so it
+        gets :class:`StoreError` instead. The lock is the OS's (``flock`` on a small file in
+        ``<store>-locks/``): a killed process releases it, so a crashed run resumes at once."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory lock, as before
+            yield
+            return
+        folder = self.path.with_name(self.path.name + "-locks")
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / f"run-{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(
+                    f"run {name!r} in {self.path} is being written by another search right "
+                    "now: wait for it to end (or stop it), or choose another name"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     # -- runs -------------------------------------------------------------------------------
 
     def create_run(
