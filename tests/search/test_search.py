@@ -395,3 +395,30 @@ def test_a_run_being_written_cannot_be_resumed_by_a_second_search(
                     resume=True, budget=sb.Budget(rounds=2))  # fmt: skip
     assert run.best is not None and run.best.score == 5.0
     assert rows(db, "SELECT status, rounds FROM runs") == [("finished", 2)]
+
+
+def test_huge_feedback_and_panic_texts_are_cut_for_the_prompt_and_the_store(
+    rt: sb.Runtime, db: Path
+) -> None:
+    # A 10 MB Score.feedback or Reject text went whole into every later prompt (and the
+    # store); so did a candidate's 10 MB panic message, which is the LLM's own text.
+    calls = []
+
+    def evaluate(fns: sb.Functions) -> sb.Score:
+        calls.append(1)
+        v = fns.value()
+        if len(calls) == 2:
+            raise sb.Reject("r" * 10_000_000)
+        return sb.Score(float(v), feedback="f" * 10_000_000)
+
+    panics = '```rust\nfn value() -> u32 { panic!("{}", "p".repeat(10_000_000)) }\n```'
+    agent = ScriptedAgent([code(2), panics, code(3), code(4)])
+    rt.search(agent, "G.", evaluate=evaluate, budget=sb.Budget(rounds=2), store=db,
+              attempts_per_lane=3)  # fmt: skip
+    sizes = [sum(len(m.content) for m in r.messages) for r in agent.requests]
+    assert len(sizes) == 4 and max(sizes) < 40_000, sizes
+    prompts = "".join(m.content for r in agent.requests for m in r.messages)
+    assert "more characters not shown" in prompts
+    assert "f" * 8_000 in prompts and "r" * 8_000 in prompts and "p" * 8_000 in prompts
+    stored = rows(db, "SELECT max(length(feedback)) FROM evaluations")[0][0]
+    assert isinstance(stored, int) and stored < 10_000

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from symbiont import _prompts
 from symbiont._checks import check_failure
 from symbiont._errors import ConfigError, PanicError, TimeoutError
 from symbiont._failures import Failure
@@ -141,7 +142,8 @@ def parse(result: Any, objective: str) -> tuple[float, dict[str, float], str | N
                 f"evaluate returned Score.feedback of type {type(result.feedback).__name__}: "
                 "it must be a str or None"
             )
-        return value, metrics, result.feedback
+        feedback = None if result.feedback is None else _prompts.clipped(result.feedback)
+        return value, metrics, feedback
     if isinstance(result, Mapping):
         metrics = _metrics(result)
         if objective not in metrics:
@@ -351,6 +353,7 @@ class Evaluator:
                 value, found, feedback = self._parse(result)
             except (AssertionError, Reject) as exc:
                 text = exc.feedback if isinstance(exc, Reject) else (str(exc) or "rejected")
+                text = _prompts.clipped(str(text))
                 rows.append(
                     {
                         **row,
@@ -367,7 +370,7 @@ class Evaluator:
                         **row,
                         "seconds": time.perf_counter() - started,
                         "outcome": kind,
-                        "feedback": str(exc),
+                        "feedback": _prompts.clipped(str(exc)),
                     }
                 )
                 raise
@@ -458,7 +461,7 @@ class Evaluator:
                     f = r.failure
                     kind = "rejected" if f.kind == "check_failed" else f.kind
                     text = f.message if kind == "rejected" else f.summary
-                    rows.append({**row, "outcome": kind, "feedback": text})
+                    rows.append({**row, "outcome": kind, "feedback": _prompts.clipped(text)})
                     return f
                 value = r.score
                 if value is None or not finite(value):
