@@ -149,3 +149,23 @@ def test_a_run_name_with_a_slash_is_served(tmp_path: Path) -> None:
         assert c.get("/api/runs/exp%2F1").json()["name"] == "exp/1"
         assert c.get("/api/runs/exp%2F1/stamp").json()["revisions"] == 0
         assert c.get("/api/runs/exp%2F1/revisions/0").status_code == 404
+
+
+def test_a_damaged_store_is_a_503_that_says_so(tmp_path: Path) -> None:
+    # Every poll of a damaged file was a 500 with a traceback in the server's log.
+    from starlette.testclient import TestClient
+
+    path = tmp_path / "runs.db"
+    store = Store(path)
+    for i in range(200):  # enough pages that the damage lands past the schema
+        store.create_run(name=f"r{i}-" + "x" * 200, task="t", declarations="d", settings={},
+                         argv=[], cwd="/", declarations_hash="d", evaluator_hash="e")  # fmt: skip
+    store.close()
+    raw = bytearray(path.read_bytes())
+    half = len(raw) // 2
+    raw[half:] = b"\xff" * (len(raw) - half)
+    path.write_bytes(raw)
+    with TestClient(create_app(path), raise_server_exceptions=True) as c:
+        answer = c.get("/api/runs")
+    assert answer.status_code == 503
+    assert "cannot be read (database disk image is malformed)" in answer.json()["error"]

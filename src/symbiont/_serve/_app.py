@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -331,6 +332,16 @@ def create_app(store_path: str | Path, *, interval: float = 2.0) -> Any:
 
     # A run name may hold "/" (the server sees it decoded): the name is a path, and the
     # routes with a suffix are tried before the run itself.
+    async def damaged(request: Request, exc: Exception) -> Response:
+        # A damaged file (or one another program holds locked): said once per request as a
+        # 503 the page shows, not a 500 with a traceback per poll.
+        return JSONResponse(
+            {"error": f"the run store cannot be read ({exc}): check it with `sqlite3 FILE "
+             "'PRAGMA integrity_check'` or restore a copy"},
+            status_code=503,
+            headers=_HEADERS,
+        )  # fmt: skip
+
     routes = [
         Route("/", index),
         Route("/api/config", config),
@@ -342,7 +353,10 @@ def create_app(store_path: str | Path, *, interval: float = 2.0) -> Any:
         Route("/api/runs/{name:path}", run),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: not_found, sqlite3.DatabaseError: damaged},
+    )
     app.state.store = store
     return app
 
