@@ -221,3 +221,12 @@ def test_listings_print_an_llms_escape_sequences_escaped(
         assert rc == 0, err
         assert not {"\x1b", "\x07", "\u202e"} & set(out), out
     assert "\\x1b[2J\\x1b]0;owned\\x07\\u202egone" in out
+
+
+def test_a_revision_number_past_sqlites_integers_is_named(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `symbiont export demo 99999999999999999999999` was an OverflowError traceback.
+    for command in (["export", "demo", "9" * 23], ["diff", "demo", "0", "9" * 23]):
+        rc, _, err = cli(capsys, *command, "--store", str(store))
+        assert rc == 1 and f"has no revision {'9' * 23}" in err

@@ -189,7 +189,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _revision(store: Store, run: RunRow, number: int | None) -> dict[str, Any]:
     if number is None:
         number = run.best_revision if run.best_revision is not None else 0
-    rows = store.query("SELECT * FROM revisions WHERE run_id = ? AND number = ?", (run.id, number))
+    # A number past SQLite's 64-bit integers names no revision (not an OverflowError).
+    in_range = -(2**63) <= number < 2**63
+    rows = (
+        store.query("SELECT * FROM revisions WHERE run_id = ? AND number = ?", (run.id, number))
+        if in_range
+        else []
+    )
     if not rows:
         raise StoreError(f"run {run.name!r} has no revision {number}")
     d = dict(rows[0])
