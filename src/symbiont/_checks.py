@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from symbiont import _prompts
 from symbiont._decl import SourceMap
 from symbiont._decl._syntax import excerpt
 from symbiont._errors import PanicError, TimeoutError
@@ -43,18 +44,20 @@ def check_failure(exc: BaseException, code: str, compiled: str | None = None) ->
                     exc.line, exc.column = line, column
             return Failure(
                 kind="panic",
-                message=exc.message,
+                message=_prompts.clipped(exc.message),
                 function=exc.function,
                 line=line,
                 column=column,
                 excerpt=excerpt(code, line, column or 1),
             )
         where = f" (in {exc.file})" if exc.file else ""
-        return Failure(kind="panic", message=f"{exc.message}{where}", function=exc.function)
+        return Failure(
+            kind="panic", message=_prompts.clipped(f"{exc.message}{where}"), function=exc.function
+        )
     if isinstance(exc, TimeoutError):
         first, _, rest = str(exc).partition("\n")
         return Failure(kind="timeout", message=first, details=rest)
-    text = str(exc).strip() or type(exc).__name__
+    text = _prompts.clipped(str(exc).strip()) or type(exc).__name__
     if not isinstance(exc, AssertionError):
         text = f"{type(exc).__name__}: {text}"
     lines = [line.strip() for line in text.splitlines() if line.strip()]

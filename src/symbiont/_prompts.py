@@ -391,6 +391,18 @@ def feedback(failure: Failure) -> str:
     raise AssertionError(f"unknown failure kind {f.kind!r}")  # pragma: no cover
 
 
+FEEDBACK_LIMIT = 8_000
+"""Characters of one evaluator or check text kept (for the prompt and the store): a 10 MB
+feedback went into every later prompt whole and grew the store by that much per evaluation."""
+
+
+def clipped(text: str, limit: int = FEEDBACK_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[... {len(text) - limit:,} more characters not shown]"
+
+
 def reply_too_long(chars: int, limit: int) -> str:
     """The ``no_code`` message for a reply too long to read."""
     return f"your reply is {chars:,} characters long; replies longer than {limit:,} are not read"

@@ -14,7 +14,7 @@ from search_helpers import by_prompt, code, round_of, value
 
 import symbiont as sb
 from symbiont._cli import main
-from symbiont.testing import OpenAITestServer
+from symbiont.testing import OpenAITestServer, ScriptedAgent
 
 HERE = Path(__file__).parent
 
@@ -146,3 +146,87 @@ def test_symbiont_resume_reruns_the_stored_command_line(tmp_path: Path) -> None:
     assert con.execute("SELECT status, rounds FROM runs").fetchall() == [("finished", 5)]
     assert con.execute("SELECT count(*) FROM revisions").fetchone() == (6,)
     con.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["/bin/sh", "-c", "touch {pwned}"],
+        ["/usr/bin/touch", "{pwned}"],
+        ["python3", "-c", "open('{pwned}', 'w')"],
+        ["python3", "-X", "dev", "-c", "open('{pwned}', 'w')"],
+        ["python3", "--weird", "x"],
+        ["python3", "-m", "os; import os"],
+    ],
+)
+def test_resume_never_runs_a_program_written_into_the_store(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # The store is a plain file: whoever edits it must not get a program run by `resume`.
+    pwned = tmp_path / "pwned"
+    con = sqlite3.connect(store)
+    con.execute(
+        "UPDATE runs SET argv = ?, cwd = ?",
+        (json.dumps([a.format(pwned=pwned) for a in argv]), str(tmp_path)),
+    )
+    con.commit()
+    con.close()
+    rc, _, err = cli(capsys, "resume", "demo", "--store", str(store))
+    assert rc == 2 and "will not re-run" in err
+    assert not pwned.exists()
+
+
+def test_resume_runs_this_interpreter_not_the_stored_one(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stored argv[0] pointing at another program is replaced by this interpreter.
+    script = tmp_path / "again.py"
+    script.write_text(
+        "import os, sys, pathlib\n"
+        "out = os.environ['SYMBIONT_RESUME'] + ' ' + sys.executable\n"
+        "pathlib.Path(sys.argv[1]).write_text(out)\n"
+    )
+    out_file = tmp_path / "out"
+    con = sqlite3.connect(store)
+    con.execute(
+        "UPDATE runs SET argv = ?, cwd = ?",
+        (json.dumps(["/bin/false", "-u", "again.py", str(out_file)]), str(tmp_path)),
+    )
+    con.commit()
+    con.close()
+    rc, _, err = cli(capsys, "resume", "demo", "--store", str(store))
+    assert rc == 0, err
+    assert out_file.read_text() == f"demo {sys.executable}"
+
+
+def test_listings_print_an_llms_escape_sequences_escaped(
+    rt: sb.Runtime, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A candidate's panic message is the LLM's text: raw, it cleared the screen, set the
+    # terminal title or reversed the line in `symbiont log`.
+    hostile = (
+        '```rust\nfn value() -> u32 { panic!("\\x1b[2J\\x1b]0;owned\\x07\\u{202e}gone") }\n```'
+    )
+    rt.search(
+        ScriptedAgent([hostile, code(3)]),
+        "Grow.",
+        evaluate=value,
+        budget=sb.Budget(rounds=1),
+        store=db,
+        name="evil\x1b[31m\nname",
+    )
+    capsys.readouterr()
+    for command in (["runs"], ["show", "evil\x1b[31m\nname"], ["log", "evil\x1b[31m\nname"]):
+        rc, out, err = cli(capsys, *command, "--store", str(db))
+        assert rc == 0, err
+        assert not {"\x1b", "\x07", "\u202e"} & set(out), out
+    assert "\\x1b[2J\\x1b]0;owned\\x07\\u202egone" in out
+
+
+def test_a_revision_number_past_sqlites_integers_is_named(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `symbiont export demo 99999999999999999999999` was an OverflowError traceback.
+    for command in (["export", "demo", "9" * 23], ["diff", "demo", "0", "9" * 23]):
+        rc, _, err = cli(capsys, *command, "--store", str(store))
+        assert rc == 1 and f"has no revision {'9' * 23}" in err

@@ -261,6 +261,16 @@ def test_bad_options_are_named(rt: sb.Runtime, db: Path) -> None:
         rt.search(ScriptedAgent([code(2)]), "G.", evaluate=lambda f: {"x": 1.0}, store=db)
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [{"target": float("nan")}, {"target": float("inf")}, {"rounds": True}, {"seconds": True}],
+)
+def test_a_budget_that_can_never_be_reached_is_refused(limits: dict[str, object]) -> None:
+    # Budget(target=nan) was accepted and silently never met; True passed as 1.
+    with pytest.raises(sb.ConfigError, match=r"Budget\.(target|rounds|seconds) must be"):
+        sb.Budget(**limits)  # type: ignore[arg-type]
+
+
 def test_asearch_and_an_evaluator_taking_the_vectorised_functions(db: Path) -> None:
     import asyncio
 
@@ -309,3 +319,106 @@ def test_an_evaluator_reads_the_candidates_code_and_refuses_a_construct(
     assert sb.code_of(rt.revision(run.best.revision).fns) == rt.code(run.best.revision)
     with pytest.raises(sb.ConfigError, match=r"use rt.code\(\)"):
         sb.code_of(rt.fns)
+
+
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        (sb.Score(None), "Score.value = None: it must be a number"),  # type: ignore[arg-type]
+        (sb.Score(1.0, {"m": "fast"}), "metric 'm' = 'fast': it must be a number"),  # type: ignore[dict-item]
+        (10**400, "the score = 1000"),
+        (sb.Score(1.0, feedback=b"bytes"), "Score.feedback of type bytes"),  # type: ignore[arg-type]
+    ],
+)
+def test_an_evaluator_result_that_is_not_a_score_is_named(
+    rt: sb.Runtime, db: Path, result: object, error: str
+) -> None:
+    agent = ScriptedAgent([code(5)])
+    with pytest.raises(sb.ConfigError, match=error.replace("(", r"\(")):
+        rt.search(agent, "Pick.", evaluate=lambda fns: result, store=db, name="bad")
+
+
+def test_metric_keys_of_any_type_are_stored_as_text(rt: sb.Runtime, db: Path) -> None:
+    # A tuple key crashed the store's JSON, mixed int/str keys crashed sorting for the prompt.
+    def evaluate(fns: sb.Functions) -> sb.Score:
+        return sb.Score(float(fns.value()), {(1, 2): 3.0, 7: 1.0, "a": 2.0})  # type: ignore[dict-item]
+
+    agent = by_prompt(lambda p: code(round_of(p) + 1))
+    run = rt.search(agent, "Grow.", evaluate=evaluate, budget=sb.Budget(rounds=2), store=db)
+    assert run.best is not None
+    assert run.best.metrics == {"score": 3.0, "(1, 2)": 3.0, "7": 1.0, "a": 2.0}
+    assert "(1, 2)=3, 7=1, a=2" in agent.requests[1].messages[1].content
+
+
+def test_a_run_named_by_digits_is_not_another_runs_id(rt: sb.Runtime, db: Path) -> None:
+    # A search named "1" found run id 1 ("first") and refused, or with resume=True continued
+    # that other run.
+    rt.search(by_prompt(lambda p: code(2)), "G.", evaluate=value, store=db, name="first",
+              budget=sb.Budget(rounds=1))  # fmt: skip
+    with pytest.raises(sb.ResumeError, match="no run named '1'"):
+        rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, name="1", resume=True)
+    rt.search(by_prompt(lambda p: code(3)), "G.", evaluate=value, store=db, name="1",
+              budget=sb.Budget(rounds=1))  # fmt: skip
+    assert rows(db, "SELECT id, name, best_score FROM runs ORDER BY id") == [
+        (1, "first", 2.0),
+        (2, "1", 3.0),
+    ]
+
+
+def test_a_run_being_written_cannot_be_resumed_by_a_second_search(
+    rt: sb.Runtime, db: Path, tmp_path: Path
+) -> None:
+    # Two searches on one run interleaved their rounds: attempts of both in the same round,
+    # pointing at each other's revision numbers.
+    import subprocess
+    import sys
+
+    rt.search(by_prompt(lambda p: code(2)), "G.", evaluate=value, store=db, name="k",
+              budget=sb.Budget(rounds=1))  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from symbiont._store import Store\n"
+         "with Store(sys.argv[1]).claim(1, 'k'):\n"
+         "    print('held', flush=True); time.sleep(600)\n", str(db)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(sb.StoreError, match="being written by another search"):
+            rt.search(ScriptedAgent([]), "G.", evaluate=value, store=db, name="k", resume=True,
+                      budget=sb.Budget(rounds=2))  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    # A killed writer leaves no lock behind: the run resumes at once.
+    run = rt.search(by_prompt(lambda p: code(5)), "G.", evaluate=value, store=db, name="k",
+                    resume=True, budget=sb.Budget(rounds=2))  # fmt: skip
+    assert run.best is not None and run.best.score == 5.0
+    assert rows(db, "SELECT status, rounds FROM runs") == [("finished", 2)]
+
+
+def test_huge_feedback_and_panic_texts_are_cut_for_the_prompt_and_the_store(
+    rt: sb.Runtime, db: Path
+) -> None:
+    # A 10 MB Score.feedback or Reject text went whole into every later prompt (and the
+    # store); so did a candidate's 10 MB panic message, which is the LLM's own text.
+    calls = []
+
+    def evaluate(fns: sb.Functions) -> sb.Score:
+        calls.append(1)
+        v = fns.value()
+        if len(calls) == 2:
+            raise sb.Reject("r" * 10_000_000)
+        return sb.Score(float(v), feedback="f" * 10_000_000)
+
+    panics = '```rust\nfn value() -> u32 { panic!("{}", "p".repeat(10_000_000)) }\n```'
+    agent = ScriptedAgent([code(2), panics, code(3), code(4)])
+    rt.search(agent, "G.", evaluate=evaluate, budget=sb.Budget(rounds=2), store=db,
+              attempts_per_lane=3)  # fmt: skip
+    sizes = [sum(len(m.content) for m in r.messages) for r in agent.requests]
+    assert len(sizes) == 4 and max(sizes) < 40_000, sizes
+    prompts = "".join(m.content for r in agent.requests for m in r.messages)
+    assert "more characters not shown" in prompts
+    assert "f" * 8_000 in prompts and "r" * 8_000 in prompts and "p" * 8_000 in prompts
+    stored = rows(db, "SELECT max(length(feedback)) FROM evaluations")[0][0]
+    assert isinstance(stored, int) and stored < 10_000

@@ -110,3 +110,62 @@ def test_bad_stores_are_clear_errors(tmp_path: Path) -> None:
     sqlite3.connect(plain).execute("CREATE TABLE t (x)").connection.commit()
     with pytest.raises(StoreError, match="not a symbiont store"):
         create_app(plain)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/runs/demo/revisions/99999999999999999999999",  # overflowed SQLite: a 500
+        "/api/runs/demo/revisions/１/code",  # a fullwidth digit
+        "/api/runs/demo/revisions/1?against=99999999999999999999999",
+        "/api/runs/demo/revisions/abc",
+        "/api/runs/demo/attempts/99999999999999999999999/reply",
+    ],
+)
+def test_numbers_in_the_url_that_are_not_ids_are_404s(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    answer = client.get(path)
+    assert answer.status_code == 404
+    assert "must be a whole number" in answer.json()["error"]
+    assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_run_name_with_a_slash_is_served(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    db = tmp_path / "runs.db"
+    store = Store(db)
+    store.create_run(
+        name="exp/1",
+        task="t",
+        declarations="fn value() -> u32 { 1 }",
+        settings={},
+        argv=[],
+        cwd=str(tmp_path),
+        declarations_hash="d",
+        evaluator_hash="e",
+    )
+    store.close()
+    with TestClient(create_app(db)) as c:
+        assert c.get("/api/runs/exp%2F1").json()["name"] == "exp/1"
+        assert c.get("/api/runs/exp%2F1/stamp").json()["revisions"] == 0
+        assert c.get("/api/runs/exp%2F1/revisions/0").status_code == 404
+
+
+def test_a_damaged_store_is_a_503_that_says_so(tmp_path: Path) -> None:
+    # Every poll of a damaged file was a 500 with a traceback in the server's log.
+    from starlette.testclient import TestClient
+
+    path = tmp_path / "runs.db"
+    store = Store(path)
+    for i in range(200):  # enough pages that the damage lands past the schema
+        store.create_run(name=f"r{i}-" + "x" * 200, task="t", declarations="d", settings={},
+                         argv=[], cwd="/", declarations_hash="d", evaluator_hash="e")  # fmt: skip
+    store.close()
+    raw = bytearray(path.read_bytes())
+    half = len(raw) // 2
+    raw[half:] = b"\xff" * (len(raw) - half)
+    path.write_bytes(raw)
+    with TestClient(create_app(path), raise_server_exceptions=True) as c:
+        answer = c.get("/api/runs")
+    assert answer.status_code == 503
+    assert "cannot be read (database disk image is malformed)" in answer.json()["error"]

@@ -196,3 +196,58 @@ def test_secrets_on_the_command_line_are_never_stored(tmp_path: Path) -> None:
     ]
     raw = (tmp_path / "runs.db").read_bytes() + (tmp_path / "runs.db-wal").read_bytes()
     assert b"abc123" not in raw and b"xyz" not in raw and b"0123456789" not in raw
+
+
+def test_another_programs_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    # `symbiont runs --store app.db` used to migrate app.db: symbiont's tables written into it.
+    for table in ("x", "runs"):
+        path = tmp_path / f"{table}.db"
+        db = sqlite3.connect(path)
+        db.execute(f"CREATE TABLE {table} (a)")
+        db.commit()
+        db.close()
+        with pytest.raises(sb.StoreError, match=f"not a symbiont store .*{table}"):
+            Store(path)
+        db = sqlite3.connect(path)
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == [table]
+        db.close()
+
+
+def test_a_newer_schema_version_is_never_stamped_down(tmp_path: Path) -> None:
+    Store(tmp_path / "runs.db").close()
+    db = sqlite3.connect(tmp_path / "runs.db")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(sb.StoreError, match=r"newer symbiont \(schema"):
+        Store(tmp_path / "runs.db")
+    db = sqlite3.connect(tmp_path / "runs.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    db.close()
+
+
+def test_the_cli_names_a_damaged_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from symbiont._cli import main
+
+    path = tmp_path / "runs.db"
+    store = Store(path)
+    make_run(store)
+    for i in range(200):  # enough pages that the damage lands past the header
+        make_run(store, f"r{i + 2}-" + "x" * 200)
+    store.close()
+    raw = bytearray(path.read_bytes())
+    half = len(raw) // 2  # the schema (first pages) reads; the rows do not
+    raw[half:] = b"\xff" * (len(raw) - half)
+    path.write_bytes(raw)
+    assert main(["runs", "--store", str(path)]) == 1
+    assert "run store is damaged (database disk image is malformed)" in capsys.readouterr().err
+
+
+def test_a_second_run_of_the_same_name_is_a_clear_error(tmp_path: Path) -> None:
+    # Two processes starting the same new name both saw no such run; the second one's insert
+    # was a raw sqlite3.IntegrityError.
+    first, second = Store(tmp_path / "runs.db"), Store(tmp_path / "runs.db")
+    make_run(first, "same")
+    with pytest.raises(sb.StoreError, match="a run named 'same' already exists"):
+        make_run(second, "same")
+    assert len(first.query("SELECT * FROM runs")) == 1

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import runpy
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -191,6 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
     except StoreError as exc:
         print(f"symbiont: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:
+        # A damaged file (a disk error, a copy cut short) reaches here from any query.
+        print(
+            f"symbiont: the run store is damaged ({exc}): check it with "
+            "`sqlite3 FILE 'PRAGMA integrity_check'` or restore a copy",
+            file=sys.stderr,
+        )
         return 1
     return result
 

@@ -10,6 +10,7 @@ import argparse
 import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -40,8 +41,17 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+# Control characters (ANSI escapes, newlines) and bidi overrides in a name, a panic message
+# or a feedback line would drive the terminal or reorder what it shows: they print escaped.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe(value: Any) -> str:
+    return _UNSAFE.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    cells = [[_safe(c) for c in headers]] + [[_safe(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
@@ -141,8 +151,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         return 0
     s = run.settings
-    print(f"run {run.name} ({run.status}{', ' + run.stop_reason if run.stop_reason else ''})")
-    print(f"task: {run.task.strip().splitlines()[0] if run.task.strip() else ''}")
+    stop = f", {run.stop_reason}" if run.stop_reason else ""
+    print(_safe(f"run {run.name} ({run.status}{stop})"))
+    print(_safe(f"task: {run.task.strip().splitlines()[0] if run.task.strip() else ''}"))
     print(
         f"strategy: {s.get('strategy', {}).get('name')}  budget: "
         + ", ".join(f"{k}={v}" for k, v in s.get("budget", {}).items() if v is not None)
@@ -178,7 +189,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _revision(store: Store, run: RunRow, number: int | None) -> dict[str, Any]:
     if number is None:
         number = run.best_revision if run.best_revision is not None else 0
-    rows = store.query("SELECT * FROM revisions WHERE run_id = ? AND number = ?", (run.id, number))
+    # A number past SQLite's 64-bit integers names no revision (not an OverflowError).
+    in_range = -(2**63) <= number < 2**63
+    rows = (
+        store.query("SELECT * FROM revisions WHERE run_id = ? AND number = ?", (run.id, number))
+        if in_range
+        else []
+    )
     if not rows:
         raise StoreError(f"run {run.name!r} has no revision {number}")
     d = dict(rows[0])
@@ -212,7 +229,11 @@ def cmd_best(args: argparse.Namespace) -> int:
         )
         return 0
     metrics = ", ".join(f"{k}={_num(v)}" for k, v in sorted(rev["metrics"].items()))
-    print(f"revision {rev['number']} score={_num(rev['score'])} ({metrics}) round {rev['round']}")
+    print(
+        _safe(
+            f"revision {rev['number']} score={_num(rev['score'])} ({metrics}) round {rev['round']}"
+        )
+    )
     if args.code:
         print(rev["code"].rstrip())
     return 0
@@ -333,13 +354,53 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 2
     # The stored command line is data, re-run as it was: resume is switched on through the
     # environment (search() reads SYMBIONT_RESUME for the run of that name).
-    env = {**os.environ, "SYMBIONT_RESUME": run.name}
-    print(f"resuming {run.name}: {' '.join(run.argv)} (in {run.cwd})", file=sys.stderr)
     try:
-        return subprocess.run(run.argv, cwd=run.cwd, env=env, check=False).returncode
-    except FileNotFoundError as exc:
-        print(f"cannot re-run {run.argv[0]!r}: {exc}", file=sys.stderr)
+        command = _resume_command(run)
+    except StoreError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
+    env = {**os.environ, "SYMBIONT_RESUME": run.name}
+    print(_safe(f"resuming {run.name}: {' '.join(command)} (in {run.cwd})"), file=sys.stderr)
+    try:
+        return subprocess.run(command, cwd=run.cwd, env=env, check=False).returncode
+    except OSError as exc:
+        print(f"cannot re-run {run.name!r} in {run.cwd}: {exc}", file=sys.stderr)
+        return 2
+
+
+# Interpreter options a stored command line may carry; `-c` (a program as text) never.
+_PY_FLAGS = frozenset(
+    ["-u", "-O", "-OO", "-B", "-E", "-s", "-S", "-I", "-P", "-q", "-b", "-bb", "-d", "-v"]
+)
+_PY_FLAGS_WITH_VALUE = frozenset(("-X", "-W"))
+
+
+def _resume_command(run: RunRow) -> list[str]:
+    """The command that resumes ``run``: this interpreter running the stored script or module
+    with its stored arguments. The store is a plain file anyone may edit or share, so its
+    program (``argv[0]``) is never executed, and only a Python command line of the shape
+    ``python [options] script|-m module [args]`` is accepted."""
+    stored = list(run.argv)
+    rest = stored[1:]
+    out = [sys.executable]
+    refuse = (
+        f"run {run.name!r} has a stored command line symbiont will not re-run "
+        f"({' '.join(stored)!r}): resume re-runs only a Python script or module; "
+        "run your script again with SYMBIONT_RESUME set to the run's name instead"
+    )
+    while rest and rest[0].startswith("-"):
+        flag = rest.pop(0)
+        if flag in _PY_FLAGS:
+            out.append(flag)
+        elif flag in _PY_FLAGS_WITH_VALUE and rest:
+            out += [flag, rest.pop(0)]
+        elif flag == "-m" and rest and rest[0].replace(".", "").replace("_", "").isalnum():
+            return [*out, flag, *rest]
+        else:
+            raise StoreError(refuse)
+    if not rest or not (Path(run.cwd) / rest[0]).is_file():
+        raise StoreError(refuse)
+    return [*out, *rest]
 
 
 def add_commands(sub: Any) -> None:

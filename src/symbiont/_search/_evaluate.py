@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from symbiont import _prompts
 from symbiont._checks import check_failure
 from symbiont._errors import ConfigError, PanicError, TimeoutError
 from symbiont._failures import Failure
@@ -117,22 +118,43 @@ async def _in_thread(fn: Evaluate, args: tuple[Any, ...], timeout: float | None)
         ) from None
 
 
+def _number(value: Any, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"evaluate returned {what} = {value!r:.80}: it must be a number") from exc
+
+
+def _metrics(found: Mapping[Any, Any]) -> dict[str, float]:
+    # Keys become str as they are stored (JSON) and sorted in prompts: one type, never a crash
+    # in the store or the prompt for a tuple or int key.
+    return {str(k): _number(v, f"metric {str(k)!r}") for k, v in found.items()}
+
+
 def parse(result: Any, objective: str) -> tuple[float, dict[str, float], str | None]:
     """What an evaluator returned as (objective value, metrics, feedback)."""
     if isinstance(result, Score):
-        metrics = {k: float(v) for k, v in result.metrics.items()}
-        metrics.setdefault(objective, float(result.value))
-        return float(result.value), metrics, result.feedback
-    if isinstance(result, Mapping):
-        if objective not in result:
+        metrics = _metrics(result.metrics)
+        value = _number(result.value, "Score.value")
+        metrics.setdefault(objective, value)
+        if result.feedback is not None and not isinstance(result.feedback, str):
             raise ConfigError(
-                f"evaluate returned metrics {sorted(result)} without the objective "
+                f"evaluate returned Score.feedback of type {type(result.feedback).__name__}: "
+                "it must be a str or None"
+            )
+        feedback = None if result.feedback is None else _prompts.clipped(result.feedback)
+        return value, metrics, feedback
+    if isinstance(result, Mapping):
+        metrics = _metrics(result)
+        if objective not in metrics:
+            raise ConfigError(
+                f"evaluate returned metrics {sorted(metrics)} without the objective "
                 f"{objective!r}: name one with search(objective=...)"
             )
-        metrics = {str(k): float(v) for k, v in result.items()}
         return metrics[objective], metrics, None
     if isinstance(result, (int, float)) and not isinstance(result, bool):
-        return float(result), {objective: float(result)}, None
+        value = _number(result, "the score")
+        return value, {objective: value}, None
     raise ConfigError(
         "evaluate must return a number, a dict of metrics or symbiont.Score, "
         f"got {type(result).__name__}"
@@ -331,6 +353,7 @@ class Evaluator:
                 value, found, feedback = self._parse(result)
             except (AssertionError, Reject) as exc:
                 text = exc.feedback if isinstance(exc, Reject) else (str(exc) or "rejected")
+                text = _prompts.clipped(str(text))
                 rows.append(
                     {
                         **row,
@@ -347,7 +370,7 @@ class Evaluator:
                         **row,
                         "seconds": time.perf_counter() - started,
                         "outcome": kind,
-                        "feedback": str(exc),
+                        "feedback": _prompts.clipped(str(exc)),
                     }
                 )
                 raise
@@ -438,7 +461,7 @@ class Evaluator:
                     f = r.failure
                     kind = "rejected" if f.kind == "check_failed" else f.kind
                     text = f.message if kind == "rejected" else f.summary
-                    rows.append({**row, "outcome": kind, "feedback": text})
+                    rows.append({**row, "outcome": kind, "feedback": _prompts.clipped(text)})
                     return f
                 value = r.score
                 if value is None or not finite(value):

@@ -10,6 +10,7 @@ counters are saved in one transaction when the round ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -363,7 +364,7 @@ def _model_of(agent: Agent) -> str | None:
 def _default_name(store: Store) -> str:
     base = time.strftime("run-%Y%m%d-%H%M%S")
     name, n = base, 1
-    while store.run(name) is not None:
+    while store.run(name, by_id=False) is not None:
         n += 1
         name = f"{base}-{n}"
     return name
@@ -380,13 +381,16 @@ async def search(host: Host, agent: Agent, s: Settings) -> SearchRun:
     s = validate_settings(s)
     store = _open_store(s.store)
     try:
-        return await _search(host, agent, s, store)
+        with contextlib.ExitStack() as claims:
+            return await _search(host, agent, s, store, claims)
     finally:
         if not isinstance(s.store, Store):
             store.close()
 
 
-async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> SearchRun:
+async def _search(
+    host: Host, agent: Agent, s: Settings, store: Store, claims: contextlib.ExitStack
+) -> SearchRun:
     model = _model_of(agent)
     if s.budget.cost is not None and model not in (s.prices or {}):
         raise ConfigError(
@@ -405,7 +409,7 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
     eval_hash = source_hash(s.evaluate)
     name = s.name or _default_name(store)
     resume = s.resume or os.environ.get("SYMBIONT_RESUME") == name
-    existing = store.run(name)
+    existing = store.run(name, by_id=False)
     if existing is not None and not resume:
         raise ResumeError(
             f"a run named {name!r} already exists in {store.path}: pass resume=True to "
@@ -439,6 +443,7 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
                 "started; pass force=True to resume anyway, or start a new run"
             )
         row = existing
+        claims.enter_context(store.claim(row.id, name))
         store.update_run(row.id, status="running", stop_reason=None)
     else:
         row = store.create_run(
@@ -451,6 +456,7 @@ async def _search(host: Host, agent: Agent, s: Settings, store: Store) -> Search
             declarations_hash=decl_hash,
             evaluator_hash=eval_hash,
         )
+        claims.enter_context(store.claim(row.id, name))
     evaluator = Evaluator(
         s.evaluate, objective=s.objective, timeout=s.evaluate_timeout, errors=s.evaluator_errors
     )

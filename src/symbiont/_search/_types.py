@@ -64,12 +64,24 @@ class Budget:
     def __post_init__(self) -> None:
         for name in ("rounds", "attempts", "tokens", "patience"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
                 raise ConfigError(f"Budget.{name} must be an int >= 1 or None, got {value!r}")
         for name in ("seconds", "cost"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            if value is not None and (
+                isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0)
+            ):
                 raise ConfigError(f"Budget.{name} must be a positive number or None, got {value!r}")
+        target = self.target
+        if target is not None and (
+            isinstance(target, bool)
+            or not isinstance(target, (int, float))
+            or not math.isfinite(target)
+        ):
+            # A NaN target is never reached and never said so: the run went on to other limits.
+            raise ConfigError(f"Budget.target must be a finite number or None, got {target!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}

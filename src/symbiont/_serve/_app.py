@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,14 @@ def attempt_text(store: Store, run: RunRow, attempt_id: int, field: str) -> str:
     return str(text)
 
 
+def _id(text: str | None, what: str) -> int:
+    """A revision number or attempt id from the URL: ASCII digits that fit SQLite's integer
+    (a longer one overflowed into a 500, a fullwidth digit was read as a number)."""
+    if text is None or not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 18:
+        raise StoreError(f"{what} must be a whole number, got {text!r:.40}")
+    return int(text)
+
+
 def create_app(store_path: str | Path, *, interval: float = 2.0) -> Any:
     """The Starlette app serving the store at ``store_path``, read-only; the page polls for
     changes every ``interval`` seconds."""
@@ -289,16 +298,17 @@ def create_app(store_path: str | Path, *, interval: float = 2.0) -> Any:
     def revision(request: Request) -> Response:
         against = request.query_params.get("against")
         try:
-            number = int(request.path_params["number"])
-            other = int(against) if against not in (None, "") else None
+            number = _id(request.path_params["number"], "a revision number")
+            other = _id(against, "against") if against not in (None, "") else None
             return json_response(revision_data(store, the_run(request), number, other))
-        except (ValueError, StoreError) as exc:
+        except StoreError as exc:
             raise HTTPException(404, str(exc)) from exc
 
     def code(request: Request) -> Response:
         try:
-            rev = _revision(store, the_run(request), int(request.path_params["number"]))
-        except (ValueError, StoreError) as exc:
+            number = _id(request.path_params["number"], "a revision number")
+            rev = _revision(store, the_run(request), number)
+        except StoreError as exc:
             raise HTTPException(404, str(exc)) from exc
         return PlainTextResponse(rev["code"], headers=_HEADERS)
 
@@ -307,29 +317,46 @@ def create_app(store_path: str | Path, *, interval: float = 2.0) -> Any:
             body = attempt_text(
                 store,
                 the_run(request),
-                int(request.path_params["id"]),
+                _id(request.path_params["id"], "an attempt id"),
                 request.path_params["field"],
             )
-        except (ValueError, StoreError) as exc:
+        except StoreError as exc:
             raise HTTPException(404, str(exc)) from exc
         return PlainTextResponse(body, headers=_HEADERS)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         detail = getattr(exc, "detail", "not found")
-        return JSONResponse({"error": detail}, status_code=getattr(exc, "status_code", 404))
+        return JSONResponse(
+            {"error": detail}, status_code=getattr(exc, "status_code", 404), headers=_HEADERS
+        )
+
+    # A run name may hold "/" (the server sees it decoded): the name is a path, and the
+    # routes with a suffix are tried before the run itself.
+    async def damaged(request: Request, exc: Exception) -> Response:
+        # A damaged file (or one another program holds locked): said once per request as a
+        # 503 the page shows, not a 500 with a traceback per poll.
+        return JSONResponse(
+            {"error": f"the run store cannot be read ({exc}): check it with `sqlite3 FILE "
+             "'PRAGMA integrity_check'` or restore a copy"},
+            status_code=503,
+            headers=_HEADERS,
+        )  # fmt: skip
 
     routes = [
         Route("/", index),
         Route("/api/config", config),
         Route("/api/runs", runs),
-        Route("/api/runs/{name}", run),
-        Route("/api/runs/{name}/stamp", run_stamp),
-        Route("/api/runs/{name}/revisions/{number}", revision),
-        Route("/api/runs/{name}/revisions/{number}/code", code),
-        Route("/api/runs/{name}/attempts/{id}/{field}", text),
+        Route("/api/runs/{name:path}/stamp", run_stamp),
+        Route("/api/runs/{name:path}/revisions/{number}/code", code),
+        Route("/api/runs/{name:path}/revisions/{number}", revision),
+        Route("/api/runs/{name:path}/attempts/{id}/{field}", text),
+        Route("/api/runs/{name:path}", run),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: not_found, sqlite3.DatabaseError: damaged},
+    )
     app.state.store = store
     return app
 

@@ -139,9 +139,22 @@ class Store:
 
     def _migrate(self) -> None:
         with self._tx() as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "migrations" not in tables:
+                # Another program's database: migrating would write symbiont's tables into it.
+                raise StoreError(
+                    f"{self.path} is not a symbiont store (it holds other tables: "
+                    f"{', '.join(sorted(tables)[:5])}): pass the path of a run store"
+                )
             db.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL)"
             )
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:  # never stamp a newer file down to this version
+                raise StoreError(
+                    f"{self.path} was written by a newer symbiont (schema {version}): upgrade "
+                    "symbiont to read it"
+                )
             done = {r[0] for r in db.execute("SELECT name FROM migrations")}
             known = {name for name, _ in MIGRATIONS}
             if done - known:
@@ -186,6 +199,32 @@ class Store:
         with self._lock:
             return list(self._db.execute(sql, params))
 
+    @contextmanager
+    def claim(self, run_id: int, name: str) -> Iterator[None]:
+        """Holds run ``run_id`` for one search: a second search (another process, or another
+        task of this one) writing the same run would interleave revisions and attempts, so it
+        gets :class:`StoreError` instead. The lock is the OS's (``flock`` on a small file in
+        ``<store>-locks/``): a killed process releases it, so a crashed run resumes at once."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory lock, as before
+            yield
+            return
+        folder = self.path.with_name(self.path.name + "-locks")
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / f"run-{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(
+                    f"run {name!r} in {self.path} is being written by another search right "
+                    "now: wait for it to end (or stop it), or choose another name"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     # -- runs -------------------------------------------------------------------------------
 
     def create_run(
@@ -202,6 +241,13 @@ class Store:
     ) -> RunRow:
         now = time.time()
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone():
+                # Checked inside the write transaction: two processes starting the same new
+                # name at once get this error, not a raw UNIQUE constraint failure.
+                raise StoreError(
+                    f"a run named {name!r} already exists in {self.path} (another process "
+                    "may have just started it): choose another name, or resume it"
+                )
             db.execute(
                 "INSERT INTO runs (name, task, declarations, settings, argv, cwd, "
                 "declarations_hash, evaluator_hash, status, created, updated) "
@@ -219,15 +265,16 @@ class Store:
                     now,
                 ),
             )
-        run = self.run(name)
+        run = self.run(name, by_id=False)
         assert run is not None
         return run
 
-    def run(self, key: str | int) -> RunRow | None:
-        """The run named ``key`` (or with that id, for an int or a string of digits)."""
+    def run(self, key: str | int, *, by_id: bool = True) -> RunRow | None:
+        """The run named ``key`` (or with that id, for an int or a string of digits, unless
+        ``by_id=False``: a search named "2" must not find, and write into, run number 2)."""
         with self._lock:
             row = self._db.execute("SELECT * FROM runs WHERE name = ?", (str(key),)).fetchone()
-            if row is None and (isinstance(key, int) or str(key).isdigit()):
+            if row is None and by_id and (isinstance(key, int) or str(key).isdigit()):
                 row = self._db.execute("SELECT * FROM runs WHERE id = ?", (int(key),)).fetchone()
         return None if row is None else _run_row(row)
 
